@@ -1,0 +1,28 @@
+# Two commands do all the set-up: `make repro` (the pipeline on demo data) and `make test`.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: repro test lint clean-venv
+
+# torch and torchvision are pinned together in pyproject.toml: an unpinned torchvision
+# would pull in another torch.
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src stages tests
+	$(VENV)/bin/ruff format --check src stages tests
+
+clean-venv:
+	rm -rf $(VENV)

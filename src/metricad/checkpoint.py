@@ -1,0 +1,176 @@
+"""Checkpoints and pretrained weights: every torch file the project reads or writes.
+
+Every load uses `weights_only=True`, so a file can hold tensors and plain containers only:
+a pickle that would run code is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+
+from metricad.errors import MetricadError
+from metricad.files import atomic_path
+from metricad.params import Params, params_to_dict
+from metricad.torch_model import BACKBONE_LAYERS, AnomalyNet, build_model
+from metricad.training import TrainingState
+
+CHECKPOINT_FORMAT = "metricad-checkpoint/1"
+TRAINING_STATE_FORMAT = "metricad-training-state/1"
+CLASSES = ("good", "anomalous")
+
+
+def arch_from_params(params: Params) -> dict[str, Any]:
+    """Everything needed to rebuild the network, as recorded in the checkpoint."""
+    model = params.model
+    return {
+        "backbone": "resnet18",
+        "input_size": params.resize.size,
+        "embedding_dim": model.embedding_dim,
+        "head": model.head,
+        "num_classes": len(CLASSES),
+        "dropout": model.dropout,
+        "adacos_min_scale": model.adacos_min_scale,
+        "arcface_scale": model.arcface_scale,
+        "arcface_margin": model.arcface_margin,
+    }
+
+
+def model_from_arch(arch: dict[str, Any]) -> AnomalyNet:
+    kwargs = {k: v for k, v in arch.items() if k != "backbone"}
+    return build_model(**kwargs)
+
+
+def safe_load(path: str | Path, what: str) -> Any:
+    """torch.load with weights_only=True and one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetricadError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[0]
+        raise MetricadError(
+            f"{path}: refused: the file holds objects other than tensors, and loading it "
+            f"could run code ({reason})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise MetricadError(f"{path}: not a readable {what} ({reason})") from None
+
+
+def save_checkpoint(path: str | Path, model: AnomalyNet, params: Params) -> None:
+    """One file with every trained tensor (encoder, neck, head, head scale) and the params."""
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": arch_from_params(params),
+        "classes": list(CLASSES),
+        "params": params_to_dict(params),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_checkpoint(path: str | Path, expected_arch: dict[str, Any] | None = None) -> AnomalyNet:
+    """Rebuild the trained network in eval mode, refusing anything incomplete or mismatched."""
+    checkpoint = safe_load(path, "checkpoint")
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise MetricadError(f"{path}: not a metricad checkpoint (run `dvc repro train`)")
+    arch = checkpoint.get("arch")
+    if not isinstance(arch, dict) or set(arch) != set(arch_from_params(Params())):
+        raise MetricadError(f"{path}: the checkpoint's architecture record is incomplete")
+    if expected_arch is not None:
+        for key, value in expected_arch.items():
+            if arch.get(key) != value:
+                raise MetricadError(
+                    f"{path}: trained with {key}={arch.get(key)!r} but params.yaml asks for "
+                    f"{value!r}; re-run `dvc repro train`"
+                )
+    model = model_from_arch(arch)
+    _load_state(model, checkpoint.get("state_dict"), path)
+    return model.eval()
+
+
+def _load_state(model: torch.nn.Module, state: Any, path: str | Path) -> None:
+    """Strict load with an error that names the offending tensors."""
+    if not isinstance(state, dict):
+        raise MetricadError(f"{path}: the checkpoint holds no state_dict")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise MetricadError(
+            f"{path}: missing tensor(s) {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}; refusing to run with random weights there"
+        )
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise MetricadError(f"{path}: unexpected tensor(s) {', '.join(unexpected[:5])}")
+    for key, tensor in expected.items():
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != tensor.shape:
+            shape = getattr(state[key], "shape", type(state[key]).__name__)
+            raise MetricadError(
+                f"{path}: tensor {key} has shape {tuple(shape)}, expected {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state)
+
+
+def load_backbone_weights(model: AnomalyNet, weights: str) -> None:
+    """Initialise the ResNet18 layers: `none` (random), `imagenet` or a local .pth file."""
+    if weights == "none":
+        return
+    if weights == "imagenet":
+        state = _download_imagenet_weights()
+    else:
+        state = safe_load(weights, "weights file")
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise MetricadError(f"{weights}: not a ResNet18 state_dict")
+    backbone_state = {k: v for k, v in state.items() if k.split(".")[0] in BACKBONE_LAYERS}
+    _load_state(model.encoder.backbone, backbone_state, weights)
+
+
+def _download_imagenet_weights() -> dict[str, torch.Tensor]:
+    entry = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    try:
+        return entry.get_state_dict(progress=True)
+    except Exception as error:  # urllib, SSL and socket errors all mean the same here
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
+        raise MetricadError(
+            f"model.weights: imagenet: could not fetch ResNet18 ImageNet weights "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            f"Offline? Download {entry.url} elsewhere and put it at {cache}, or set "
+            f"model.weights to the file's path"
+        ) from None
+
+
+def save_training_state(path: str | Path, state: TrainingState, fingerprint: str) -> None:
+    """The resumable state of an unfinished (or finished) run, tagged with what it was run on."""
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "format": TRAINING_STATE_FORMAT,
+                "fingerprint": fingerprint,
+                **dataclasses.asdict(state),
+            },
+            tmp,
+        )
+
+
+def load_training_state(path: str | Path, fingerprint: str) -> TrainingState | None:
+    """The saved state if it belongs to this exact run (same params and data), else None."""
+    if not Path(path).is_file():
+        return None
+    saved = safe_load(path, "training state")
+    if not isinstance(saved, dict) or saved.get("format") != TRAINING_STATE_FORMAT:
+        return None
+    if saved.get("fingerprint") != fingerprint:
+        return None
+    fields = {f.name for f in dataclasses.fields(TrainingState)}
+    return TrainingState(**{name: saved[name] for name in fields})

@@ -1,0 +1,97 @@
+"""Class activation maps (Grad-CAM, Grad-CAM++) for AnomalyNet, in eval mode only.
+
+Pure torch, no I/O. A map is computed for one target class per image at one backbone
+layer, upsampled to the input size, and returned normalised by its own maximum together
+with that raw maximum (the "peak"), so a map that is zero everywhere stays recognisable.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from metricad.data import normalize
+from metricad.torch_model import AnomalyNet
+
+METHODS = ("gradcam", "gradcam++")
+TARGETS = ("anomalous", "good", "predicted")
+CLASS_INDEX = {"good": 0, "anomalous": 1}
+
+
+def _channel_weights(
+    activations: torch.Tensor, gradients: torch.Tensor, method: str
+) -> torch.Tensor:
+    if method == "gradcam":
+        return gradients.mean(dim=(2, 3))
+    # Grad-CAM++ (Chattopadhyay et al. 2018), closed form for an exponential score.
+    grads2, grads3 = gradients.pow(2), gradients.pow(3)
+    total = activations.sum(dim=(2, 3), keepdim=True)
+    alpha = grads2 / (2 * grads2 + total * grads3).where(gradients != 0, torch.ones_like(grads2))
+    return (alpha * F.relu(gradients)).sum(dim=(2, 3))
+
+
+def class_activation_maps(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    target: str = "anomalous",
+    layer: str = "layer4",
+    method: str = "gradcam",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Maps for a batch of normalised images (N, 3, H, W).
+
+    Returns (maps (N, H, W) in [0, 1], peaks (N,), target class index (N,)).
+    Refuses a model in training mode: Dropout2d and batch statistics would make the map
+    change from run to run, the original article's unexplained instability.
+    """
+    if model.training:
+        raise ValueError("class_activation_maps needs the model in eval mode (model.eval())")
+    if method not in METHODS or target not in TARGETS:
+        raise ValueError(f"method must be one of {METHODS}, target one of {TARGETS}")
+    captured: list[torch.Tensor] = []
+    hook = getattr(model.encoder.backbone, layer).register_forward_hook(
+        lambda _module, _inputs, output: captured.append(output)
+    )
+    try:
+        with torch.enable_grad():
+            logits = model(images)
+            if target == "predicted":
+                classes = logits.argmax(dim=1)
+            else:
+                classes = torch.full((len(images),), CLASS_INDEX[target], device=images.device)
+            score = logits.gather(1, classes[:, None]).sum()
+            (gradients,) = torch.autograd.grad(score, captured[0])
+    finally:
+        hook.remove()
+    activations = captured[0].detach()
+    weights = _channel_weights(activations, gradients, method)
+    cams = F.relu((weights[:, :, None, None] * activations).sum(dim=1, keepdim=True))
+    cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    peaks = cams.amax(dim=(1, 2))
+    maps = torch.where(peaks[:, None, None] > 0, cams / peaks.clamp_min(1e-12)[:, None, None], 0.0)
+    return maps, peaks, classes
+
+
+def heatmaps_for_images(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    device: torch.device,
+    batch_size: int,
+    target: str = "anomalous",
+    layer: str = "layer4",
+    method: str = "gradcam",
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch-wise maps for uint8 images (N, 3, H, W); results on the CPU."""
+    model.to(device)
+    parts = []
+    for start in tqdm(
+        range(0, len(images), batch_size), desc="gradcam", unit="batch", disable=not progress
+    ):
+        batch = normalize(images[start : start + batch_size].to(device))
+        parts.append([t.cpu() for t in class_activation_maps(model, batch, target, layer, method)])
+    if not parts:
+        size = images.shape[-2:]
+        return torch.zeros(0, *size), torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    maps, peaks, classes = (torch.cat(column) for column in zip(*parts, strict=True))
+    return maps, peaks, classes

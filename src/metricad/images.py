@@ -1,0 +1,141 @@
+"""Image and mask I/O: robust loading of any PIL mode, deterministic resizing and PNG writing,
+and resizing a whole manifest into a mirror of MVTec AD's folder layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from metricad.errors import MetricadError
+from metricad.files import atomic_path
+
+# Modes whose samples are 16 bits (PNG 16-bit grayscale opens as I;16; TIFF may give I).
+_WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def _open(path: str | Path) -> Image.Image:
+    """Open and fully decode an image, turning every decoding failure into a MetricadError."""
+    try:
+        with Image.open(path) as image:
+            # load() inside the try: a truncated PNG only fails when its pixels are decoded.
+            image.load()
+            return image
+    except FileNotFoundError:
+        raise MetricadError(f"{path}: file does not exist") from None
+    except UnidentifiedImageError:
+        raise MetricadError(f"{path}: not an image (empty, or a format PIL cannot read)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise MetricadError(f"{path}: not a readable image ({error})") from None
+
+
+def _wide_to_uint8(image: Image.Image) -> np.ndarray:
+    """Scale 16-bit samples to 8 bit (65535 -> 255, rounded), which PIL's convert would clip."""
+    samples = np.asarray(image, dtype=np.float64)
+    return np.round(np.clip(samples, 0, 65535) / 257.0).astype(np.uint8)
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Load any image as uint8 HxWx3 RGB (alpha dropped, grayscale and 16-bit scaled)."""
+    image = _open(path)
+    if image.mode in _WIDE_MODES:
+        gray = _wide_to_uint8(image)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode in ("P", "PA"):
+        # Through RGBA so PIL resolves palette transparency instead of warning about it.
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """Load a ground-truth mask as bool HxW: any nonzero pixel (0/1, 0/255, any mode) is defect."""
+    image = _open(path)
+    if image.mode in _WIDE_MODES or image.mode in ("1", "L", "F"):
+        return np.asarray(image) != 0
+    if image.mode in ("P", "PA"):
+        # Judge palette masks by their colours, not by their palette indices.
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB")).any(axis=2)
+
+
+def _check_size(size: int) -> None:
+    if size < 1:
+        raise MetricadError(f"image size must be a positive integer, got {size}")
+
+
+def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 HxWx3 to size x size: box (area) filter when shrinking, bilinear otherwise."""
+    _check_size(size)
+    height, width = image.shape[:2]
+    shrinking = size <= height and size <= width
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    resized = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).resize(
+        (size, size), resample
+    )
+    return np.asarray(resized, dtype=np.uint8).copy()
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Resize a bool HxW mask to size x size with nearest neighbour, so it stays strictly binary."""
+    _check_size(size)
+    as_gray = Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
+    return np.asarray(as_gray.resize((size, size), Image.Resampling.NEAREST)) > 127
+
+
+def save_png(array: np.ndarray, path: str | Path) -> None:
+    """Write uint8 RGB / L, or a bool mask as 0/255 L, atomically; equal arrays give equal bytes."""
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    if array.dtype != np.uint8 or not (
+        array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)
+    ):
+        raise ValueError(
+            f"save_png needs uint8 HxW / HxWx3 or bool HxW, got {array.dtype} {array.shape}"
+        )
+    image = Image.fromarray(np.ascontiguousarray(array))
+    with atomic_path(path) as tmp:
+        # The temporary name ends in .tmp, so the format must be named.
+        image.save(tmp, format="PNG")
+
+
+def resize_dataset(
+    manifest: pd.DataFrame, size: int, out_dir: str | Path, progress: bool = True
+) -> pd.DataFrame:
+    """Resize every manifest image (and mask) into `out_dir` in MVTec's layout.
+
+    Images go to out_dir/<mvtec_split>/<defect>/<stem>.png, masks to
+    out_dir/ground_truth/<defect>/<stem>_mask.png. Returns a copy of the manifest whose
+    path/mask_path name the new files (posix strings, relative if out_dir was relative).
+    """
+    _check_size(size)
+    out_dir = Path(out_dir)
+    resized = manifest.copy()
+    new_paths: list[str] = []
+    new_masks: list[str] = []
+    rows = manifest[["path", "mask_path", "mvtec_split", "defect"]].itertuples(index=False)
+    for path, mask_path, mvtec_split, defect in tqdm(
+        rows, total=len(manifest), desc="resize", disable=not progress
+    ):
+        stem = Path(path).stem
+        image = load_rgb(path)
+        target = out_dir / mvtec_split / defect / f"{stem}.png"
+        save_png(resize_rgb(image, size), target)
+        new_paths.append(target.as_posix())
+        if not mask_path:
+            new_masks.append("")
+            continue
+        mask = load_mask(mask_path)
+        if mask.shape != image.shape[:2]:
+            raise MetricadError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
+                f"{path} is {image.shape[1]}x{image.shape[0]}"
+            )
+        mask_target = out_dir / "ground_truth" / defect / f"{stem}_mask.png"
+        save_png(resize_mask(mask, size), mask_target)
+        new_masks.append(mask_target.as_posix())
+    resized["path"] = new_paths
+    resized["mask_path"] = new_masks
+    return resized

@@ -1,0 +1,30 @@
+"""Eval-mode passes over a set of images: embeddings and class probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from metricad.data import normalize
+from metricad.torch_model import AnomalyNet
+
+
+@torch.no_grad()
+def embed_and_score(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The embedding (N, D) and the softmax probability of each class (N, C), in eval mode."""
+    model.to(device).eval()
+    embeddings, probabilities = [], []
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc="embed", unit="batch", disable=not progress):
+        x = normalize(images[start : start + batch_size].to(device))
+        embedding = model.embed(x)
+        probabilities.append(torch.softmax(model.head(embedding).float(), dim=1).cpu())
+        embeddings.append(embedding.float().cpu())
+    return torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy()

@@ -1,0 +1,118 @@
+"""Image-level classification metrics for the `evaluate` stage: good (0) vs anomalous (1).
+
+Everything returned is plain Python (floats rounded to 6 decimals, None where a value is
+undefined) so the JSON and CSV files DVC tracks stay byte-stable and valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score, roc_curve
+
+GOOD = "good"
+ANOMALOUS = "anomalous"
+DECIMALS = 6
+
+
+def json_float(value: float | None) -> float | None:
+    """`value` rounded to DECIMALS; None for None, NaN or infinity (JSON holds neither)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), DECIMALS)
+
+
+def predict_anomalous(prob_anomalous: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The decision rule used everywhere: anomalous when the probability is >= threshold."""
+    return np.asarray(prob_anomalous, dtype=float) >= threshold
+
+
+def _binary(values: np.ndarray, n: int, what: str = "labels") -> np.ndarray:
+    """`values` as a 0/1 int vector of length n; anything else is a caller bug."""
+    values = np.asarray(values).ravel()
+    if values.shape[0] != n:
+        raise ValueError(f"got {values.shape[0]} {what} for {n} images")
+    if not np.isin(values, (0, 1)).all():
+        raise ValueError(f"{what} must be 0 (good) or 1 (anomalous)")
+    return values.astype(int)
+
+
+def _share(mask: np.ndarray) -> float | None:
+    """Share of True in `mask`; None for an empty selection (a rate of nothing is undefined)."""
+    return json_float(mask.mean()) if mask.size else None
+
+
+def classification_metrics(
+    labels: np.ndarray,
+    prob_anomalous: np.ndarray,
+    defects: Sequence[str],
+    threshold: float = 0.5,
+) -> dict:
+    """Accuracy, errors, precision/recall/F1 (anomalous = positive), AUROC, per-defect recall.
+
+    `defects` names each image's defect type ("good" for defect-free images) and must agree
+    with `labels`. Precision, recall and F1 are 0.0 when their denominator is 0 (sklearn's
+    zero_division=0). `auroc` is None when only one class is present. `specificity` is the
+    share of good images predicted good, None without good images.
+    """
+    prob = np.asarray(prob_anomalous, dtype=float).ravel()
+    truth = _binary(labels, prob.shape[0])
+    defect_names = np.asarray(list(defects), dtype=object)
+    if defect_names.shape[0] != prob.shape[0]:
+        raise ValueError(f"got {defect_names.shape[0]} defect names for {prob.shape[0]} images")
+    # A label/defect mismatch means the arrays were not built from the same image list.
+    if not np.array_equal(defect_names != GOOD, truth == 1):
+        raise ValueError('labels must be 1 exactly where the defect is not "good"')
+
+    pred = predict_anomalous(prob, threshold).astype(int)
+    tp = int(np.sum((pred == 1) & (truth == 1)))
+    fp = int(np.sum((pred == 1) & (truth == 0)))
+    fn = int(np.sum((pred == 0) & (truth == 1)))
+    errors = fp + fn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    both_classes = np.unique(truth).size == 2
+    return {
+        "n_images": int(prob.shape[0]),
+        "n_anomalous": int(truth.sum()),
+        "threshold": json_float(threshold),
+        "accuracy": json_float(1 - errors / prob.shape[0]) if prob.shape[0] else None,
+        "errors": errors,
+        "precision": json_float(precision),
+        "recall": json_float(recall),
+        "f1": json_float(f1),
+        "auroc": json_float(roc_auc_score(truth, prob)) if both_classes else None,
+        "specificity": _share(pred[truth == 0] == 0),
+        "recall_per_defect": {
+            name: _share(pred[defect_names == name] == 1)
+            for name in sorted(set(defect_names) - {GOOD})
+        },
+    }
+
+
+def roc_curve_table(labels: np.ndarray, prob_anomalous: np.ndarray) -> pd.DataFrame:
+    """ROC curve points as columns `fpr`, `tpr`, `threshold` (rounded to 6 decimals).
+
+    sklearn's first threshold is +inf (the "flag nothing" point); it is written as 1.0 so the
+    file stays valid JSON/CSV. With only one class present the curve is undefined and the
+    frame is empty (the three columns, no rows).
+    """
+    prob = np.asarray(prob_anomalous, dtype=float).ravel()
+    truth = _binary(labels, prob.shape[0])
+    if np.unique(truth).size < 2:
+        return pd.DataFrame({"fpr": [], "tpr": [], "threshold": []}, dtype=float)
+    fpr, tpr, thresholds = roc_curve(truth, prob)
+    thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds}).round(DECIMALS)
+
+
+def confusion_table(labels: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
+    """One row per image: `actual`, `predicted` as "good"/"anomalous" (DVC's confusion plot)."""
+    truth = np.asarray(labels).ravel()
+    pred = _binary(predictions, truth.shape[0], "predictions")
+    names = np.array([GOOD, ANOMALOUS])
+    return pd.DataFrame({"actual": names[_binary(truth, pred.shape[0])], "predicted": names[pred]})

@@ -1,0 +1,222 @@
+"""params.yaml as typed dataclasses, validated on read.
+
+The dataclasses below are the schema: every key, its type, its default and its allowed
+range. Reading params.yaml checks it against them, so an unknown key (a typo given with
+`dvc exp run -S`), a wrong type or an impossible value stops with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from metricad.errors import MetricadError
+
+
+def _range(low: float | None = None, high: float | None = None, **kw: Any) -> Any:
+    return field(metadata={"low": low, "high": high}, **kw)
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    seed: int = _range(0, default=0)
+    image_size: int = _range(32, 2048, default=256)
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: Literal["synthetic", "mvtec"] = "synthetic"
+    root: str | None = None
+    category: str = "leather"
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    anomalous_train_fraction: float = _range(0.0, 1.0, default=0.5)
+    seed: int = _range(0, default=0)
+
+
+@dataclass(frozen=True)
+class ResizeParams:
+    size: int = _range(32, 2048, default=96)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    weights: str = "none"
+    embedding_dim: int = _range(2, 8192, default=512)
+    head: Literal["adacos", "arcface"] = "adacos"
+    dropout: float = _range(0.0, 0.99, default=0.5)
+    adacos_min_scale: float = _range(0.0, 64.0, default=10.0)
+    arcface_scale: float = _range(0.1, 128.0, default=30.0)
+    arcface_margin: float = _range(0.0, 1.5, default=0.5)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    batch_size: int = _range(1, 4096, default=16)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = _range(1e-8, 10.0, default=1e-3)
+    weight_decay: float = _range(0.0, 1.0, default=5e-4)
+    momentum: float = _range(0.0, 1.0, default=0.9)
+    augment: bool = True
+    seed: int = _range(0, default=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    checkpoint_every: int = _range(0, 100000, default=50)
+
+
+@dataclass(frozen=True)
+class TsneParams:
+    perplexity: float = _range(1.0, 100.0, default=10.0)
+    max_iter: int = _range(250, 100000, default=1000)
+    seed: int = _range(0, default=0)
+
+
+@dataclass(frozen=True)
+class GradcamParams:
+    method: Literal["gradcam", "gradcam++"] = "gradcam"
+    layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer4"
+    target: Literal["anomalous", "good", "predicted"] = "anomalous"
+    train_images: int = _range(0, 100000, default=8)
+    tolerance_px: int = _range(0, 1024, default=4)
+    min_peak: float = _range(0.0, None, default=1e-6)
+    flat_fraction: float = _range(0.0, 1.0, default=0.9)
+    fpr_limit: float = _range(0.01, 1.0, default=0.3)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    threshold: float = _range(0.0, 1.0, default=0.5)
+
+
+@dataclass(frozen=True)
+class Params:
+    epochs: int = _range(1, 100000, default=300)
+    data: DataParams = field(default_factory=DataParams)
+    split: SplitParams = field(default_factory=SplitParams)
+    resize: ResizeParams = field(default_factory=ResizeParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    tsne: TsneParams = field(default_factory=TsneParams)
+    gradcam: GradcamParams = field(default_factory=GradcamParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(repr(c) for c in typing.get_args(kind))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        kind, getattr(kind, "__name__", str(kind))
+    )
+
+
+def _convert(key: str, value: Any, kind: Any, meta: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        (kind,) = [k for k in options if k is not type(None)]
+        origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise MetricadError(f"params: {key} must be a section (a mapping), got {value!r}")
+        return _build(kind, value, key + ".")
+    if origin is Literal:
+        if value not in typing.get_args(kind):
+            raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {value!r}")
+        return value
+    if kind is float and isinstance(value, str):
+        # YAML 1.1 (PyYAML) reads `1e-3` as a string; DVC's `-S` writes such values too.
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    # bool is a subclass of int in Python; `epochs: true` is still a mistake.
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, kind) and not isinstance(value, bool)
+    )
+    if not ok:
+        raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {value!r}")
+    value = float(value) if kind is float else value
+    if kind is float and not math.isfinite(value):
+        raise MetricadError(f"params: {key} must be a finite number, got {value!r}")
+    low, high = meta.get("low"), meta.get("high")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise MetricadError(f"params: {key} must be {bounds}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise MetricadError(f"params: unknown key '{prefix}{key}'{hint}")
+    kwargs = {
+        f.name: _convert(prefix + f.name, values[f.name], hints[f.name], f.metadata)
+        for f in dataclasses.fields(cls)
+        if f.name in values
+    }
+    return cls(**kwargs)
+
+
+def _check_relations(params: Params) -> None:
+    """Checks that involve more than one key or the file system."""
+    data = params.data
+    if data.source == "mvtec":
+        if not data.root:
+            raise MetricadError("params: data.root must be set when data.source is 'mvtec'")
+        if not Path(data.root).is_dir():
+            raise MetricadError(f"params: data.root: folder '{data.root}' does not exist")
+    if not data.category or "/" in data.category or data.category.startswith("."):
+        raise MetricadError(f"params: data.category must be a folder name, got {data.category!r}")
+    weights = params.model.weights
+    if weights not in ("none", "imagenet") and not Path(weights).is_file():
+        raise MetricadError(
+            f"params: model.weights must be 'none', 'imagenet' or a .pth file; "
+            f"file '{weights}' does not exist"
+        )
+
+
+def params_from_dict(values: Any) -> Params:
+    """Validate a nested mapping (as read from params.yaml) into Params."""
+    if not isinstance(values, dict):
+        raise MetricadError("params: the file must hold a mapping of sections")
+    params = _build(Params, values)
+    _check_relations(params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; every problem is a MetricadError naming the key."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MetricadError(f"{path}: file not found (run from the repository root)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        reason = str(error).replace("\n", " ")
+        raise MetricadError(f"{path}: not valid YAML: {reason}") from None
+    return params_from_dict(values if values is not None else {})
+
+
+def params_to_dict(params: Params) -> dict[str, Any]:
+    """Plain nested dict (for checkpoints and reports)."""
+    return dataclasses.asdict(params)

@@ -1,0 +1,104 @@
+"""Figures: t-SNE maps, GradCAM panels and galleries. Drawing only; callers pick the paths."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from scipy.ndimage import binary_erosion  # noqa: E402
+
+from metricad.files import atomic_path  # noqa: E402
+
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p")
+CLASS_COLOURS = {0: "#1f77b4", 1: "#d62728"}
+
+
+def save_figure(figure: Figure, path: str | Path) -> None:
+    """PNG without a timestamp or version stamp, so the same figure gives the same bytes."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(figure)
+
+
+def tsne_figure(
+    points: np.ndarray,
+    labels: np.ndarray,
+    defects: Sequence[str],
+    title: str,
+    is_train: np.ndarray | None = None,
+) -> Figure:
+    """Colour = good/anomalous, marker = defect type; in a joint map, hollow = test image."""
+    figure, axes = plt.subplots(figsize=(6.4, 5.2))
+    defects = np.asarray(defects)
+    for index, defect in enumerate(sorted(set(defects), key=lambda d: (d != "good", d))):
+        for train_flag in (True, False) if is_train is not None else (None,):
+            chosen = defects == defect
+            if train_flag is not None:
+                chosen &= is_train == train_flag
+            if not chosen.any():
+                continue
+            colour = CLASS_COLOURS[int(labels[chosen][0])]
+            hollow = train_flag is False
+            suffix = "" if train_flag is None else (" (train)" if train_flag else " (test)")
+            axes.scatter(
+                points[chosen, 0],
+                points[chosen, 1],
+                marker=MARKERS[index % len(MARKERS)],
+                facecolors="none" if hollow else colour,
+                edgecolors=colour,
+                s=36,
+                linewidths=1.2,
+                label=defect + suffix,
+            )
+    axes.set_title(title)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def heat_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The image (H, W, 3 uint8) blended with the heatmap ([0, 1]) in the jet colour map."""
+    colours = matplotlib.colormaps["jet"](np.clip(heatmap, 0.0, 1.0))[..., :3] * 255.0
+    return np.round((1 - alpha) * image + alpha * colours).astype(np.uint8)
+
+
+def gradcam_panel(
+    image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None, scale: int = 2
+) -> np.ndarray:
+    """Original | overlay side by side (the article's figure), the mask outlined in white."""
+    overlay = heat_overlay(image, heatmap)
+    if mask is not None and mask.any():
+        outline = mask & ~binary_erosion(mask)
+        overlay[outline] = 255
+    gap = np.full((image.shape[0], 4, 3), 255, dtype=np.uint8)
+    panel = np.concatenate([image, gap, overlay], axis=1)
+    return panel.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def gallery_figure(
+    panels: Sequence[np.ndarray], captions: Sequence[str], title: str, columns: int = 3
+) -> Figure:
+    """A grid of panels with captions; an empty gallery says so instead of being blank."""
+    rows = max(1, -(-len(panels) // columns))
+    figure, axes_grid = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 1.9 * rows + 0.5), squeeze=False
+    )
+    for axes in axes_grid.flat:
+        axes.axis("off")
+    for axes, panel, caption in zip(axes_grid.flat, panels, captions, strict=False):
+        axes.imshow(panel)
+        axes.set_title(caption, fontsize=7)
+    if not panels:
+        axes_grid[0, 0].text(0, 0.5, "no images of this kind", fontsize=10)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure

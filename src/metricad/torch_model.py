@@ -1,0 +1,147 @@
+"""The network: ResNet18 encoder -> 512-d embedding, and the metric-learning heads.
+
+Pure torch modules, no file I/O (weights and checkpoints live in checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+BACKBONE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+class Encoder(nn.Module):
+    """ResNet18 conv1..layer4 -> BatchNorm2d -> Dropout2d -> flatten -> Linear -> BatchNorm1d.
+
+    The article's feature extractor. The Linear layer sees the whole layer4 map flattened,
+    so the encoder is built for one input size.
+    """
+
+    def __init__(self, input_size: int, embedding_dim: int = 512, dropout: float = 0.5) -> None:
+        super().__init__()
+        resnet = torchvision.models.resnet18(weights=None)
+        self.backbone = nn.Sequential(
+            OrderedDict((name, getattr(resnet, name)) for name in BACKBONE_LAYERS)
+        )
+        # Probe the output shape in eval mode: a train-mode pass would move BatchNorm statistics.
+        self.backbone.eval()
+        with torch.no_grad():
+            channels, height, width = self.backbone(torch.zeros(1, 3, input_size, input_size))[
+                0
+            ].shape
+        self.backbone.train()
+        self.neck = nn.Sequential(
+            nn.BatchNorm2d(channels),
+            nn.Dropout2d(dropout),
+            nn.Flatten(),
+            nn.Linear(channels * height * width, embedding_dim),
+            nn.BatchNorm1d(embedding_dim),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.neck(self.backbone(images))
+
+
+class CosineHead(nn.Module):
+    """Class centres on the unit sphere; logits are scale * cos(angle to each centre)."""
+
+    def __init__(self, embedding_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
+        nn.init.xavier_uniform_(self.weight)
+
+    def cosines(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(embeddings), F.normalize(self.weight)).clamp(-1.0, 1.0)
+
+
+class AdaCos(CosineHead):
+    """AdaCos (Zhang et al. 2019): a cosine softmax whose scale adapts during training.
+
+    The textbook initial scale sqrt(2)*ln(C-1) is 0 for two classes, and the update
+    ln(B_avg)/cos(theta_med) then stays at 0 (B_avg = 1) or turns negative once the classes
+    separate, so a binary head never learns. The scale is therefore kept at or above
+    `min_scale`; with min_scale=0 this is the textbook head.
+    """
+
+    def __init__(self, embedding_dim: int, num_classes: int, min_scale: float = 10.0) -> None:
+        super().__init__(embedding_dim, num_classes)
+        self.min_scale = min_scale
+        textbook = math.sqrt(2.0) * math.log(max(num_classes - 1, 1))
+        self.register_buffer("scale", torch.tensor(max(textbook, min_scale)))
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cosines = self.cosines(embeddings)
+        if labels is not None and self.training:
+            self._update_scale(cosines.detach(), labels)
+        return self.scale * cosines
+
+    @torch.no_grad()
+    def _update_scale(self, cosines: torch.Tensor, labels: torch.Tensor) -> None:
+        one_hot = F.one_hot(labels, cosines.shape[1]).bool()
+        b_avg = torch.where(one_hot, 0.0, torch.exp(self.scale * cosines)).sum(dim=1).mean()
+        theta_med = torch.acos(cosines[one_hot]).median()
+        new_scale = torch.log(b_avg) / torch.cos(torch.clamp(theta_med, max=math.pi / 4))
+        # The cap keeps exp(scale * cos) finite in float32 (and float16 under AMP).
+        self.scale.copy_(new_scale.clamp(min=self.min_scale, max=64.0))
+
+
+class ArcFace(CosineHead):
+    """ArcFace (Deng et al. 2019): an additive angular margin on the target class, fixed scale."""
+
+    def __init__(
+        self, embedding_dim: int, num_classes: int, scale: float = 30.0, margin: float = 0.5
+    ) -> None:
+        super().__init__(embedding_dim, num_classes)
+        self.margin = margin
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cosines = self.cosines(embeddings)
+        if labels is None or not self.training:
+            return self.scale * cosines
+        theta = torch.acos(cosines.clamp(-1.0 + 1e-7, 1.0 - 1e-7))
+        target = F.one_hot(labels, cosines.shape[1]).bool()
+        with_margin = torch.cos(torch.clamp(theta + self.margin, max=math.pi))
+        return self.scale * torch.where(target, with_margin, cosines)
+
+
+class AnomalyNet(nn.Module):
+    """Encoder + metric head. `forward` gives class logits (scale * cos); `embed` the embedding."""
+
+    def __init__(self, encoder: Encoder, head: AdaCos | ArcFace) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.encoder(images), labels)
+
+
+def build_model(
+    input_size: int,
+    embedding_dim: int = 512,
+    head: str = "adacos",
+    num_classes: int = 2,
+    dropout: float = 0.5,
+    adacos_min_scale: float = 10.0,
+    arcface_scale: float = 30.0,
+    arcface_margin: float = 0.5,
+) -> AnomalyNet:
+    """Build the network from its architecture description (the checkpoint's `arch`)."""
+    encoder = Encoder(input_size, embedding_dim, dropout)
+    if head == "adacos":
+        metric_head: AdaCos | ArcFace = AdaCos(embedding_dim, num_classes, adacos_min_scale)
+    elif head == "arcface":
+        metric_head = ArcFace(embedding_dim, num_classes, arcface_scale, arcface_margin)
+    else:
+        raise ValueError(f"unknown head {head!r}")
+    return AnomalyNet(encoder, metric_head)

@@ -1,0 +1,150 @@
+"""The training loop: cross-entropy on the metric head's logits, resumable from a saved state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from metricad.data import augment, normalize
+from metricad.params import TrainParams
+from metricad.torch_model import AnomalyNet
+
+
+@dataclass
+class TrainingState:
+    """Everything needed to continue a run exactly where it stopped."""
+
+    epoch: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    shuffle_rng: torch.Tensor
+    torch_rng: torch.Tensor
+    history: list[dict[str, float]]
+
+
+def make_optimizer(model: AnomalyNet, params: TrainParams) -> torch.optim.Optimizer:
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=params.lr,
+            momentum=params.momentum,
+            weight_decay=params.weight_decay,
+        )
+    return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+
+def batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A shuffled epoch; a last batch of one joins the one before (BatchNorm needs two)."""
+    chunks = list(torch.randperm(count, generator=generator).split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return chunks
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: AnomalyNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> tuple[float, float]:
+    """Loss and accuracy in eval mode, without the training margin."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    loss, correct = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start : start + batch_size].to(device))
+        y = labels[start : start + batch_size].to(device)
+        logits = model(x).float()
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    model.train(was_training)
+    return loss / len(images), correct / len(images)
+
+
+def train(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    params: TrainParams,
+    epochs: int,
+    device: torch.device,
+    monitor: tuple[torch.Tensor, torch.Tensor] | None = None,
+    resume: TrainingState | None = None,
+    save_state: Callable[[TrainingState], None] | None = None,
+    save_every: int = 0,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Train `model` in place and return the per-epoch history.
+
+    `monitor` (the test split) is only evaluated and logged, never used to choose anything.
+    With `resume`, training continues from that state and ends with the same weights as an
+    uninterrupted run; `save_state` is called every `save_every` epochs and at the end.
+    """
+    if len(images) < 2:
+        raise ValueError("training needs at least two images")
+    model.to(device).train()
+    optimizer = make_optimizer(model, params)
+    shuffle_rng = torch.Generator().manual_seed(params.seed)
+    history: list[dict[str, float]] = []
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        shuffle_rng.set_state(resume.shuffle_rng)
+        torch.set_rng_state(resume.torch_rng)
+        history, start = list(resume.history), resume.epoch
+    amp = params.amp and device.type == "cuda"
+
+    def snapshot(epoch: int) -> TrainingState:
+        return TrainingState(
+            epoch,
+            {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            optimizer.state_dict(),
+            shuffle_rng.get_state(),
+            torch.get_rng_state(),
+            list(history),
+        )
+
+    bar = tqdm(
+        range(start, epochs),
+        desc="train",
+        unit="epoch",
+        disable=not progress,
+        initial=start,
+        total=epochs,
+    )
+    for epoch in bar:
+        total_loss, correct = 0.0, 0
+        for index in batches(len(images), params.batch_size, shuffle_rng):
+            x = images[index]
+            if params.augment:
+                x = augment(x, shuffle_rng)
+            x, y = normalize(x.to(device)), labels[index].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x, y)
+            loss = F.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(index)
+            correct += (logits.argmax(1) == y).sum().item()
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(total_loss / len(images), 6),
+            "train_accuracy": round(correct / len(images), 6),
+            "head_scale": round(float(model.head.scale), 6),
+        }
+        if monitor is not None and len(monitor[0]):
+            test_loss, test_accuracy = evaluate_split(model, *monitor, params.batch_size)
+            row |= {"test_loss": round(test_loss, 6), "test_accuracy": round(test_accuracy, 6)}
+        history.append(row)
+        bar.set_postfix(loss=row["train_loss"], acc=row["train_accuracy"])
+        done = epoch + 1
+        if save_state is not None and (done == epochs or (save_every and done % save_every == 0)):
+            save_state(snapshot(done))
+    model.eval()
+    return history

@@ -1,0 +1,117 @@
+"""Stage `gradcam`: heatmaps of the target class, measured against the ground-truth masks.
+
+Writes the raw maps, the article's side-by-side figures, one gallery per kind
+(correct / inverted / near miss / no response) and the localization scores.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from metricad.checkpoint import arch_from_params, load_checkpoint
+from metricad.data import load_image_tensor, load_mask_array
+from metricad.errors import run_stage
+from metricad.files import atomic_path, write_json
+from metricad.gradcam import heatmaps_for_images
+from metricad.images import save_png
+from metricad.layout import read_manifest
+from metricad.localization import KINDS, choose_iou_threshold, classify_kinds, localization_summary
+from metricad.params import load_params
+from metricad.paths import HEATMAP_INDEX, HEATMAPS, METRICS_DIR, MODEL, PLOTS_DIR, RESIZED_MANIFEST
+from metricad.plots import gallery_figure, gradcam_panel, save_figure
+from metricad.runtime import make_deterministic, select_device
+
+GALLERY_SIZE = 12  # panels per kind gallery; the counts in metrics/ cover every image
+DEFAULT_IOU_THRESHOLD = 0.5  # used only when no anomalous train image has a mask
+
+
+def main() -> None:
+    params = load_params()
+    cam = params.gradcam
+    make_deterministic(params.train.seed)
+    device = select_device(params.train.device)
+    manifest = read_manifest(RESIZED_MANIFEST)
+    model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
+
+    test = manifest[manifest["split"] == "test"]
+    train = manifest[(manifest["split"] == "train") & (manifest["label"] == 1)]
+    rows = pd.concat([test, train.head(cam.train_images)]).reset_index(drop=True)
+    images = load_image_tensor(rows)
+    maps, peaks, classes = heatmaps_for_images(
+        model, images, device, params.train.batch_size, cam.target, cam.layer, cam.method
+    )
+    maps, peaks = maps.numpy().astype(np.float32), peaks.numpy()
+    masks = load_mask_array(rows, params.resize.size)
+
+    is_test = (rows["split"] == "test").to_numpy()
+    anomalous = (rows["label"] == 1).to_numpy()
+    has_mask = masks.any(axis=(1, 2))
+    # An anomalous image without a mask cannot be scored: its defect pixels are unknown.
+    scored = ~anomalous | has_mask
+    train_scored = ~is_test & has_mask
+    iou_threshold = (
+        choose_iou_threshold(maps[train_scored], masks[train_scored])
+        if train_scored.any()
+        else DEFAULT_IOU_THRESHOLD
+    )
+    options = {
+        "tolerance_px": cam.tolerance_px,
+        "min_peak": cam.min_peak,
+        "flat_fraction": cam.flat_fraction,
+    }
+    metrics = {
+        split: localization_summary(
+            maps[chosen],
+            masks[chosen],
+            peaks[chosen],
+            iou_threshold=iou_threshold,
+            fpr_limit=cam.fpr_limit,
+            **options,
+        )
+        for split, chosen in (("test", is_test & scored), ("train", train_scored))
+        if (chosen & anomalous).any()
+    }
+    metrics["anomalous_without_mask"] = int((anomalous & ~has_mask).sum())
+    kinds = np.full(len(rows), "", dtype=object)
+    if has_mask.any():
+        kinds[has_mask] = classify_kinds(
+            maps[has_mask], masks[has_mask], peaks[has_mask], **options
+        )
+
+    index = rows[["path", "split", "label", "defect"]].copy()
+    index["peak"] = peaks.round(6)
+    index["target_class"] = classes.numpy()
+    index["kind"] = kinds
+    with atomic_path(HEATMAPS) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, maps)
+    with atomic_path(HEATMAP_INDEX) as tmp:
+        index.to_csv(tmp, index=False)
+    write_json(METRICS_DIR / "gradcam.json", metrics)
+    _draw(rows, images.permute(0, 2, 3, 1).numpy(), maps, masks, kinds, is_test, params)
+
+
+def _draw(rows, images, maps, masks, kinds, is_test, params) -> None:
+    """The article's per-image figures and one gallery per kind (test images)."""
+    scale = max(1, 192 // params.resize.size)
+    panels = [gradcam_panel(images[i], maps[i], masks[i], scale) for i in range(len(rows))]
+    folder = PLOTS_DIR / "gradcam"
+    for i, row in rows.iterrows():
+        name = f"{row['split']}_{row['defect']}_{Path(row['path']).stem}.png"
+        save_png(panels[i], folder / "images" / name)
+    cam = params.gradcam
+    for kind in KINDS:
+        chosen = [i for i in range(len(rows)) if is_test[i] and kinds[i] == kind]
+        title = (
+            f"{kind.replace('_', ' ')}: {len(chosen)} test defect images "
+            f"({cam.method}, {cam.layer}, target {cam.target}, {params.epochs} epochs)"
+        )
+        captions = [
+            f"{rows['defect'][i]} {Path(rows['path'][i]).stem}" for i in chosen[:GALLERY_SIZE]
+        ]
+        figure = gallery_figure([panels[i] for i in chosen[:GALLERY_SIZE]], captions, title)
+        save_figure(figure, folder / "kinds" / f"{kind}.png")
+
+
+if __name__ == "__main__":
+    run_stage(main)

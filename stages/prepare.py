@@ -1,0 +1,48 @@
+"""Stage `prepare`: the image set (synthetic or the user's MVTec AD copy) -> manifest with split."""
+
+import warnings
+from pathlib import Path
+
+from metricad.errors import run_stage
+from metricad.files import write_json
+from metricad.layout import scan_mvtec, split_manifest, write_manifest
+from metricad.params import load_params
+from metricad.paths import METRICS_DIR, PREPARED_MANIFEST, SYNTHETIC_ROOT
+from metricad.synthetic import generate_synthetic
+
+
+def main() -> None:
+    params = load_params()
+    data = params.data
+    if data.source == "synthetic":
+        generate_synthetic(
+            SYNTHETIC_ROOT, data.category, data.synthetic.seed, data.synthetic.image_size
+        )
+        root = SYNTHETIC_ROOT
+    else:
+        root = Path(data.root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scan = scan_mvtec(root, data.category)
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    manifest = split_manifest(scan, params.split.anomalous_train_fraction, params.split.seed)
+    write_manifest(manifest, PREPARED_MANIFEST)
+
+    counts = manifest.groupby(["split", "defect"]).size()
+    anomalous = manifest[manifest["label"] == 1]
+    write_json(
+        METRICS_DIR / "data.json",
+        {
+            "images": {
+                split: {d: int(n) for d, n in counts[split].items()}
+                for split in ("train", "test")
+                if split in counts.index
+            },
+            "anomalous_without_mask": int((anomalous["mask_path"] == "").sum()),
+        },
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

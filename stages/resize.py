@@ -1,0 +1,18 @@
+"""Stage `resize`: images (area/bilinear) and masks (nearest, still binary) to resize.size."""
+
+from metricad.errors import run_stage
+from metricad.images import resize_dataset
+from metricad.layout import read_manifest, write_manifest
+from metricad.params import load_params
+from metricad.paths import PREPARED_MANIFEST, RESIZED_DIR, RESIZED_MANIFEST
+
+
+def main() -> None:
+    params = load_params()
+    manifest = read_manifest(PREPARED_MANIFEST)
+    resized = resize_dataset(manifest, params.resize.size, RESIZED_DIR)
+    write_manifest(resized, RESIZED_MANIFEST)
+
+
+if __name__ == "__main__":
+    run_stage(main)

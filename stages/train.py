@@ -1,0 +1,83 @@
+"""Stage `train`: fine-tune ResNet18 + metric head on the training split; save one checkpoint."""
+
+import hashlib
+import json
+
+import pandas as pd
+
+from metricad.checkpoint import (
+    arch_from_params,
+    load_backbone_weights,
+    load_training_state,
+    model_from_arch,
+    save_checkpoint,
+    save_training_state,
+)
+from metricad.data import labels_tensor, load_image_tensor
+from metricad.errors import MetricadError, run_stage
+from metricad.files import atomic_path, write_json
+from metricad.layout import read_manifest
+from metricad.params import load_params, params_to_dict
+from metricad.paths import METRICS_DIR, MODEL, PLOTS_DIR, RESIZED_MANIFEST, TRAIN_STATE
+from metricad.runtime import make_deterministic, select_device
+from metricad.training import train
+
+
+def main() -> None:
+    params = load_params()
+    make_deterministic(params.train.seed)
+    device = select_device(params.train.device)
+    manifest = read_manifest(RESIZED_MANIFEST)
+    train_rows = manifest[manifest["split"] == "train"]
+    test_rows = manifest[manifest["split"] == "test"]
+    if train_rows["label"].nunique() < 2:
+        raise MetricadError(
+            "split.anomalous_train_fraction: the training split holds only good images, so the "
+            "two-class head has nothing to separate; set it above 0 (the article used about 0.5)"
+        )
+    images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
+    monitor = (load_image_tensor(test_rows), labels_tensor(test_rows))
+
+    model = model_from_arch(arch_from_params(params))
+    load_backbone_weights(model, params.model.weights)
+    # The resume state is only valid for the very same params and training images.
+    run = {k: v for k, v in params_to_dict(params).items() if k in ("epochs", "model", "train")}
+    digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode())
+    digest.update(images.numpy().tobytes())
+    digest.update(labels.numpy().tobytes())
+    fingerprint = digest.hexdigest()
+    resume = load_training_state(TRAIN_STATE, fingerprint)
+    if resume is not None:
+        print(f"train: resuming from epoch {resume.epoch} ({TRAIN_STATE})")
+
+    history = train(
+        model,
+        images,
+        labels,
+        params.train,
+        params.epochs,
+        device,
+        monitor=monitor,
+        resume=resume,
+        save_state=lambda state: save_training_state(TRAIN_STATE, state, fingerprint),
+        save_every=params.train.checkpoint_every,
+    )
+    save_checkpoint(MODEL, model, params)
+
+    table = pd.DataFrame(history)
+    with atomic_path(PLOTS_DIR / "train" / "history.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    last = history[-1]
+    summary = {key: value for key, value in last.items() if key != "epoch"}
+    summary |= {"epochs": params.epochs, "n_train": len(train_rows)}
+    if "test_accuracy" in table:
+        best = table.loc[table["test_accuracy"].idxmax()]
+        summary |= {
+            "best_test_accuracy": float(best["test_accuracy"]),
+            "best_test_accuracy_epoch": int(best["epoch"]),
+        }
+    write_json(METRICS_DIR / "train.json", summary)
+
+
+if __name__ == "__main__":
+    run_stage(main)

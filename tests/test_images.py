@@ -1,0 +1,172 @@
+"""Image and mask loading in every PIL mode, broken files, resizing, PNG writing, resize_dataset."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TREE_COUNTS
+from PIL import Image, ImageFile
+
+from metricad.errors import MetricadError
+from metricad.images import (
+    load_mask,
+    load_rgb,
+    resize_dataset,
+    resize_mask,
+    resize_rgb,
+    save_png,
+)
+from metricad.layout import scan_mvtec, split_manifest
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+GRAY = RNG.integers(0, 256, (12, 10), dtype=np.uint8)
+
+
+def _save(image: Image.Image, path: Path) -> Path:
+    image.save(path)
+    return path
+
+
+def test_load_rgb_rgb_and_grayscale(tmp_path):
+    assert np.array_equal(load_rgb(_save(Image.fromarray(RGB), tmp_path / "rgb.png")), RGB)
+    gray = load_rgb(_save(Image.fromarray(GRAY), tmp_path / "l.png"))
+    assert gray.dtype == np.uint8 and gray.shape == (12, 10, 3)
+    assert all(np.array_equal(gray[..., c], GRAY) for c in range(3))
+
+
+def test_load_rgb_16_bit_scales_to_8_bit(tmp_path):
+    wide = GRAY.astype(np.uint16) * 257  # 8-bit values stretched to the full 16-bit range
+    wide[0, 0] = 65535
+    loaded = load_rgb(_save(Image.fromarray(wide), tmp_path / "i16.png"))
+    assert Image.open(tmp_path / "i16.png").mode == "I;16"
+    assert loaded.dtype == np.uint8 and loaded.shape == (12, 10, 3)
+    expected = GRAY.copy()
+    expected[0, 0] = 255
+    assert np.array_equal(loaded[..., 1], expected)
+
+
+def test_load_rgb_palette_rgba_and_la(tmp_path):
+    palette = Image.fromarray(RGB).quantize(colors=16)
+    palette.info["transparency"] = 0
+    expected = np.asarray(palette.convert("RGB"))
+    assert np.array_equal(load_rgb(_save(palette, tmp_path / "p.png")), expected)
+
+    alpha = np.dstack([RGB, np.full((12, 10), 7, np.uint8)])
+    assert np.array_equal(load_rgb(_save(Image.fromarray(alpha), tmp_path / "rgba.png")), RGB)
+
+    la = Image.fromarray(np.dstack([GRAY, GRAY]), "LA")
+    assert np.array_equal(load_rgb(_save(la, tmp_path / "la.png"))[..., 0], GRAY)
+
+
+@pytest.mark.parametrize("value", [1, 255])
+def test_load_mask_any_nonzero_is_defect(tmp_path, value):
+    raw = np.zeros((8, 9), np.uint8)
+    raw[2:5, 3:7] = value
+    mask = load_mask(_save(Image.fromarray(raw), tmp_path / "m.png"))
+    assert mask.dtype == bool and np.array_equal(mask, raw > 0)
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "RGB"])
+def test_load_mask_other_modes(tmp_path, mode):
+    raw = np.zeros((8, 9), np.uint8)
+    raw[1:3, 1:8] = 255
+    saved = _save(Image.fromarray(raw).convert(mode), tmp_path / f"m_{mode}.png")
+    assert np.array_equal(load_mask(saved), raw > 0)
+
+
+def _truncated_png(path: Path) -> Path:
+    buffer = io.BytesIO()
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    return path
+
+
+@pytest.mark.parametrize("loader", [load_rgb, load_mask])
+@pytest.mark.parametrize("broken", ["zero-byte", "truncated", "text", "missing"])
+def test_broken_files_raise_metricad_error_naming_the_file(tmp_path, loader, broken):
+    path = tmp_path / f"{broken}.png"
+    if broken == "zero-byte":
+        path.write_bytes(b"")
+    elif broken == "truncated":
+        _truncated_png(path)
+    elif broken == "text":
+        path.write_text("not an image\n")
+    with pytest.raises(MetricadError, match=re.escape(str(path))):
+        loader(path)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_resize_rgb_shape_and_determinism():
+    image = RNG.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    for size in (16, 64):  # shrinking (box) and enlarging (bilinear)
+        resized = resize_rgb(image, size)
+        assert resized.shape == (size, size, 3) and resized.dtype == np.uint8
+        assert np.array_equal(resized, resize_rgb(image, size))
+    flat = np.full((50, 50, 3), 93, np.uint8)
+    assert np.all(resize_rgb(flat, 17) == 93)
+
+
+def test_resize_mask_stays_binary():
+    mask = RNG.random((50, 41)) > 0.7
+    for size in (13, 96):
+        resized = resize_mask(mask, size)
+        assert resized.dtype == bool and resized.shape == (size, size)
+    assert not resize_mask(np.zeros((9, 9), bool), 5).any()
+    assert resize_mask(np.ones((9, 9), bool), 5).all()
+
+
+def test_resize_rejects_non_positive_size():
+    with pytest.raises(MetricadError, match="positive"):
+        resize_rgb(RGB, 0)
+
+
+def test_save_png_is_deterministic_and_atomic(tmp_path):
+    save_png(RGB, tmp_path / "a.png")
+    save_png(RGB, tmp_path / "sub" / "b.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "sub" / "b.png").read_bytes()
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), RGB)
+
+    mask = GRAY > 128
+    save_png(mask, tmp_path / "mask.png")
+    saved = Image.open(tmp_path / "mask.png")
+    assert saved.mode == "L"
+    assert set(np.unique(np.asarray(saved))) <= {0, 255}
+    assert np.array_equal(np.asarray(saved) > 0, mask)
+    # No temporary files are left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "mask.png", "sub"]
+
+
+def test_resize_dataset_mirrors_layout_with_relative_paths(tmp_path, monkeypatch, make_mvtec_tree):
+    monkeypatch.chdir(tmp_path)
+    make_mvtec_tree("data", size=40, mode="L")
+    manifest = split_manifest(scan_mvtec(Path("data"), "leather"), 0.5, seed=0)
+    resized = resize_dataset(manifest, 24, Path("resized"), progress=False)
+
+    assert len(resized) == sum(TREE_COUNTS.values())
+    assert list(resized.columns) == list(manifest.columns)
+    unchanged = ["label", "defect", "mvtec_split", "split"]
+    assert resized[unchanged].equals(manifest[unchanged])
+    for row in resized.itertuples():
+        stem = Path(row.path).stem
+        assert row.path == f"resized/{row.mvtec_split}/{row.defect}/{stem}.png"
+        assert load_rgb(row.path).shape == (24, 24, 3)
+        if row.label:
+            assert row.mask_path == f"resized/ground_truth/{row.defect}/{stem}_mask.png"
+            assert set(np.unique(np.asarray(Image.open(row.mask_path)))) <= {0, 255}
+            assert load_mask(row.mask_path).any()
+        else:
+            assert row.mask_path == ""
+
+
+def test_resize_dataset_rejects_mask_of_other_size(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "cut": 1})
+    mask_path = category_dir / "ground_truth" / "cut" / "000_mask.png"
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(mask_path)
+    manifest = scan_mvtec(tmp_path, "leather")
+    with pytest.raises(MetricadError, match="000_mask.png.*test/cut/000.png"):
+        resize_dataset(manifest, 16, tmp_path / "out", progress=False)

@@ -1,0 +1,191 @@
+"""Scanning MVTec AD trees, their error cases, the seeded split and the manifest CSV."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import TREE_COUNTS
+
+from metricad.errors import MetricadError
+from metricad.layout import (
+    MANIFEST_COLUMNS,
+    MVTEC_CATEGORIES,
+    read_manifest,
+    scan_mvtec,
+    split_manifest,
+    write_manifest,
+)
+
+
+def _scan(root: Path, category: str = "leather"):
+    """scan_mvtec, failing the test on any warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return scan_mvtec(root, category)
+
+
+def test_categories():
+    assert len(MVTEC_CATEGORIES) == 15 and "leather" in MVTEC_CATEGORIES
+
+
+def test_scan_lists_every_image_with_label_defect_and_mask(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path)
+    scan = _scan(tmp_path)
+    assert list(scan.columns) == MANIFEST_COLUMNS[:-1]
+    assert len(scan) == sum(TREE_COUNTS.values())
+    assert scan.groupby(["mvtec_split", "defect"]).size().to_dict() == {
+        ("train", "good"): 4,
+        ("test", "good"): 2,
+        **{("test", defect): 2 for defect in ("color", "cut", "fold", "glue", "poke")},
+    }
+    assert (scan["label"] == (scan["defect"] != "good").astype(int)).all()
+    first = scan.iloc[0]
+    assert first["path"] == f"{category_dir}/test/color/000.png"
+    assert first["mask_path"] == f"{category_dir}/ground_truth/color/000_mask.png"
+    assert (scan.loc[scan["label"] == 0, "mask_path"] == "").all()
+    assert all(Path(p).is_file() for p in scan.loc[scan["label"] == 1, "mask_path"])
+    # Sorted by (mvtec_split, defect, file name).
+    names = scan["path"].map(lambda p: Path(p).name)
+    keys = list(zip(scan["mvtec_split"], scan["defect"], names, strict=True))
+    assert keys == sorted(keys)
+
+
+def test_scan_keeps_relative_roots_relative(tmp_path, monkeypatch, make_mvtec_tree):
+    monkeypatch.chdir(tmp_path)
+    make_mvtec_tree("data")
+    scan = _scan(Path("data"))
+    assert scan["path"].str.startswith("data/leather/").all()
+
+
+def test_scan_ignores_hidden_and_non_image_files(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path)
+    for folder in ("train/good", "test/cut", "ground_truth/cut"):
+        for junk in (".DS_Store", "._000.png", "notes.txt", "Thumbs.db"):
+            (category_dir / folder / junk).write_bytes(b"junk")
+    (category_dir / "test" / ".cache").mkdir()
+    (category_dir / "test" / "README").write_text("about this set")
+    (category_dir / ".DS_Store").write_bytes(b"junk")
+    # Upper-case and non-PNG extensions are images too.
+    shutil.copy(category_dir / "train/good/000.png", category_dir / "train/good/100.PNG")
+    shutil.copy(category_dir / "train/good/000.png", category_dir / "train/good/101.jpg")
+    scan = _scan(tmp_path)
+    assert len(scan) == sum(TREE_COUNTS.values()) + 2
+    assert not scan["path"].str.contains(r"/\.|notes|Thumbs", regex=True).any()
+
+
+def _remove(path: Path) -> Path:
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return path
+
+
+def _empty(path: Path) -> Path:
+    for image in path.glob("*.png"):
+        image.unlink()
+    (path / "notes.txt").write_text("not an image")
+    return path
+
+
+# Each case breaks the tree and returns the path the error message must name.
+BROKEN_TREES = {
+    "root missing": lambda root, cat: root / "nowhere",
+    "category missing": lambda root, cat: _remove(cat),
+    "train/good missing": lambda root, cat: _remove(cat / "train" / "good"),
+    "train/good empty": lambda root, cat: _empty(cat / "train" / "good"),
+    "test missing": lambda root, cat: _remove(cat / "test"),
+    "defect folder empty": lambda root, cat: _empty(cat / "test" / "fold"),
+    "mask without image": lambda root, cat: _remove(cat / "test" / "glue" / "001.png").parent,
+    "mask of unknown defect": lambda root, cat: shutil.copytree(
+        cat / "ground_truth" / "cut", cat / "ground_truth" / "scratch"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_TREES)
+def test_scan_errors_name_the_path(tmp_path, make_mvtec_tree, case):
+    category_dir = make_mvtec_tree(tmp_path / "data")
+    named = BROKEN_TREES[case](tmp_path / "data", category_dir)
+    root = named if case == "root missing" else tmp_path / "data"
+    with pytest.raises(MetricadError, match=re.escape(str(named))):
+        scan_mvtec(root, "leather")
+
+
+def test_missing_category_lists_the_present_ones(tmp_path, make_mvtec_tree):
+    make_mvtec_tree(tmp_path, category="carpet")
+    make_mvtec_tree(tmp_path, category="tile")
+    with pytest.raises(MetricadError, match=r"data\.category.*leather.*carpet, tile"):
+        scan_mvtec(tmp_path, "leather")
+
+
+def test_missing_mask_warns_and_leaves_mask_path_empty(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path)
+    (category_dir / "ground_truth" / "poke" / "001_mask.png").unlink()
+    with pytest.warns(UserWarning, match="1 defect image.*test/poke/001.png"):
+        scan = scan_mvtec(tmp_path, "leather")
+    row = scan[scan["path"].str.endswith("poke/001.png")].iloc[0]
+    assert row["mask_path"] == "" and row["label"] == 1
+
+
+def _split_tree(root: Path, make_mvtec_tree):
+    make_mvtec_tree(root, counts={"train_good": 3, "test_good": 4, "color": 5, "cut": 3, "poke": 1})
+    return _scan(root)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_split_counts_per_defect_type(tmp_path, make_mvtec_tree, fraction):
+    scan = _split_tree(tmp_path, make_mvtec_tree)
+    split = split_manifest(scan, fraction, seed=3)
+    assert split[MANIFEST_COLUMNS[:-1]].equals(scan)  # row order and columns kept
+    assert (split.loc[split["mvtec_split"] == "train", "split"] == "train").all()
+    test_good = (split["mvtec_split"] == "test") & (split["label"] == 0)
+    assert (split.loc[test_good, "split"] == "test").all()
+    for defect, n in {"color": 5, "cut": 3, "poke": 1}.items():
+        rows = split[split["defect"] == defect]
+        assert (rows["split"] == "train").sum() == round(fraction * n)
+        assert len(rows) == n
+
+
+def test_split_is_seeded(tmp_path, make_mvtec_tree):
+    scan = _split_tree(tmp_path, make_mvtec_tree)
+    first = split_manifest(scan, 0.4, seed=7)
+    assert first.equals(split_manifest(scan, 0.4, seed=7))
+    assert any(not first.equals(split_manifest(scan, 0.4, seed=s)) for s in range(8, 12))
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_split_rejects_fraction_outside_unit_interval(tmp_path, make_mvtec_tree, fraction):
+    scan = _split_tree(tmp_path, make_mvtec_tree)
+    with pytest.raises(MetricadError, match="anomalous_train_fraction"):
+        split_manifest(scan, fraction, seed=0)
+
+
+def test_manifest_round_trip(tmp_path, make_mvtec_tree):
+    make_mvtec_tree(tmp_path)
+    manifest = split_manifest(_scan(tmp_path), 0.5, seed=0)
+    path = tmp_path / "out" / "manifest.csv"
+    write_manifest(manifest, path)
+    assert path.read_text().splitlines()[0] == ",".join(MANIFEST_COLUMNS)
+    assert ",," in path.read_text()  # an empty mask_path is an empty field
+    loaded = read_manifest(path)
+    assert list(loaded.columns) == MANIFEST_COLUMNS
+    assert loaded["label"].dtype.kind == "i"
+    assert not loaded.isna().any().any()
+    for column in MANIFEST_COLUMNS:
+        assert loaded[column].tolist() == manifest[column].tolist()
+
+
+def test_read_manifest_errors(tmp_path):
+    missing = tmp_path / "none.csv"
+    with pytest.raises(MetricadError, match=re.escape(str(missing))):
+        read_manifest(missing)
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("path,label\na.png,0\n")
+    with pytest.raises(MetricadError, match=f"{re.escape(str(wrong))}.*columns"):
+        read_manifest(wrong)
+    bad_label = tmp_path / "bad_label.csv"
+    bad_label.write_text(",".join(MANIFEST_COLUMNS) + "\na.png,x,good,,train,train\n")
+    with pytest.raises(MetricadError, match=f"{re.escape(str(bad_label))}.*label"):
+        read_manifest(bad_label)

@@ -1,0 +1,64 @@
+"""params.yaml validation: every mistake is one MetricadError line that names the key."""
+
+import pytest
+
+from metricad.errors import MetricadError
+from metricad.params import Params, load_params, params_from_dict
+
+
+def test_committed_params_are_valid_demo_defaults():
+    params = load_params("params.yaml")
+    assert params.data.source == "synthetic"
+    assert params.model.weights == "none"
+    assert params.epochs == 300
+
+
+def test_missing_keys_take_defaults():
+    assert params_from_dict({}) == Params()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"epochs": 0}, "epochs must be between 1"),
+        ({"epochs": "300"}, "epochs must be an integer"),
+        ({"epochs": True}, "epochs must be an integer"),
+        ({"epochs": 2.5}, "epochs must be an integer"),
+        ({"epocs": 5}, "unknown key 'epocs' (did you mean 'epochs'?)"),
+        ({"train": {"lrr": 0.1}}, "unknown key 'train.lrr' (did you mean 'train.lr'?)"),
+        ({"train": {"lr": "fast"}}, "train.lr must be a number"),
+        ({"train": {"lr": float("nan")}}, "train.lr must be a finite number"),
+        ({"train": {"device": "tpu"}}, "train.device must be one of 'auto', 'cpu', 'cuda'"),
+        ({"resize": {"size": 7}}, "resize.size must be between 32 and 2048"),
+        ({"split": {"anomalous_train_fraction": 1.5}}, "split.anomalous_train_fraction"),
+        ({"model": {"head": "softmax"}}, "model.head must be one of 'adacos', 'arcface'"),
+        ({"model": "resnet"}, "model must be a section"),
+        ({"data": {"source": "mvtec"}}, "data.root must be set when data.source is 'mvtec'"),
+        ({"data": {"source": "mvtec", "root": "/no/such/dir"}}, "data.root: folder '/no/such/dir'"),
+        ({"data": {"category": "../x"}}, "data.category must be a folder name"),
+        ({"model": {"weights": "missing.pth"}}, "file 'missing.pth' does not exist"),
+        ({"gradcam": {"layer": "layer5"}}, "gradcam.layer must be one of"),
+    ],
+)
+def test_bad_values_name_the_key(values, message):
+    with pytest.raises(MetricadError) as caught:
+        params_from_dict(values)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_yaml_exponent_strings_are_numbers():
+    assert params_from_dict({"train": {"lr": "1e-3"}}).train.lr == pytest.approx(0.001)
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(MetricadError, match="file not found"):
+        load_params(tmp_path / "params.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1,\n")
+    with pytest.raises(MetricadError, match="not valid YAML"):
+        load_params(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(MetricadError, match="mapping"):
+        load_params(listing)

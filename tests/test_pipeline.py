@@ -1,0 +1,125 @@
+"""End to end: `dvc repro` on tiny params in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_mvtec_tree
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "epochs": 2,
+    "data": {"synthetic": {"image_size": 64}},
+    "resize": {"size": 32},
+    "model": {"embedding_dim": 32},
+    "train": {"batch_size": 32, "checkpoint_every": 1},
+    "tsne": {"perplexity": 5.0, "max_iter": 250},
+    "gradcam": {"train_images": 4},
+}
+STAGES = ("prepare", "resize", "train", "embed", "tsne", "gradcam", "evaluate")
+
+pytestmark = pytest.mark.slow
+
+
+def _merge(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def _project(tmp_path: Path, params: dict) -> Path:
+    """A copy of the pipeline (no outputs, no lock) as its own git + DVC repository."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "stages", "src", ".dvc"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, project / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+        else:
+            shutil.copy(source, project / name)
+    merged = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), params)
+    (project / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    _run(["git", "init", "-q"], project)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], project)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], project)
+    return project
+
+
+def _metrics(project: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((project / "metrics").glob("*.json"))}
+
+
+def test_demo_pipeline_end_to_end(tmp_path):
+    project = _project(tmp_path, TINY)
+    first = _run(["dvc", "repro"], project)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first.stdout
+    metrics = _metrics(project)
+    assert set(metrics) == {"data.json", "train.json", "tsne.json", "gradcam.json",
+                            "evaluate.json"}
+    evaluate = json.loads(metrics["evaluate.json"])
+    assert {"accuracy", "errors", "precision", "recall", "f1", "auroc"} <= set(evaluate["test"])
+    assert "silhouette" in json.loads(metrics["tsne.json"])
+    for name in ("train", "test", "all"):
+        assert (project / "plots" / "tsne" / f"{name}.png").stat().st_size > 0
+    assert len(list((project / "plots" / "gradcam" / "kinds").glob("*.png"))) == 4
+
+    # Nothing changed: nothing reruns.
+    again = _run(["dvc", "repro"], project)
+    assert "Running stage" not in again.stdout
+
+    # From scratch again: byte-identical metrics.
+    _run(["dvc", "repro", "--force"], project)
+    assert _metrics(project) == metrics
+
+    # A new epoch count reruns training and what follows, never the data stages.
+    experiment = _run(["dvc", "exp", "run", "-S", "epochs=3"], project)
+    for stage in ("train", "embed", "tsne", "gradcam", "evaluate"):
+        assert f"Running stage '{stage}'" in experiment.stdout
+    for stage in ("prepare", "resize"):
+        assert f"Running stage '{stage}'" not in experiment.stdout
+    diff = _run(["dvc", "metrics", "diff", "--json"], project)
+    assert "metrics/train.json" in json.loads(diff.stdout)
+
+    shown = _run(["dvc", "plots", "show", "-o", "plots_html"], project)
+    html = (project / "plots_html" / "index.html").read_text()
+    for plot in ("loss", "accuracy", "roc", "confusion", "tsne_train", "tsne_test", "tsne_all",
+                 "train.png", "all.png", "correct.png", "no_response.png"):
+        assert plot in html, f"{plot} missing from dvc plots show ({shown.stdout})"
+
+
+def test_mvtec_source_end_to_end(tmp_path):
+    root = tmp_path / "mvtec"
+    make_mvtec_tree(root, "leather", size=96,
+                    counts={"train_good": 8, "test_good": 4, "color": 4, "cut": 4})
+    params = _merge(json.loads(json.dumps(TINY)),
+                    {"data": {"source": "mvtec", "root": str(root)}})
+    project = _project(tmp_path, params)
+    _run(["dvc", "repro"], project)
+    data = json.loads((project / "metrics" / "data.json").read_text())
+    assert data["images"]["train"] == {"good": 8, "color": 2, "cut": 2}
+    assert data["images"]["test"] == {"good": 4, "color": 2, "cut": 2}
+
+
+def test_user_mistake_is_one_line_and_nonzero(tmp_path):
+    project = _project(tmp_path, _merge(json.loads(json.dumps(TINY)), {"epochs": 0}))
+    done = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: params: epochs must be between 1 and 100000, got 0"
+    assert not (project / "data").exists()

@@ -1,0 +1,189 @@
+"""Training, checkpoints and resumption."""
+
+import pickle
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+
+from metricad.checkpoint import (
+    arch_from_params,
+    load_backbone_weights,
+    load_checkpoint,
+    load_training_state,
+    model_from_arch,
+    save_checkpoint,
+    save_training_state,
+)
+from metricad.errors import MetricadError
+from metricad.params import params_from_dict
+from metricad.training import TrainingState, batches, train
+
+PARAMS = params_from_dict(
+    {
+        "epochs": 4,
+        "resize": {"size": 32},
+        "model": {"embedding_dim": 16},
+        "train": {"batch_size": 4, "seed": 3},
+    }
+)
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (10, 3, 32, 32), generator=generator, dtype=torch.uint8)
+    return images, torch.tensor([0, 1] * 5)
+
+
+def _fresh_model():
+    torch.manual_seed(0)
+    return model_from_arch(arch_from_params(PARAMS))
+
+
+def _run(**kwargs):
+    model = _fresh_model()
+    images, labels = _data()
+    history = train(
+        model,
+        images,
+        labels,
+        PARAMS.train,
+        PARAMS.epochs,
+        torch.device("cpu"),
+        progress=False,
+        **kwargs,
+    )
+    return model, history
+
+
+def test_batches_never_leave_a_single_image():
+    sizes = [len(b) for b in batches(9, 4, torch.Generator().manual_seed(0))]
+    assert sizes == [4, 5] and sum(sizes) == 9
+
+
+def test_training_is_deterministic_and_logs_each_epoch():
+    first, history = _run(monitor=_data())
+    second, _ = _run(monitor=_data())
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy"} <= set(history[0])
+    for key, tensor in first.state_dict().items():
+        assert torch.equal(tensor, second.state_dict()[key]), key
+    assert not first.training
+
+
+def test_interrupted_run_resumes_to_identical_weights():
+    reference, reference_history = _run()
+    saved: list[TrainingState] = []
+
+    def save_then_die(state: TrainingState) -> None:
+        saved.append(state)
+        raise KeyboardInterrupt  # killed right after the epoch-2 state was written
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(save_state=save_then_die, save_every=2)
+    assert saved[-1].epoch == 2
+    torch.manual_seed(123)  # a restarted process starts from another global RNG state
+    resumed, history = _run(resume=saved[-1])
+    assert history == reference_history
+    for key, tensor in reference.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[key]), key
+
+
+def test_training_state_file_round_trip_and_fingerprint(tmp_path):
+    saved: list[TrainingState] = []
+    _run(save_state=saved.append, save_every=2)
+    path = tmp_path / "state.pt"
+    save_training_state(path, saved[0], "abc")
+    loaded = load_training_state(path, "abc")
+    assert loaded is not None and loaded.epoch == 2
+    assert load_training_state(path, "other params") is None
+    assert load_training_state(tmp_path / "none.pt", "abc") is None
+
+
+def test_checkpoint_round_trip_in_eval_mode(tmp_path):
+    model, _ = _run()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, PARAMS)
+    loaded = load_checkpoint(path, expected_arch=arch_from_params(PARAMS))
+    assert not any(module.training for module in loaded.modules())
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[key]), key
+    assert float(loaded.head.scale) == float(model.head.scale)
+
+
+def test_checkpoint_without_head_is_refused(tmp_path):
+    model, _ = _run()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, PARAMS)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["state_dict"]["head.weight"]
+    torch.save(checkpoint, path)
+    with pytest.raises(MetricadError, match=r"missing tensor\(s\) head.weight"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_from_other_architecture_is_refused(tmp_path):
+    model, _ = _run()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, PARAMS)
+    expected = arch_from_params(
+        params_from_dict({"resize": {"size": 32}, "model": {"head": "arcface"}})
+    )
+    with pytest.raises(MetricadError, match="trained with embedding_dim=16"):
+        load_checkpoint(path, expected_arch=expected)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"format": "metricad-checkpoint/1", "x": _Exploit()}, handle)
+    with pytest.raises(MetricadError, match="refused"):
+        load_checkpoint(path)
+    assert "must never run" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04broken"])
+def test_broken_checkpoint_files(tmp_path, content):
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(MetricadError, match="model.pt"):
+        load_checkpoint(path)
+    with pytest.raises(MetricadError, match="not found"):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_local_resnet18_weights_file(tmp_path):
+    torch.manual_seed(5)
+    reference = torchvision.models.resnet18()
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    model = _fresh_model()
+    load_backbone_weights(model, str(path))
+    assert torch.equal(model.encoder.backbone.conv1.weight, reference.conv1.weight)
+    assert torch.equal(
+        model.encoder.backbone.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var
+    )
+    partial = {k: v for k, v in reference.state_dict().items() if not k.startswith("layer4")}
+    torch.save(partial, path)
+    with pytest.raises(MetricadError, match=r"missing tensor\(s\) layer4"):
+        load_backbone_weights(_fresh_model(), str(path))
+
+
+def test_imagenet_weights_offline_says_how_to_provide_them(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(
+        torchvision.models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline
+    )
+    with pytest.raises(MetricadError) as caught:
+        load_backbone_weights(_fresh_model(), "imagenet")
+    message = str(caught.value)
+    assert "model.weights: imagenet" in message and "set model.weights" in message
+    assert "resnet18-" in message and "\n" not in message

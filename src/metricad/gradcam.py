@@ -1,4 +1,4 @@
-"""Class activation maps (Grad-CAM, Grad-CAM++) for AnomalyNet, in eval mode only.
+"""Class activation maps (Grad-CAM, Grad-CAM++, HiResCAM) for AnomalyNet, in eval mode only.
 
 Pure torch, no I/O. A map is computed for one target class per image at one backbone
 layer, upsampled to the input size, and returned normalised by its own maximum together
@@ -14,21 +14,29 @@ from tqdm import tqdm
 from metricad.data import normalize
 from metricad.torch_model import AnomalyNet
 
-METHODS = ("gradcam", "gradcam++")
+METHODS = ("gradcam", "gradcam++", "hirescam")
 TARGETS = ("anomalous", "good", "predicted")
 CLASS_INDEX = {"good": 0, "anomalous": 1}
 
 
-def _channel_weights(
+def _weighted_activations(
     activations: torch.Tensor, gradients: torch.Tensor, method: str
 ) -> torch.Tensor:
+    """Per-pixel sum over channels of weight x activation, before the ReLU."""
+    if method == "hirescam":
+        # HiResCAM (Draelos & Carin 2020): the gradient itself weighs each position. Faithful
+        # when the head sees every position separately (flatten + Linear, as here), where
+        # Grad-CAM's averaged gradient can cancel out.
+        return (gradients * activations).sum(dim=1, keepdim=True)
     if method == "gradcam":
-        return gradients.mean(dim=(2, 3))
-    # Grad-CAM++ (Chattopadhyay et al. 2018), closed form for an exponential score.
-    grads2, grads3 = gradients.pow(2), gradients.pow(3)
-    total = activations.sum(dim=(2, 3), keepdim=True)
-    alpha = grads2 / (2 * grads2 + total * grads3).where(gradients != 0, torch.ones_like(grads2))
-    return (alpha * F.relu(gradients)).sum(dim=(2, 3))
+        weights = gradients.mean(dim=(2, 3))
+    else:
+        # Grad-CAM++ (Chattopadhyay et al. 2018), closed form for an exponential score.
+        grads2, grads3 = gradients.pow(2), gradients.pow(3)
+        total = activations.sum(dim=(2, 3), keepdim=True)
+        denominator = (2 * grads2 + total * grads3).where(gradients != 0, torch.ones_like(grads2))
+        weights = (grads2 / denominator * F.relu(gradients)).sum(dim=(2, 3))
+    return (weights[:, :, None, None] * activations).sum(dim=1, keepdim=True)
 
 
 def class_activation_maps(
@@ -64,8 +72,7 @@ def class_activation_maps(
     finally:
         hook.remove()
     activations = captured[0].detach()
-    weights = _channel_weights(activations, gradients, method)
-    cams = F.relu((weights[:, :, None, None] * activations).sum(dim=1, keepdim=True))
+    cams = F.relu(_weighted_activations(activations, gradients, method))
     cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     peaks = cams.amax(dim=(1, 2))
     maps = torch.where(peaks[:, None, None] > 0, cams / peaks.clamp_min(1e-12)[:, None, None], 0.0)

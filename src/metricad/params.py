@@ -85,7 +85,7 @@ class TsneParams:
 
 @dataclass(frozen=True)
 class GradcamParams:
-    method: Literal["gradcam", "gradcam++"] = "gradcam"
+    method: Literal["gradcam", "gradcam++", "hirescam"] = "gradcam"
     layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer4"
     target: Literal["anomalous", "good", "predicted"] = "anomalous"
     train_images: int = _range(0, 100000, default=8)

@@ -88,13 +88,14 @@ def main() -> None:
     with atomic_path(HEATMAP_INDEX) as tmp:
         index.to_csv(tmp, index=False)
     write_json(METRICS_DIR / "gradcam.json", metrics)
-    _draw(rows, images.permute(0, 2, 3, 1).numpy(), maps, masks, kinds, is_test, params)
+    pixels = images.permute(0, 2, 3, 1).numpy()
+    _draw(rows, pixels, maps, masks, kinds, is_test, params)
+    _draw_targets(model, rows, images, pixels, masks, device, params)
 
 
 def _draw(rows, images, maps, masks, kinds, is_test, params) -> None:
     """The article's per-image figures and one gallery per kind (test images)."""
-    scale = max(1, 192 // params.resize.size)
-    panels = [gradcam_panel(images[i], maps[i], masks[i], scale) for i in range(len(rows))]
+    panels = [gradcam_panel(images[i], maps[i], masks[i]) for i in range(len(rows))]
     folder = PLOTS_DIR / "gradcam"
     for i, row in rows.iterrows():
         name = f"{row['split']}_{row['defect']}_{Path(row['path']).stem}.png"
@@ -111,6 +112,27 @@ def _draw(rows, images, maps, masks, kinds, is_test, params) -> None:
         ]
         figure = gallery_figure([panels[i] for i in chosen[:GALLERY_SIZE]], captions, title)
         save_figure(figure, folder / "kinds" / f"{kind}.png")
+
+
+def _draw_targets(model, rows, images, pixels, masks, device, params) -> None:
+    """One test image per defect type, explained for each target class, with the configured
+    method and with HiResCAM: the defect lowers the 'good' score, so for that target its
+    contribution is negative, the CAM's ReLU removes it and the heat moves to intact areas
+    (the article's "inverted" maps)."""
+    cam = params.gradcam
+    firsts = rows[(rows["split"] == "test") & (rows["label"] == 1)].groupby("defect").head(1)
+    chosen = firsts.index.to_numpy()
+    panels, captions = [], []
+    for method in dict.fromkeys((cam.method, "hirescam")):
+        for target in ("anomalous", "good"):
+            maps, _, _ = heatmaps_for_images(model, images[chosen], device, max(len(chosen), 1),
+                                             target, cam.layer, method, progress=False)
+            for n, i in enumerate(chosen):
+                panels.append(gradcam_panel(pixels[i], maps[n].numpy(), masks[i]))
+                captions.append(f"{rows['defect'][i]}: {method}, target {target}")
+    figure = gallery_figure(panels, captions, f"{cam.layer}: the class explained decides where "
+                            "the heat goes", columns=max(1, len(chosen)))
+    save_figure(figure, PLOTS_DIR / "gradcam" / "targets.png")
 
 
 if __name__ == "__main__":

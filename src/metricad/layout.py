@@ -12,6 +12,7 @@ import pandas as pd
 
 from metricad.errors import MetricadError
 from metricad.files import atomic_path
+from metricad.images import check_image
 
 DEFECT_FREE = "good"
 MVTEC_CATEGORIES = (
@@ -42,7 +43,10 @@ _WARN_LISTED = 10
 
 def _visible(folder: Path) -> list[Path]:
     """Entries of `folder` without hidden ones (.DS_Store, editors' and our own temp files)."""
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as error:  # permissions, or a folder removed while scanning
+        raise MetricadError(f"{folder}: cannot list folder ({error.strerror})") from None
 
 
 def _images(folder: Path) -> dict[str, Path]:
@@ -69,6 +73,8 @@ def scan_mvtec(root: str | Path, category: str) -> pd.DataFrame:
 
     Columns are MANIFEST_COLUMNS without `split`, rows sorted by (mvtec_split, defect, name).
     A defect image without a mask is kept with mask_path "" and reported by one warning.
+    Every image and mask is checked to be complete and readable (`check_image`) and every mask
+    to match its image's size, so a broken file stops here, before any manifest is written.
     """
     root = Path(root)
     if not root.is_dir():
@@ -106,6 +112,9 @@ def scan_mvtec(root: str | Path, category: str) -> pd.DataFrame:
         ]
 
     masks = _scan_masks(category_dir / "ground_truth", defect_images)
+    rows.sort(key=lambda row: (row[3], row[2], row[0].name))
+    _check_files([row[0] for row in rows], masks)
+    # Warned after the checks: a run that stops on a broken file shows only that error.
     missing = [str(path) for path, label, *_ in rows if label and path not in masks]
     if missing:
         listed = ", ".join(missing[:_WARN_LISTED])
@@ -116,7 +125,6 @@ def scan_mvtec(root: str | Path, category: str) -> pd.DataFrame:
             stacklevel=2,
         )
 
-    rows.sort(key=lambda row: (row[3], row[2], row[0].name))
     return pd.DataFrame(
         [
             {
@@ -132,16 +140,37 @@ def scan_mvtec(root: str | Path, category: str) -> pd.DataFrame:
     )
 
 
+def _check_files(images: list[Path], masks: dict[Path, Path]) -> None:
+    """Every file readable, every mask the size of its image (both named when they differ)."""
+    for image in images:
+        width, height = check_image(image)
+        if image not in masks:
+            continue
+        mask_width, mask_height = check_image(masks[image])
+        if (mask_width, mask_height) != (width, height):
+            raise MetricadError(
+                f"{masks[image]}: mask is {mask_width}x{mask_height} but its image {image} is "
+                f"{width}x{height}; masks must have their image's size"
+            )
+
+
 def _scan_masks(ground_truth: Path, defect_images: dict[str, dict[str, Path]]) -> dict[Path, Path]:
     """Map each defect image to its <stem>_mask file; a mask without its image is an error."""
     masks: dict[Path, Path] = {}
     if not ground_truth.is_dir():
         return masks
     for mask_dir in _subfolders(ground_truth):
+        if mask_dir.name == DEFECT_FREE:
+            raise MetricadError(f"{mask_dir}: defect-free images have no masks; remove this folder")
         images = defect_images.get(mask_dir.name, {})
         for stem, mask in _images(mask_dir).items():
+            if not stem.endswith(_MASK_SUFFIX):
+                raise MetricadError(
+                    f"{mask}: mask names must end in {_MASK_SUFFIX} (<image name>{_MASK_SUFFIX}"
+                    f"{mask.suffix}); rename it or move it out of {ground_truth}"
+                )
             image_stem = stem.removesuffix(_MASK_SUFFIX)
-            image = images.get(image_stem) if stem.endswith(_MASK_SUFFIX) else None
+            image = images.get(image_stem)
             if image is None:
                 expected = ground_truth.parent / "test" / mask_dir.name / f"{image_stem}.png"
                 raise MetricadError(

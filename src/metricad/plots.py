@@ -53,8 +53,8 @@ def tsne_figure(
                 marker=MARKERS[index % len(MARKERS)],
                 facecolors="none" if hollow else colour,
                 edgecolors=colour,
-                s=36,
-                linewidths=1.2,
+                s=70 if hollow else 30,  # a test ring stays visible around a train dot
+                linewidths=1.5 if hollow else 0.8,
                 label=defect + suffix,
             )
     axes.set_title(title)
@@ -71,10 +71,12 @@ def heat_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> 
     return np.round((1 - alpha) * image + alpha * colours).astype(np.uint8)
 
 
-def gradcam_panel(
-    image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None, scale: int = 2
-) -> np.ndarray:
-    """Original | overlay side by side (the article's figure), the mask outlined in white."""
+def gradcam_panel(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Original | overlay side by side (the article's figure), the mask outlined in white.
+
+    Small images are enlarged (nearest neighbour) to about 192 px so the map stays legible.
+    """
+    scale = max(1, 192 // image.shape[0])
     overlay = heat_overlay(image, heatmap)
     if mask is not None and mask.any():
         outline = mask & ~binary_erosion(mask)

@@ -10,7 +10,6 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # would pull in another torch.
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

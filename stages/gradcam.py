@@ -73,6 +73,12 @@ def main() -> None:
         if (chosen & anomalous).any()
     }
     metrics["anomalous_without_mask"] = int((anomalous & ~has_mask).sum())
+    unscored = rows.loc[anomalous & ~has_mask, "path"].tolist()
+    if unscored:
+        print(
+            f"warning: gradcam: {len(unscored)} defect image(s) without a mask left out of "
+            f"the localization scores: {', '.join(unscored[:10])}"
+        )
     kinds = np.full(len(rows), "", dtype=object)
     if has_mask.any():
         kinds[has_mask] = classify_kinds(
@@ -125,13 +131,25 @@ def _draw_targets(model, rows, images, pixels, masks, device, params) -> None:
     panels, captions = [], []
     for method in dict.fromkeys((cam.method, "hirescam")):
         for target in ("anomalous", "good"):
-            maps, _, _ = heatmaps_for_images(model, images[chosen], device, max(len(chosen), 1),
-                                             target, cam.layer, method, progress=False)
+            maps, _, _ = heatmaps_for_images(
+                model,
+                images[chosen],
+                device,
+                max(len(chosen), 1),
+                target,
+                cam.layer,
+                method,
+                progress=False,
+            )
             for n, i in enumerate(chosen):
                 panels.append(gradcam_panel(pixels[i], maps[n].numpy(), masks[i]))
                 captions.append(f"{rows['defect'][i]}: {method}, target {target}")
-    figure = gallery_figure(panels, captions, f"{cam.layer}: the class explained decides where "
-                            "the heat goes", columns=max(1, len(chosen)))
+    figure = gallery_figure(
+        panels,
+        captions,
+        f"{cam.layer}: the class explained decides where the heat goes",
+        columns=max(1, len(chosen)),
+    )
     save_figure(figure, PLOTS_DIR / "gradcam" / "targets.png")
 
 

@@ -6,6 +6,7 @@ import it (`from conftest import make_mvtec_tree`).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,11 @@ def make_mvtec_tree(
     size: int = 64,
     counts: dict[str, int] | None = None,
     mode: str = "RGB",
+    *,
+    modes: Sequence[str] | None = None,
+    width: int | None = None,
+    mask_value: int = 255,
+    without_mask: Collection[str] = (),
 ) -> Path:
     """Write root/category/{train/good, test/<kind>, ground_truth/<defect>} and return the
     category folder.
@@ -31,28 +37,43 @@ def make_mvtec_tree(
     `counts` maps "train_good", "test_good" and defect names to numbers of images (default
     TREE_COUNTS). Images are grey noise saved in PIL `mode`; a defect image has a bright square
     exactly where its 0/255 mask (<name>_mask.png) is set. Deterministic.
+
+    Real-data quirks: `modes` cycles PIL modes over each folder's images (overrides `mode`;
+    "I;16" gives 16-bit PNGs), `width` makes images size (high) x width, `mask_value` is the
+    mask's defect value (1 for 0/1 masks), and `without_mask` names "<defect>/<index>" images
+    ("cut/001") whose mask is not written.
     """
     category_dir = Path(root) / category
+    width = width or size
     for kind_index, (key, count) in enumerate((counts or TREE_COUNTS).items()):
         split, kind = _FOLDERS.get(key, ("test", key))
         for index in range(count):
             rng = np.random.default_rng([kind_index, index])
-            image = rng.normal(128, 20, (size, size, 3))
-            mask = np.zeros((size, size), np.uint8)
+            image = rng.normal(128, 20, (size, width, 3))
+            mask = np.zeros((size, width), np.uint8)
             if kind != "good":
-                side = max(size // 4, 1)
-                top, left = rng.integers(0, size - side + 1, 2)
-                mask[top : top + side, left : left + side] = 255
+                side = max(min(size, width) // 4, 1)
+                top, left = rng.integers(0, [size - side + 1, width - side + 1])
+                mask[top : top + side, left : left + side] = mask_value
                 image[mask > 0] = 240
-            pixels = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).convert(mode)
+            rgb = np.clip(image, 0, 255).astype(np.uint8)
+            image_mode = modes[index % len(modes)] if modes else mode
             image_path = category_dir / split / kind / f"{index:03d}.png"
             image_path.parent.mkdir(parents=True, exist_ok=True)
-            pixels.save(image_path)
-            if kind != "good":
+            _in_mode(rgb, image_mode).save(image_path)
+            if kind != "good" and f"{kind}/{index:03d}" not in without_mask:
                 mask_path = category_dir / "ground_truth" / kind / f"{index:03d}_mask.png"
                 mask_path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(mask).save(mask_path)
     return category_dir
+
+
+def _in_mode(rgb: np.ndarray, mode: str) -> Image.Image:
+    """An RGB uint8 array as a PIL image in `mode`; "I;16" stretches grey to the 16-bit range."""
+    if mode == "I;16":
+        gray = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint16)
+        return Image.fromarray(gray * 257)
+    return Image.fromarray(rgb).convert(mode)
 
 
 @pytest.fixture(name="make_mvtec_tree")

@@ -13,6 +13,7 @@ from PIL import Image, ImageFile
 
 from metricad.errors import MetricadError
 from metricad.images import (
+    check_image,
     load_mask,
     load_rgb,
     resize_dataset,
@@ -80,9 +81,8 @@ def test_load_mask_other_modes(tmp_path, mode):
 
 
 def _truncated_png(path: Path) -> Path:
-    buffer = io.BytesIO()
-    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
-    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    data = _png_bytes()
+    path.write_bytes(data[: len(data) // 2])
     return path
 
 
@@ -164,9 +164,104 @@ def test_resize_dataset_mirrors_layout_with_relative_paths(tmp_path, monkeypatch
 
 
 def test_resize_dataset_rejects_mask_of_other_size(tmp_path, make_mvtec_tree):
+    # scan_mvtec refuses such a mask already (tests/test_layout.py); resize checks again for
+    # a manifest written by hand or by an older version.
     category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "cut": 1})
+    manifest = scan_mvtec(tmp_path, "leather")
     mask_path = category_dir / "ground_truth" / "cut" / "000_mask.png"
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(mask_path)
-    manifest = scan_mvtec(tmp_path, "leather")
     with pytest.raises(MetricadError, match="000_mask.png.*test/cut/000.png"):
         resize_dataset(manifest, 16, tmp_path / "out", progress=False)
+
+
+def test_non_square_images_are_stretched_not_cropped():
+    # Left third black, rest white: a centre crop of the 30x90 image would lose the black.
+    image = np.full((30, 90, 3), 255, np.uint8)
+    image[:, :30] = 0
+    resized = resize_rgb(image, 12)
+    assert resized.shape == (12, 12, 3)
+    assert np.all(resized[:, :4] == 0) and np.all(resized[:, 4:] == 255)
+    mask = np.zeros((30, 90), bool)
+    mask[:, :30] = True
+    assert np.array_equal(resize_mask(mask, 12)[:, :, None].repeat(3, 2), resized == 0)
+
+
+def test_resize_dataset_keeps_non_square_masks_aligned(tmp_path, make_mvtec_tree):
+    make_mvtec_tree(tmp_path, size=48, width=80, counts={"train_good": 1, "cut": 3})
+    manifest = scan_mvtec(tmp_path, "leather")
+    resized = resize_dataset(manifest, 32, tmp_path / "out", progress=False)
+    for row in resized[resized["label"] == 1].itertuples():
+        image, mask = load_rgb(row.path)[..., 0], load_mask(row.mask_path)
+        assert image.shape == mask.shape == (32, 32)
+        # The bright defect square lands where its mask does.
+        assert image[mask].mean() > 200 > image[~mask].mean()
+
+
+def test_zero_one_masks_survive_resize_dataset(tmp_path, make_mvtec_tree):
+    make_mvtec_tree(tmp_path, mask_value=1, counts={"train_good": 1, "cut": 2})
+    resized = resize_dataset(scan_mvtec(tmp_path, "leather"), 32, tmp_path / "out", False)
+    for mask_path in resized.loc[resized["label"] == 1, "mask_path"]:
+        assert set(np.unique(np.asarray(Image.open(mask_path)))) == {0, 255}
+
+
+@pytest.mark.parametrize("mode", ["I", "F", "CMYK", "YCbCr", "LAB"])
+def test_tiff_modes_load(tmp_path, mode):
+    path = tmp_path / f"{mode}.tif"
+    Image.fromarray(RGB).convert("L").convert(mode).save(path)
+    assert load_rgb(path).shape == (12, 10, 3)
+    assert load_mask(path).shape == (12, 10)
+
+
+def test_other_formats_are_never_handed_to_their_plugins(tmp_path):
+    # PIL would render PostScript with Ghostscript, an external program, whatever the name.
+    eps = tmp_path / "000.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
+    gif = tmp_path / "001.png"
+    Image.fromarray(GRAY).save(gif, format="GIF")
+    for path in (eps, gif):
+        for reader in (load_rgb, load_mask, check_image):
+            with pytest.raises(MetricadError, match=re.escape(f"{path}: not an image")):
+                reader(path)
+
+
+def _png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_check_image_returns_width_and_height(tmp_path):
+    path = _save(Image.fromarray(RGB), tmp_path / "ok.png")
+    assert check_image(path) == (10, 12)
+    jpeg = _save(Image.fromarray(RGB), tmp_path / "ok.jpg")
+    assert check_image(jpeg) == (10, 12)
+
+
+@pytest.mark.parametrize("keep", [8, 30, 100, 0.5, -13, -12, -5])
+def test_check_image_catches_any_truncation(tmp_path, keep):
+    data = _png_bytes()
+    # Even a cut into the end chunk (-12, -5), which load() would accept. Only a cut into the
+    # end chunk's last 4 bytes (its checksum) passes, and then every pixel is there.
+    cut = int(len(data) * keep) if isinstance(keep, float) else keep
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[:cut])
+    with pytest.raises(MetricadError, match=re.escape(str(path))):
+        check_image(path)
+
+
+def test_check_image_catches_a_flipped_byte(tmp_path):
+    data = bytearray(_png_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / "flipped.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(MetricadError, match=f"{re.escape(str(path))}: not a readable image"):
+        check_image(path)
+
+
+def test_truncated_jpeg_is_caught_by_check_image(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(MetricadError, match=re.escape(str(path))):
+        check_image(path)

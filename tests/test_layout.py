@@ -7,8 +7,10 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TREE_COUNTS
+from PIL import Image
 
 from metricad.errors import MetricadError
 from metricad.layout import (
@@ -82,6 +84,11 @@ def _remove(path: Path) -> Path:
     return path
 
 
+def _cleared(path: Path) -> Path:
+    _remove(path).mkdir()
+    return path
+
+
 def _empty(path: Path) -> Path:
     for image in path.glob("*.png"):
         image.unlink()
@@ -96,6 +103,7 @@ BROKEN_TREES = {
     "train/good missing": lambda root, cat: _remove(cat / "train" / "good"),
     "train/good empty": lambda root, cat: _empty(cat / "train" / "good"),
     "test missing": lambda root, cat: _remove(cat / "test"),
+    "test without subfolders": lambda root, cat: _cleared(cat / "test"),
     "defect folder empty": lambda root, cat: _empty(cat / "test" / "fold"),
     "mask without image": lambda root, cat: _remove(cat / "test" / "glue" / "001.png").parent,
     "mask of unknown defect": lambda root, cat: shutil.copytree(
@@ -189,3 +197,95 @@ def test_read_manifest_errors(tmp_path):
     bad_label.write_text(",".join(MANIFEST_COLUMNS) + "\na.png,x,good,,train,train\n")
     with pytest.raises(MetricadError, match=f"{re.escape(str(bad_label))}.*label"):
         read_manifest(bad_label)
+
+
+def test_names_that_are_not_three_digits(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "cut": 1})
+    cut, masks = category_dir / "test" / "cut", category_dir / "ground_truth" / "cut"
+    for stem in ("0001", "img 7", "a.b", "défaut"):
+        shutil.copy(cut / "000.png", cut / f"{stem}.png")
+        shutil.copy(masks / "000_mask.png", masks / f"{stem}_mask.png")
+    scan = _scan(tmp_path)
+    rows = scan[scan["defect"] == "cut"]
+    assert sorted(Path(p).stem for p in rows["path"]) == sorted(
+        ["000", "0001", "img 7", "a.b", "défaut"]
+    )
+    assert all(
+        Path(m).name == f"{Path(p).stem}_mask.png"
+        for p, m in rows[["path", "mask_path"]].itertuples(index=False)
+    )
+
+
+def test_two_images_with_one_name_are_ambiguous(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "cut": 1})
+    shutil.copy(category_dir / "test/cut/000.png", category_dir / "test/cut/000.jpg")
+    with pytest.raises(MetricadError, match=r"test/cut: two images share the name '000'"):
+        scan_mvtec(tmp_path, "leather")
+
+
+def test_mask_not_named_like_its_image(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "cut": 1})
+    mask = category_dir / "ground_truth" / "cut" / "000_mask.png"
+    renamed = mask.rename(mask.with_name("000.png"))
+    with pytest.raises(MetricadError, match=f"{re.escape(str(renamed))}: mask names must end"):
+        scan_mvtec(tmp_path, "leather")
+
+
+def test_masks_for_good_images_are_refused(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "test_good": 1, "cut": 1})
+    good_masks = category_dir / "ground_truth" / "good"
+    shutil.copytree(category_dir / "ground_truth" / "cut", good_masks)
+    with pytest.raises(MetricadError, match=f"{re.escape(str(good_masks))}: defect-free"):
+        scan_mvtec(tmp_path, "leather")
+
+
+def test_mask_size_mismatch_names_both_files(tmp_path, make_mvtec_tree):
+    category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "cut": 2})
+    mask = category_dir / "ground_truth" / "cut" / "001_mask.png"
+    Image.fromarray(np.zeros((64, 63), np.uint8)).save(mask)
+    image = category_dir / "test" / "cut" / "001.png"
+    with pytest.raises(MetricadError) as caught:
+        scan_mvtec(tmp_path, "leather")
+    assert str(caught.value) == (
+        f"{mask}: mask is 63x64 but its image {image} is 64x64; masks must have their image's size"
+    )
+
+
+BROKEN_FILES = {
+    "zero-byte": lambda path: path.write_bytes(b""),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:-20]),
+    "text named .png": lambda path: path.write_text("this is not an image\n"),
+}
+
+
+@pytest.mark.parametrize(
+    "where", ["train/good/002.png", "test/cut/001.png", "ground_truth/cut/000_mask.png"]
+)
+@pytest.mark.parametrize("broken", BROKEN_FILES)
+def test_broken_file_stops_the_scan_naming_it(tmp_path, make_mvtec_tree, where, broken):
+    category_dir = make_mvtec_tree(tmp_path)
+    BROKEN_FILES[broken](category_dir / where)
+    with pytest.raises(MetricadError, match=re.escape(f"{category_dir / where}: not")):
+        scan_mvtec(tmp_path, "leather")
+
+
+def test_unlistable_folder_is_one_error(tmp_path, make_mvtec_tree, monkeypatch):
+    # Tests may run as root, where chmod 000 does not stop reading: fake the refusal.
+    category_dir = make_mvtec_tree(tmp_path)
+    denied = category_dir / "test" / "cut"
+    listing = Path.iterdir
+
+    def iterdir(self):
+        if self == denied:
+            raise PermissionError(13, "Permission denied")
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(MetricadError, match=f"{re.escape(str(denied))}: cannot list folder"):
+        scan_mvtec(tmp_path, "leather")
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "I;16", "1"])
+def test_scan_accepts_every_png_mode(tmp_path, make_mvtec_tree, mode):
+    make_mvtec_tree(tmp_path, mode=mode, counts={"train_good": 1, "cut": 1})
+    assert len(_scan(tmp_path)) == 2

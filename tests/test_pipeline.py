@@ -7,9 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import make_mvtec_tree
 
@@ -49,8 +51,9 @@ def _project(tmp_path: Path, params: dict) -> Path:
     for name in ("dvc.yaml", "stages", "src", ".dvc"):
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, project / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+            shutil.copytree(
+                source, project / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+            )
         else:
             shutil.copy(source, project / name)
     merged = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), params)
@@ -71,8 +74,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     metrics = _metrics(project)
-    assert set(metrics) == {"data.json", "train.json", "tsne.json", "gradcam.json",
-                            "evaluate.json"}
+    assert set(metrics) == {"data.json", "train.json", "tsne.json", "gradcam.json", "evaluate.json"}
     evaluate = json.loads(metrics["evaluate.json"])
     assert {"accuracy", "errors", "precision", "recall", "f1", "auroc"} <= set(evaluate["test"])
     assert "silhouette" in json.loads(metrics["tsne.json"])
@@ -84,9 +86,11 @@ def test_demo_pipeline_end_to_end(tmp_path):
     again = _run(["dvc", "repro"], project)
     assert "Running stage" not in again.stdout
 
-    # From scratch again: byte-identical metrics.
+    # From scratch again, every stage in a fresh process: byte-identical metrics and maps.
+    heatmaps = (project / "data" / "gradcam" / "heatmaps.npy").read_bytes()
     _run(["dvc", "repro", "--force"], project)
     assert _metrics(project) == metrics
+    assert (project / "data" / "gradcam" / "heatmaps.npy").read_bytes() == heatmaps
 
     # A new epoch count reruns training and what follows, never the data stages.
     experiment = _run(["dvc", "exp", "run", "-S", "epochs=3"], project)
@@ -99,17 +103,28 @@ def test_demo_pipeline_end_to_end(tmp_path):
 
     shown = _run(["dvc", "plots", "show", "-o", "plots_html"], project)
     html = (project / "plots_html" / "index.html").read_text()
-    for plot in ("loss", "accuracy", "roc", "confusion", "tsne_train", "tsne_test", "tsne_all",
-                 "train.png", "all.png", "correct.png", "no_response.png"):
+    for plot in (
+        "loss",
+        "accuracy",
+        "roc",
+        "confusion",
+        "tsne_train",
+        "tsne_test",
+        "tsne_all",
+        "train.png",
+        "all.png",
+        "correct.png",
+        "no_response.png",
+    ):
         assert plot in html, f"{plot} missing from dvc plots show ({shown.stdout})"
 
 
 def test_mvtec_source_end_to_end(tmp_path):
     root = tmp_path / "mvtec"
-    make_mvtec_tree(root, "leather", size=96,
-                    counts={"train_good": 8, "test_good": 4, "color": 4, "cut": 4})
-    params = _merge(json.loads(json.dumps(TINY)),
-                    {"data": {"source": "mvtec", "root": str(root)}})
+    make_mvtec_tree(
+        root, "leather", size=96, counts={"train_good": 8, "test_good": 4, "color": 4, "cut": 4}
+    )
+    params = _merge(json.loads(json.dumps(TINY)), {"data": {"source": "mvtec", "root": str(root)}})
     project = _project(tmp_path, params)
     _run(["dvc", "repro"], project)
     data = json.loads((project / "metrics" / "data.json").read_text())
@@ -123,3 +138,50 @@ def test_user_mistake_is_one_line_and_nonzero(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == "error: params: epochs must be between 1 and 100000, got 0"
     assert not (project / "data").exists()
+
+
+def test_gradcam_stage_refuses_a_checkpoint_without_its_head(tmp_path):
+    project = _project(tmp_path, TINY)
+    _run(["dvc", "repro", "train"], project)
+    model = project / "models" / "model.pt"
+    checkpoint = torch.load(model, weights_only=True)
+    del checkpoint["state_dict"]["head.weight"]
+    torch.save(checkpoint, model)
+    done = _run([sys.executable, "stages/gradcam.py"], project, check=False)
+    assert done.returncode == 1
+    assert "missing tensor(s) head.weight" in done.stderr
+    assert not (project / "metrics" / "gradcam.json").exists()
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path):
+    params = _merge(json.loads(json.dumps(TINY)), {"epochs": 6, "train": {"checkpoint_every": 2}})
+    project = _project(tmp_path, params)
+    _run(["dvc", "repro", "resize"], project)
+    state = project / "models" / "train_state.pt"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    process = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert state.exists(), "the train stage wrote no resumable state before it was killed"
+    assert not (project / "models" / "model.pt").exists()
+    interrupted_at = torch.load(state, weights_only=True)["epoch"]
+    assert 2 <= interrupted_at < 6
+
+    resumed = _run(["dvc", "repro", "train"], project)
+    assert f"resuming from epoch {interrupted_at}" in resumed.stdout
+    resumed_weights = torch.load(project / "models" / "model.pt", weights_only=True)
+
+    state.unlink()
+    _run(["dvc", "repro", "--force", "train"], project)
+    uninterrupted = torch.load(project / "models" / "model.pt", weights_only=True)
+    for key, tensor in uninterrupted["state_dict"].items():
+        assert torch.equal(tensor, resumed_weights["state_dict"][key]), key

@@ -1,7 +1,9 @@
-"""The synthetic leather set: MVTec layout, masks, determinism, and visible, local defects."""
+"""The synthetic leather and carpet sets: MVTec layout, masks, determinism, and visible, local
+defects."""
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from PIL import Image
 
 from metricad.errors import MetricadError
+from metricad.images import resize_mask, resize_rgb
 from metricad.layout import scan_mvtec
 from metricad.synthetic import (
     MARKER,
@@ -21,11 +24,20 @@ from metricad.synthetic import (
 DEFECTS = SYNTHETIC_DEFECTS["leather"]
 SMALL = {"train_good": 3, "test_good": 2, **dict.fromkeys(DEFECTS, 2)}
 SIZE = 64
+CATEGORIES = ("leather", "carpet")
+# sha256 of the leather images and masks of test_leather_is_unchanged, taken before carpet was
+# added: a new texture must not disturb the existing one's draws.
+LEATHER_SHA256 = "2b37c8675eee0b8c85e397101ce7841b340c6663de5c9cb1f0f07203d1698fe8"
+
+
+def _small(category: str) -> dict[str, int]:
+    return {"train_good": 3, "test_good": 2, **dict.fromkeys(SYNTHETIC_DEFECTS[category], 2)}
 
 
 def _generate(root: Path, **kwargs) -> dict[str, bytes]:
     """Generate a small set; return every visible file's bytes by its path under root."""
-    arguments = {"image_size": SIZE, "counts": SMALL, "progress": False} | kwargs
+    category = kwargs.get("category", "leather")
+    arguments = {"image_size": SIZE, "counts": _small(category), "progress": False} | kwargs
     generate_synthetic(root, **arguments)
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
@@ -36,28 +48,33 @@ def _generate(root: Path, **kwargs) -> dict[str, bytes]:
 
 def test_defect_names():
     assert DEFECTS == ("color", "cut", "fold", "glue", "poke")
+    # MVTec AD's own carpet defect folders.
+    assert SYNTHETIC_DEFECTS["carpet"] == ("color", "cut", "hole", "metal_contamination", "thread")
 
 
-def test_layout_names_and_counts(tmp_path):
-    files = _generate(tmp_path)
-    expected = {f"leather/train/good/{i:03d}.png" for i in range(3)}
-    expected |= {f"leather/test/good/{i:03d}.png" for i in range(2)}
-    for defect in DEFECTS:
-        expected |= {f"leather/test/{defect}/{i:03d}.png" for i in range(2)}
-        expected |= {f"leather/ground_truth/{defect}/{i:03d}_mask.png" for i in range(2)}
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_layout_names_and_counts(tmp_path, category):
+    files = _generate(tmp_path, category=category)
+    defects = SYNTHETIC_DEFECTS[category]
+    expected = {f"{category}/train/good/{i:03d}.png" for i in range(3)}
+    expected |= {f"{category}/test/good/{i:03d}.png" for i in range(2)}
+    for defect in defects:
+        expected |= {f"{category}/test/{defect}/{i:03d}.png" for i in range(2)}
+        expected |= {f"{category}/ground_truth/{defect}/{i:03d}_mask.png" for i in range(2)}
     assert set(files) == expected
     # Nothing half-built is left beside the tree.
-    assert [p.name for p in tmp_path.iterdir()] == ["leather"]
+    assert [p.name for p in tmp_path.iterdir()] == [category]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        scan = scan_mvtec(tmp_path, "leather")
-    assert len(scan) == 3 + 2 + 2 * len(DEFECTS)
+        scan = scan_mvtec(tmp_path, category)
+    assert len(scan) == 3 + 2 + 2 * len(defects)
     assert (scan.loc[scan["label"] == 1, "mask_path"] != "").all()
 
 
-def test_masks_are_binary_small_and_match_their_images(tmp_path):
-    _generate(tmp_path)
-    category_dir = tmp_path / "leather"
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_masks_are_binary_small_and_match_their_images(tmp_path, category):
+    _generate(tmp_path, category=category)
+    category_dir = tmp_path / category
     for image_path in sorted((category_dir / "test").rglob("*.png")):
         image = Image.open(image_path)
         assert image.mode == "RGB" and image.size == (SIZE, SIZE)
@@ -69,10 +86,11 @@ def test_masks_are_binary_small_and_match_their_images(tmp_path):
         assert 0 < (values > 0).mean() < 0.05, mask_path
 
 
-def test_same_seed_same_bytes_other_seed_other_images(tmp_path):
-    first = _generate(tmp_path / "a")
-    assert first == _generate(tmp_path / "b")
-    other = _generate(tmp_path / "c", seed=1)
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_same_seed_same_bytes_other_seed_other_images(tmp_path, category):
+    first = _generate(tmp_path / "a", category=category)
+    assert first == _generate(tmp_path / "b", category=category)
+    other = _generate(tmp_path / "c", category=category, seed=1)
     assert all(other[name] != first[name] for name in first if name.endswith("000.png"))
 
 
@@ -86,11 +104,24 @@ def test_changing_one_count_keeps_the_other_images(tmp_path):
     assert all(more_cuts[name] == first[name] for name in first)
 
 
-@pytest.mark.parametrize("defect", DEFECTS)
-def test_defects_alter_exactly_the_masked_pixels(defect):
+def test_leather_is_unchanged():
+    digest = hashlib.sha256()
+    for kind in ("good", *DEFECTS):
+        sample = render_sample("leather", kind, seed=0, index=0, image_size=256)
+        digest.update(sample.image.tobytes())
+        if sample.mask is not None:
+            digest.update(sample.mask.tobytes())
+    assert digest.hexdigest() == LEATHER_SHA256
+
+
+@pytest.mark.parametrize(
+    ("category", "defect"),
+    [(category, defect) for category in CATEGORIES for defect in SYNTHETIC_DEFECTS[category]],
+)
+def test_defects_alter_exactly_the_masked_pixels(category, defect):
     # At the default size, where the pipeline takes its images from.
     for index in range(2):
-        sample = render_sample("leather", defect, seed=0, index=index, image_size=256)
+        sample = render_sample(category, defect, seed=0, index=index, image_size=256)
         assert sample.image.shape == (256, 256, 3) and sample.mask.shape == (256, 256)
         change = np.abs(sample.image.astype(int) - sample.clean.astype(int)).max(axis=2)
         assert 0.001 < sample.mask.mean() < 0.05
@@ -98,9 +129,32 @@ def test_defects_alter_exactly_the_masked_pixels(defect):
         assert change[~sample.mask].max() <= 3  # untouched (to rounding) outside
 
 
-def test_good_samples_have_no_mask():
-    sample = render_sample("leather", "good", seed=0, index=0, image_size=SIZE)
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_good_samples_have_no_mask(category):
+    sample = render_sample(category, "good", seed=0, index=0, image_size=SIZE)
     assert sample.mask is None and np.array_equal(sample.image, sample.clean)
+
+
+def test_carpet_defects_stay_visible_at_96_px():
+    # The pipeline may shrink 256 px images to 96: every defect must still show there.
+    for defect in SYNTHETIC_DEFECTS["carpet"]:
+        for index in range(3):
+            sample = render_sample("carpet", defect, seed=0, index=index, image_size=256)
+            image, clean = resize_rgb(sample.image, 96), resize_rgb(sample.clean, 96)
+            mask = resize_mask(sample.mask, 96)
+            change = np.abs(image.astype(int) - clean.astype(int)).max(axis=2)
+            assert mask.any() and change[mask].max() > 40, (defect, index)
+
+
+def test_carpet_good_images_vary_but_keep_their_texture():
+    images = [render_sample("carpet", "good", 0, i, 128).image.astype(float) for i in range(4)]
+    means = np.array([image.reshape(-1, 3).mean(axis=0) for image in images])
+    # Different yarn colours or tones from image to image ...
+    assert np.ptp(means, axis=0).max() > 5
+    for image in images:
+        # ... never clipped flat, and always with a visible weave.
+        assert 40 < image.mean() < 215
+        assert image.mean(axis=2).std() > 8
 
 
 def test_replaces_its_own_tree_but_never_other_folders(tmp_path):

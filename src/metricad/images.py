@@ -15,6 +15,8 @@ from metricad.files import atomic_path
 
 # The formats IMAGE_EXTENSIONS in layout.py stands for; no other PIL plugin is ever tried.
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
+# What to do about a broken file, appended to each such error.
+_FIX = "replace it with a good copy or remove it"
 # Modes whose samples are 16 bits (PNG 16-bit grayscale opens as I;16; TIFF may give I).
 _WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 
@@ -26,13 +28,16 @@ def _open(path: str | Path) -> Image.Image:
         # an EPS file renamed to .png would be rendered by Ghostscript, an external program.
         return Image.open(path, formats=ALLOWED_FORMATS)
     except FileNotFoundError:
-        raise MetricadError(f"{path}: file does not exist") from None
+        raise MetricadError(
+            f"{path}: file does not exist (moved or deleted since `prepare` listed it? "
+            "run `dvc repro` again)"
+        ) from None
     except UnidentifiedImageError:
         raise MetricadError(
-            f"{path}: not an image (empty, or not {'/'.join(ALLOWED_FORMATS)})"
+            f"{path}: not an image (empty, or not {'/'.join(ALLOWED_FORMATS)}); {_FIX}"
         ) from None
     except Exception as error:  # PIL's plugins raise many types for malformed headers
-        raise MetricadError(f"{path}: not a readable image ({_reason(error)})") from None
+        raise MetricadError(f"{path}: not a readable image ({_reason(error)}); {_FIX}") from None
 
 
 def _reason(error: Exception) -> str:
@@ -49,14 +54,15 @@ def _decode(path: str | Path) -> Image.Image:
             image.load()
             return image
     except Exception as error:  # zlib, struct, OSError, SyntaxError...: all mean "broken file"
-        raise MetricadError(f"{path}: not a readable image ({_reason(error)})") from None
+        raise MetricadError(f"{path}: not a readable image ({_reason(error)}); {_FIX}") from None
 
 
 def check_image(path: str | Path) -> tuple[int, int]:
     """Check that `path` is a complete, readable image without decoding it; return (width, height).
 
     For PNG (all of MVTec AD) PIL's verify() walks every chunk and checks its CRC: it catches
-    truncation anywhere (even a missing end chunk) and corrupted bytes at about 2 ms for a
+    truncation anywhere (even a missing end chunk; only the end chunk's own 4-byte checksum
+    goes unchecked, and then every pixel is there) and corrupted bytes, at about 2 ms for a
     1024x1024 image, where decoding takes 45 ms. Other formats have no such check, so they are
     decoded. A PNG whose compressed stream is corrupt but whose CRCs match passes here and
     fails, naming the file, when `resize` decodes it.
@@ -70,7 +76,7 @@ def check_image(path: str | Path) -> tuple[int, int]:
             else:
                 image.load()
     except Exception as error:  # as in _decode: every failure here means a broken file
-        raise MetricadError(f"{path}: not a readable image ({_reason(error)})") from None
+        raise MetricadError(f"{path}: not a readable image ({_reason(error)}); {_FIX}") from None
     return size
 
 

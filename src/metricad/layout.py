@@ -37,6 +37,8 @@ MANIFEST_COLUMNS = ["path", "label", "defect", "mask_path", "mvtec_split", "spli
 # MVTec ships PNG; the others let users bring their own images in the same layout.
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 _MASK_SUFFIX = "_mask"
+# Appended to errors about the tree's shape, so the user sees what is expected.
+_LAYOUT = "(MVTec AD layout expected: train/good/, test/<defect>/, ground_truth/<defect>/)"
 # How many missing-mask images the warning names before it only counts.
 _WARN_LISTED = 10
 
@@ -88,22 +90,24 @@ def scan_mvtec(root: str | Path, category: str) -> pd.DataFrame:
 
     train_good = category_dir / "train" / DEFECT_FREE
     if not train_good.is_dir():
-        raise MetricadError(f"{train_good}: folder does not exist (MVTec AD layout expected)")
+        raise MetricadError(f"{train_good}: folder does not exist {_LAYOUT}")
     rows = [(path, 0, DEFECT_FREE, "train") for path in _images(train_good).values()]
     if not rows:
-        raise MetricadError(f"{train_good}: folder has no images")
+        raise MetricadError(
+            f"{train_good}: folder has no images; put the defect-free training images there"
+        )
 
     test_dir = category_dir / "test"
     if not test_dir.is_dir():
-        raise MetricadError(f"{test_dir}: folder does not exist (MVTec AD layout expected)")
+        raise MetricadError(f"{test_dir}: folder does not exist {_LAYOUT}")
     defect_dirs = _subfolders(test_dir)
     if not defect_dirs:
-        raise MetricadError(f"{test_dir}: folder has no good/ or defect subfolders")
+        raise MetricadError(f"{test_dir}: folder has no good/ or defect subfolders {_LAYOUT}")
     defect_images: dict[str, dict[str, Path]] = {}
     for defect_dir in defect_dirs:
         images = _images(defect_dir)
         if not images:
-            raise MetricadError(f"{defect_dir}: folder has no images")
+            raise MetricadError(f"{defect_dir}: folder has no images; add some or remove it")
         if defect_dir.name != DEFECT_FREE:
             defect_images[defect_dir.name] = images
         rows += [
@@ -174,8 +178,8 @@ def _scan_masks(ground_truth: Path, defect_images: dict[str, dict[str, Path]]) -
             if image is None:
                 expected = ground_truth.parent / "test" / mask_dir.name / f"{image_stem}.png"
                 raise MetricadError(
-                    f"{mask}: mask has no defect image {expected} (masks are named "
-                    f"<image name>{_MASK_SUFFIX}.png)"
+                    f"{mask}: mask has no defect image {expected}; add the image or remove "
+                    f"the mask (masks are named <image name>{_MASK_SUFFIX}.png)"
                 )
             masks[image] = mask
     return masks

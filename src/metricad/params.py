@@ -26,9 +26,13 @@ def _range(low: float | None = None, high: float | None = None, **kw: Any) -> An
     return field(metadata={"low": low, "high": high}, **kw)
 
 
+# numpy's legacy RandomState (behind scikit-learn's t-SNE) takes seeds below 2**32 only.
+_SEED_MAX = 2**32 - 1
+
+
 @dataclass(frozen=True)
 class SyntheticParams:
-    seed: int = _range(0, default=0)
+    seed: int = _range(0, _SEED_MAX, default=0)
     image_size: int = _range(32, 2048, default=256)
 
 
@@ -43,7 +47,7 @@ class DataParams:
 @dataclass(frozen=True)
 class SplitParams:
     anomalous_train_fraction: float = _range(0.0, 1.0, default=0.5)
-    seed: int = _range(0, default=0)
+    seed: int = _range(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class TrainParams:
     weight_decay: float = _range(0.0, 1.0, default=5e-4)
     momentum: float = _range(0.0, 1.0, default=0.9)
     augment: bool = True
-    seed: int = _range(0, default=0)
+    seed: int = _range(0, _SEED_MAX, default=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     checkpoint_every: int = _range(0, 100000, default=50)
@@ -80,7 +84,7 @@ class TrainParams:
 class TsneParams:
     perplexity: float = _range(1.0, 100.0, default=10.0)
     max_iter: int = _range(250, 100000, default=1000)
-    seed: int = _range(0, default=0)
+    seed: int = _range(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,20 @@ def _type_name(kind: Any) -> str:
     )
 
 
+def _shown(value: Any) -> str:
+    """repr() cut to one short line: a stray 10 kB string must not flood the error."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to print integers of more than 4300 digits
+        return "an integer too long to show"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key(name: Any) -> str:
+    """A key as typed, with control characters (a newline in a quoted YAML key) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
+
+
 def _convert(key: str, value: Any, kind: Any, meta: Any) -> Any:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
@@ -131,11 +149,11 @@ def _convert(key: str, value: Any, kind: Any, meta: Any) -> Any:
         origin = typing.get_origin(kind)
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
-            raise MetricadError(f"params: {key} must be a section (a mapping), got {value!r}")
+            raise MetricadError(f"params: {key} must be a section (a mapping), got {_shown(value)}")
         return _build(kind, value, key + ".")
     if origin is Literal:
         if value not in typing.get_args(kind):
-            raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {value!r}")
+            raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {_shown(value)}")
         return value
     if kind is float and isinstance(value, str):
         # YAML 1.1 (PyYAML) reads `1e-3` as a string; DVC's `-S` writes such values too.
@@ -150,14 +168,18 @@ def _convert(key: str, value: Any, kind: Any, meta: Any) -> Any:
         else isinstance(value, kind) and not isinstance(value, bool)
     )
     if not ok:
-        raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {value!r}")
-    value = float(value) if kind is float else value
+        raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {_shown(value)}")
+    if kind is float:
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            value = math.inf
     if kind is float and not math.isfinite(value):
-        raise MetricadError(f"params: {key} must be a finite number, got {value!r}")
+        raise MetricadError(f"params: {key} must be a finite number, got {_shown(value)}")
     low, high = meta.get("low"), meta.get("high")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        raise MetricadError(f"params: {key} must be {bounds}, got {value!r}")
+        raise MetricadError(f"params: {key} must be {bounds}, got {_shown(value)}")
     return value
 
 
@@ -168,7 +190,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise MetricadError(f"params: unknown key '{prefix}{key}'{hint}")
+            raise MetricadError(f"params: unknown key '{prefix}{_key(key)}'{hint}")
     kwargs = {
         f.name: _convert(prefix + f.name, values[f.name], hints[f.name], f.metadata)
         for f in dataclasses.fields(cls)
@@ -184,14 +206,16 @@ def _check_relations(params: Params) -> None:
         if not data.root:
             raise MetricadError("params: data.root must be set when data.source is 'mvtec'")
         if not Path(data.root).is_dir():
-            raise MetricadError(f"params: data.root: folder '{data.root}' does not exist")
+            raise MetricadError(f"params: data.root: folder {_shown(data.root)} does not exist")
     if not data.category or "/" in data.category or data.category.startswith("."):
-        raise MetricadError(f"params: data.category must be a folder name, got {data.category!r}")
+        raise MetricadError(
+            f"params: data.category must be a folder name, got {_shown(data.category)}"
+        )
     weights = params.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise MetricadError(
             f"params: model.weights must be 'none', 'imagenet' or a .pth file; "
-            f"file '{weights}' does not exist"
+            f"file {_shown(weights)} does not exist"
         )
 
 
@@ -211,7 +235,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MetricadError(f"{path}: file not found (run from the repository root)") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+    # ValueError: an integer of more than 4300 digits; RecursionError: absurdly deep nesting.
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as error:
         reason = str(error).replace("\n", " ")
         raise MetricadError(f"{path}: not valid YAML: {reason}") from None
     return params_from_dict(values if values is not None else {})

@@ -1,5 +1,6 @@
-"""A synthetic stand-in for MVTec AD: procedural leather with five defect kinds and their masks,
-written in MVTec's exact folder layout, so the pipeline runs without the licensed data set.
+"""A synthetic stand-in for MVTec AD: procedural leather and carpet, each with MVTec's five defect
+kinds and their masks, written in MVTec's exact folder layout, so the pipeline runs without the
+licensed data set.
 
 A category is a base-texture function plus its defect functions (see _TEXTURES). Every image
 draws from its own generator seeded by (seed, category, kind, index), so one seed always gives
@@ -236,7 +237,7 @@ def _carpet(rng: np.random.Generator, size: int) -> FloatImage:
     wx = x / pitch + 0.12 * _smooth_noise(rng, size, 5)
     row = np.floor(wy)
     odd = row % 2
-    # Brick lattice: odd rows shifted by half a tuft; (fy, fx) in [-0.5, 0.5) inside the tuft.
+    # Brick lattice: odd rows shifted by half a tuft; (fy, fx) about [-0.5, 0.5) inside a tuft.
     col = np.floor(wx + 0.5 * odd)
     # Per-tuft draws (tone, yarn tint, lean, offset), looked up by each pixel's tuft.
     r = (row - row.min()).astype(np.int32)
@@ -249,15 +250,14 @@ def _carpet(rng: np.random.Generator, size: int) -> FloatImage:
     fx = wx + 0.5 * odd - col - 0.5 + offset[1]
     # Tufts lean one way in even rows and the other way in odd rows, each a little differently.
     lean = np.where(odd == 1, -0.55, 0.55) + rng.normal(0.0, 0.12, table)[r, c]
+    lean = lean.astype(np.float32)
     along = fx * np.cos(lean) + fy * np.sin(lean)
     across = fy * np.cos(lean) - fx * np.sin(lean)
     bump = np.clip(1 - (along / 0.7) ** 2 - (across / 0.42) ** 2, 0, 1)
     # Fibres run along each tuft: fine ridges across it, plus per-pixel fuzz.
     fibres = 0.12 * np.cos(2 * np.pi * across / 0.21 + rng.uniform(0, 2 * np.pi))
-    height = (
-        np.sqrt(bump) * (tone + fibres)
-        + 0.1 * rng.standard_normal((size, size)).astype(np.float32)
-    )
+    fuzz = 0.1 * rng.standard_normal((size, size)).astype(np.float32)
+    height = np.sqrt(bump) * (tone + fibres) + fuzz
     height = ndimage.gaussian_filter(height, 0.7 * scale)
     grad_y, grad_x = np.gradient(height)
     relief = 0.62 + 0.4 * height - (grad_y + grad_x) * 0.12 * pitch
@@ -273,7 +273,7 @@ def _contrasting(rng: np.random.Generator, image: FloatImage, colours: np.ndarra
     """One of `colours`, drawn among those that stand out from the image's mean colour."""
     mean = image.reshape(-1, 3).mean(axis=0)
     distance = np.linalg.norm(colours - mean, axis=1)
-    return colours[rng.choice(np.flatnonzero(distance > 0.2))]
+    return colours[rng.choice(np.flatnonzero(distance > 0.3))]
 
 
 def _carpet_color(image: FloatImage, rng: np.random.Generator) -> FloatImage:
@@ -281,8 +281,13 @@ def _carpet_color(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     size = image.shape[0]
     weight = _blob(rng, size, rng.uniform(0.035, 0.06) * size, 0.02 * size)
     stains = np.array(
-        [[0.55, 0.12, 0.10], [0.20, 0.35, 0.15], [0.15, 0.22, 0.55], [0.70, 0.55, 0.15],
-         [0.30, 0.18, 0.10]],
+        [
+            [0.55, 0.12, 0.10],  # red wine
+            [0.20, 0.35, 0.15],  # green
+            [0.15, 0.22, 0.55],  # blue ink
+            [0.70, 0.55, 0.15],  # yellow
+            [0.30, 0.18, 0.10],  # coffee
+        ],
         np.float32,
     )
     stain = _contrasting(rng, image, stains)
@@ -307,15 +312,16 @@ def _carpet_hole(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     """A small round gap in the pile: near-black backing inside, a shadowed, frayed rim."""
     size = image.shape[0]
     radius = rng.uniform(0.022, 0.034) * size
-    gap = _blob(rng, size, radius, 0.25 * radius)[..., None]
+    gap = _blob(rng, size, radius, 0.25 * radius)
     # The tufts around the gap lean into it: a soft shadow a little past its edge.
-    shadow = np.clip(ndimage.gaussian_filter(gap, (0.3 * radius, 0.3 * radius, 0)) - gap, 0, 1)
+    shadow = np.clip(ndimage.gaussian_filter(gap, 0.3 * radius) - gap, 0, 1)[..., None]
+    gap = gap[..., None]
     backing = np.array([0.07, 0.06, 0.06], np.float32) + 0.15 * image
     return (image + gap * (backing - image)) * (1 - 0.5 * shadow)
 
 
 def _carpet_metal(image: FloatImage, rng: np.random.Generator) -> FloatImage:
-    """A small metallic speck lying on the pile: mid grey, brushed bright-to-dark across it,
+    """A small metallic speck lying on the pile: steel grey, brushed bright-to-dark across it,
     a white specular highlight towards the light, a dark edge and a faint contact shadow."""
     size = image.shape[0]
     radius = rng.uniform(0.025, 0.035) * size
@@ -350,8 +356,13 @@ def _carpet_thread(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     t = np.clip(signed / half_width, -1, 1)
     shade = (0.8 + 0.3 * np.sqrt(1 - t**2) - 0.15 * t)[..., None]
     colours = np.array(
-        [[0.85, 0.82, 0.75], [0.12, 0.10, 0.09], [0.70, 0.12, 0.10], [0.15, 0.25, 0.60],
-         [0.80, 0.65, 0.15]],
+        [
+            [0.85, 0.82, 0.75],  # off-white
+            [0.12, 0.10, 0.09],  # black
+            [0.70, 0.12, 0.10],  # red
+            [0.15, 0.25, 0.60],  # blue
+            [0.80, 0.65, 0.15],  # yellow
+        ],
         np.float32,
     )
     thread = _contrasting(rng, image, colours) * shade

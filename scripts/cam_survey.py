@@ -1,0 +1,54 @@
+"""Localization of every CAM method x layer x target on the trained model (after `dvc repro`).
+
+Prints one line per combination: pointing game, pixel AUROC, AUPRO and the four kinds, on the
+test split, with the tolerance and thresholds of params.yaml. Usage: python scripts/cam_survey.py
+"""
+
+import itertools
+
+from metricad.checkpoint import load_checkpoint
+from metricad.data import load_image_tensor, load_mask_array
+from metricad.errors import run_stage
+from metricad.gradcam import METHODS, TARGETS, heatmaps_for_images
+from metricad.layout import read_manifest
+from metricad.localization import localization_summary
+from metricad.params import load_params
+from metricad.paths import MODEL, RESIZED_MANIFEST
+from metricad.runtime import make_deterministic, select_device
+
+LAYERS = ("layer2", "layer3", "layer4")
+
+
+def main() -> None:
+    params = load_params()
+    cam = params.gradcam
+    make_deterministic(params.train.seed)
+    device = select_device(params.train.device)
+    manifest = read_manifest(RESIZED_MANIFEST)
+    rows = manifest[manifest["split"] == "test"]
+    model = load_checkpoint(MODEL)
+    images = load_image_tensor(rows)
+    masks = load_mask_array(rows, params.resize.size)
+    print("method     layer   target     pointing  pixel_auroc  aupro  kinds")
+    for method, layer, target in itertools.product(METHODS, LAYERS, TARGETS):
+        maps, peaks, _ = heatmaps_for_images(
+            model, images, device, params.train.batch_size, target, layer, method, progress=False
+        )
+        summary = localization_summary(
+            maps.numpy(),
+            masks,
+            peaks.numpy(),
+            tolerance_px=cam.tolerance_px,
+            min_peak=cam.min_peak,
+            flat_fraction=cam.flat_fraction,
+            iou_threshold=0.5,
+            fpr_limit=cam.fpr_limit,
+        )
+        print(
+            f"{method:10s} {layer}  {target:9s}  {summary['pointing_game']:8.2f}  "
+            f"{summary['pixel_auroc']:11.3f}  {summary['aupro']:5.3f}  {summary['kinds']}"
+        )
+
+
+if __name__ == "__main__":
+    run_stage(main)

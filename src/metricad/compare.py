@@ -1,0 +1,362 @@
+"""Side-by-side report of DVC experiments or git revisions: the article's 300/500/1000-epoch
+comparison as one table (compare.md) and one self-contained page with the maps (compare.html).
+
+    python -m metricad.compare [EXP_OR_REV ...] [--out DIR]
+
+With no names it compares every finished experiment of the workspace baseline, oldest first.
+Everything comes from what DVC and git already store (`dvc exp show --json`, the experiment
+commits); nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metricad.errors import MetricadError, run_stage
+from metricad.files import write_text
+
+PARAMS_FILE = "params.yaml"
+# (row label, metrics file, keys): a key also selects everything below it ("test.kinds").
+METRIC_ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "evaluate",
+        "metrics/evaluate.json",
+        (
+            "test.accuracy",
+            "test.errors",
+            "test.auroc",
+            "test.f1",
+            "test.precision",
+            "test.recall",
+            "test.specificity",
+            "test.recall_per_defect",
+            "all.accuracy",
+            "all.errors",
+            "all.auroc",
+            "all.f1",
+        ),
+    ),
+    ("tsne", "metrics/tsne.json", ("silhouette.train", "silhouette.test", "silhouette.all")),
+    (
+        "gradcam",
+        "metrics/gradcam.json",
+        (
+            "test.pointing_game",
+            "test.pixel_auroc",
+            "test.aupro",
+            "test.iou",
+            "test.inside_outside_ratio",
+            "test.kinds",
+            "train.pointing_game",
+            "train.pixel_auroc",
+            "train.aupro",
+            "train.iou",
+        ),
+    ),
+    (
+        "train",
+        "metrics/train.json",
+        (
+            "epochs",
+            "best_test_accuracy",
+            "best_test_accuracy_epoch",
+            "test_accuracy",
+            "train_accuracy",
+            "test_loss",
+            "train_loss",
+            "head_scale",
+        ),
+    ),
+)
+IMAGES = (
+    "plots/tsne/train.png",
+    "plots/tsne/test.png",
+    "plots/tsne/all.png",
+    "plots/gradcam/kinds/correct.png",
+    "plots/gradcam/kinds/inverted.png",
+    "plots/gradcam/kinds/near_miss.png",
+    "plots/gradcam/kinds/no_response.png",
+)
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One experiment or revision: its params and metrics as stored (nested, per file)."""
+
+    name: str
+    rev: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Row:
+    source: str
+    key: str
+    cells: tuple[str, ...]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"seed": 0}} -> {"train.seed": 0}; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def display(value: Any, digits: int | None = None) -> str:
+    """A cell's text: floats rounded to `digits` when given, YAML spelling for null/bools."""
+    if value is MISSING:
+        return ""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, float) and digits is not None:
+        return repr(round(value, digits))
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _union(flats: Iterable[Mapping[str, Any]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for flat in flats:
+        keys.update(dict.fromkeys(flat))
+    return list(keys)
+
+
+def build_table(columns: Sequence[Column], digits: int = 4) -> list[Row]:
+    """The report's rows: params that differ (all of them for one column), then the chosen
+    metrics. A value a column lacks is an empty cell; metric floats are rounded to `digits`."""
+    rows = []
+    params = [flatten(column.params) for column in columns]
+    for key in _union(params):
+        values = [flat.get(key, MISSING) for flat in params]
+        if len(columns) == 1 or any(value != values[0] for value in values):
+            rows.append(Row(PARAMS_FILE, key, tuple(display(value) for value in values)))
+    for source, path, wanted in METRIC_ROWS:
+        flats = [flatten(column.metrics.get(path) or {}) for column in columns]
+        present = _union(flats)
+        for prefix in wanted:
+            # A key nobody has still gets its (empty) row: a missing metric is visible.
+            keys = [key for key in present if key == prefix or key.startswith(f"{prefix}.")]
+            for key in keys or [prefix]:
+                cells = tuple(display(flat.get(key, MISSING), digits) for flat in flats)
+                rows.append(Row(source, key, cells))
+    return rows
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(columns: Sequence[Column], rows: Sequence[Row]) -> str:
+    """compare.md: one table, a row per value, a column per experiment; numbers only."""
+    header = ["from", "key", *(column.name for column in columns)]
+    lines = [
+        "# Experiment comparison",
+        "",
+        "Commits: "
+        + ", ".join(f"{column.name} = `{column.rev[:7]}`" for column in columns)
+        + ". The t-SNE maps and GradCAM galleries are in compare.html.",
+        "",
+        "| " + " | ".join(map(_markdown_cell, header)) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in rows:
+        cells = [row.source, row.key, *row.cells]
+        lines.append("| " + " | ".join(map(_markdown_cell, cells)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+CSS = """
+body { font-family: sans-serif; margin: 1.5em; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.section th { background: #eee; text-align: left; }
+td img { max-width: 480px; display: block; }
+code { font-size: 90%; }
+"""
+
+
+def render_html(
+    columns: Sequence[Column],
+    rows: Sequence[Row],
+    images: Mapping[str, Sequence[bytes | None]],
+) -> str:
+    """compare.html: the same table plus, per image path, each column's PNG as a data URI."""
+    esc = html.escape
+    width = len(columns) + 1
+    head = "".join(
+        f"<th>{esc(column.name)}<br><code>{esc(column.rev[:7])}</code></th>" for column in columns
+    )
+    body = []
+    source = None
+    for row in rows:
+        if row.source != source:
+            source = row.source
+            body.append(f'<tr class="section"><th colspan="{width}">{esc(source)}</th></tr>')
+        cells = "".join(f'<td class="num">{esc(cell)}</td>' for cell in row.cells)
+        body.append(f"<tr><th>{esc(row.key)}</th>{cells}</tr>")
+    body.append(f'<tr class="section"><th colspan="{width}">plots</th></tr>')
+    for path, pngs in images.items():
+        cells = "".join(
+            "<td></td>"
+            if png is None
+            else f'<td><img alt="{esc(path)}" src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode("ascii")}"></td>'
+            for png in pngs
+        )
+        body.append(f"<tr><th>{esc(path)}</th>{cells}</tr>")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Experiment comparison</title>'
+        f"<style>{CSS}</style></head><body>\n<h1>Experiment comparison</h1>\n"
+        f"<table>\n<tr><th></th>{head}</tr>\n" + "\n".join(body) + "\n</table>\n</body></html>\n"
+    )
+
+
+def _run(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(list(args), capture_output=True, check=False)
+
+
+def _git_file(rev: str, path: str) -> bytes | None:
+    """A file's bytes at a commit, or None where that commit has no such file."""
+    done = _run(["git", "cat-file", "blob", f"{rev}:{path}"])
+    return done.stdout if done.returncode == 0 else None
+
+
+def _experiments_shown() -> list[dict[str, Any]]:
+    # Through this interpreter's dvc, so the report works without the venv on PATH.
+    done = _run([sys.executable, "-m", "dvc", "exp", "show", "--json"])
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
+        raise MetricadError(f"dvc exp show failed: {message[-1]}")
+    return json.loads(done.stdout)
+
+
+def _stored(files: Mapping[str, Any]) -> dict[str, Any]:
+    # exp show stores each file as {"data": ...} or, when unreadable, {"error": ...}.
+    return {path: entry["data"] for path, entry in files.items() if "data" in entry}
+
+
+def experiments(shown: Sequence[Mapping[str, Any]]) -> tuple[list[Column], dict[str, str]]:
+    """Columns for the finished experiments of `dvc exp show --json`'s baselines, oldest
+    first, and {name: state} for the queued, running or failed ones (they have no results)."""
+    finished = []
+    unfinished = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            rev = experiment["revs"][0]
+            executor = experiment.get("executor") or {}
+            state = executor.get("state", "success")
+            if state != "success" or rev.get("error"):
+                unfinished[experiment["name"]] = "failed" if rev.get("error") else state
+                continue
+            data = rev["data"]
+            column = Column(
+                experiment["name"],
+                rev["rev"],
+                _stored(data["params"]).get(PARAMS_FILE, {}),
+                _stored(data["metrics"]),
+            )
+            finished.append((data.get("timestamp") or "", column))
+    finished.sort(key=lambda pair: pair[0])
+    return [column for _, column in finished], unfinished
+
+
+def _parse_file(rev: str, path: str, raw: bytes) -> Any:
+    try:
+        return yaml.safe_load(raw) if path.endswith((".yaml", ".yml")) else json.loads(raw)
+    except (yaml.YAMLError, ValueError) as error:
+        raise MetricadError(f"{rev}:{path} is not valid: {error}".splitlines()[0]) from None
+
+
+def revision_column(name: str) -> Column | None:
+    """A column from the files committed at a git revision (or an experiment ref of any
+    baseline, by name), or None if `name` is neither."""
+    refs = _run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps/"])
+    matches = [
+        line.split(" ", 1)[0]
+        for line in refs.stdout.decode().splitlines()
+        if line.endswith(f"/{name}")
+    ]
+    if len(matches) > 1:
+        raise MetricadError(f"experiment name {name} is ambiguous: use its commit")
+    if matches:
+        sha = matches[0]
+    else:
+        done = _run(
+            ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}"]
+        )
+        if done.returncode != 0:
+            return None
+        sha = done.stdout.decode().strip()
+    files = {}
+    for path in (PARAMS_FILE, *(path for _, path, _ in METRIC_ROWS)):
+        raw = _git_file(sha, path)
+        if raw is not None:
+            files[path] = _parse_file(name, path, raw)
+    return Column(name, sha, files.pop(PARAMS_FILE, None) or {}, files)
+
+
+def select_columns(names: Sequence[str], shown: Sequence[Mapping[str, Any]]) -> list[Column]:
+    """The columns the user asked for: experiment names first, then git revisions; none
+    asked for means every finished experiment."""
+    finished, unfinished = experiments(shown)
+    if not names:
+        if not finished:
+            raise MetricadError("no finished experiments to compare: run `dvc exp run` first")
+        return finished
+    by_name = {column.name: column for column in finished}
+    columns = []
+    for name in names:
+        if name in unfinished:
+            raise MetricadError(f"experiment {name} has no results (it is {unfinished[name]})")
+        column = by_name.get(name) or revision_column(name)
+        if column is None:
+            raise MetricadError(f"unknown experiment or git revision: {name}")
+        columns.append(column)
+    return columns
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m metricad.compare",
+        description="Compare DVC experiments or git revisions in DIR/compare.{md,html}.",
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="EXP_OR_REV",
+        help="experiment names or git revisions (default: all experiments of the baseline)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR")
+    args = parser.parse_args(argv)
+    columns = select_columns(args.names, _experiments_shown())
+    rows = build_table(columns)
+    images = {path: [_git_file(column.rev, path) for column in columns] for path in IMAGES}
+    write_text(args.out / "compare.md", render_markdown(columns, rows))
+    write_text(args.out / "compare.html", render_html(columns, rows, images))
+    print(
+        f"wrote {args.out / 'compare.md'} and {args.out / 'compare.html'} ({len(columns)} columns)"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

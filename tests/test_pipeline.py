@@ -21,7 +21,7 @@ TINY = {
     "data": {"synthetic": {"image_size": 64}},
     "resize": {"size": 32},
     "model": {"embedding_dim": 32},
-    "train": {"batch_size": 32, "checkpoint_every": 1},
+    "train": {"batch_size": 32, "checkpoint_every": 0},
     "tsne": {"perplexity": 5.0, "max_iter": 250},
     "gradcam": {"train_images": 4},
 }
@@ -48,7 +48,7 @@ def _project(tmp_path: Path, params: dict) -> Path:
     """A copy of the pipeline (no outputs, no lock) as its own git + DVC repository."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("dvc.yaml", "stages", "src", ".dvc"):
+    for name in ("dvc.yaml", "stages", "src", ".dvc", ".gitignore"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(

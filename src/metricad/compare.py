@@ -280,22 +280,27 @@ def experiments(shown: Sequence[Mapping[str, Any]]) -> tuple[list[Column], dict[
     return [column for _, column in finished], unfinished
 
 
-def _parse_file(rev: str, path: str, raw: bytes) -> Any:
+def _parse_file(rev: str, path: str, raw: bytes) -> dict[str, Any]:
     try:
-        return yaml.safe_load(raw) if path.endswith((".yaml", ".yml")) else json.loads(raw)
+        tree = yaml.safe_load(raw) if path.endswith(".yaml") else json.loads(raw)
     except (yaml.YAMLError, ValueError) as error:
         raise MetricadError(f"{rev}:{path} is not valid: {error}".splitlines()[0]) from None
+    if not isinstance(tree, dict):
+        raise MetricadError(f"{rev}:{path} is not a mapping of names to values")
+    return tree
 
 
 def revision_column(name: str) -> Column | None:
     """A column from the files committed at a git revision (or an experiment ref of any
     baseline, by name), or None if `name` is neither."""
     refs = _run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps/"])
-    matches = [
-        line.split(" ", 1)[0]
-        for line in refs.stdout.decode().splitlines()
-        if line.endswith(f"/{name}")
-    ]
+    # Experiment refs are refs/exps/<2 hex>/<38 hex>/<name>; others (the queue's stash) are not.
+    matches = []
+    for line in refs.stdout.decode().splitlines():
+        sha, ref = line.split(" ", 1)
+        parts = ref.split("/")
+        if len(parts) == 5 and parts[4] == name:
+            matches.append(sha)
     if len(matches) > 1:
         raise MetricadError(f"experiment name {name} is ambiguous: use its commit")
     if matches:
@@ -321,7 +326,9 @@ def select_columns(names: Sequence[str], shown: Sequence[Mapping[str, Any]]) -> 
     finished, unfinished = experiments(shown)
     if not names:
         if not finished:
-            raise MetricadError("no finished experiments to compare: run `dvc exp run` first")
+            raise MetricadError(
+                "no finished experiments of this commit: run `dvc exp run` or name revisions"
+            )
         return finished
     by_name = {column.name: column for column in finished}
     columns = []
@@ -351,11 +358,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     columns = select_columns(args.names, _experiments_shown())
     rows = build_table(columns)
     images = {path: [_git_file(column.rev, path) for column in columns] for path in IMAGES}
-    write_text(args.out / "compare.md", render_markdown(columns, rows))
-    write_text(args.out / "compare.html", render_html(columns, rows, images))
-    print(
-        f"wrote {args.out / 'compare.md'} and {args.out / 'compare.html'} ({len(columns)} columns)"
-    )
+    try:
+        write_text(args.out / "compare.md", render_markdown(columns, rows))
+        write_text(args.out / "compare.html", render_html(columns, rows, images))
+    except OSError as error:
+        raise MetricadError(f"--out {args.out}: cannot write there ({error.strerror})") from None
+    names = ", ".join(column.name for column in columns)
+    print(f"wrote {args.out / 'compare.md'} and {args.out / 'compare.html'}: {names}")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def _draw_targets(model, rows, images, pixels, masks, device, params) -> None:
     (the article's "inverted" maps)."""
     cam = params.gradcam
     firsts = rows[(rows["split"] == "test") & (rows["label"] == 1)].groupby("defect").head(1)
-    chosen = firsts.index.to_numpy()
+    chosen = firsts.index.tolist()
     panels, captions = [], []
     for method in dict.fromkeys((cam.method, "hirescam")):
         for target in ("anomalous", "good"):

@@ -45,27 +45,23 @@ def bench(size: int, epochs: int, images_count: int, device: torch.device, amp: 
     _sync(device)
     embed_rate = images_count / (time.perf_counter() - start)
     layer = "layer2" if size <= 128 else "layer3"
+
+    def cams() -> tuple[torch.Tensor, ...]:
+        return heatmaps_for_images(
+            model,
+            images,
+            device,
+            params.train.batch_size,
+            method="gradcam++",
+            layer=layer,
+            progress=False,
+        )
+
     start = time.perf_counter()
-    first = heatmaps_for_images(
-        model,
-        images,
-        device,
-        params.train.batch_size,
-        method="gradcam++",
-        layer=layer,
-        progress=False,
-    )
+    first = cams()
     _sync(device)
     cam_rate = images_count / (time.perf_counter() - start)
-    second = heatmaps_for_images(
-        model,
-        images,
-        device,
-        params.train.batch_size,
-        method="gradcam++",
-        layer=layer,
-        progress=False,
-    )
+    second = cams()
     identical = all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     return (
         f"{device.type:4s} size {size:4d}  amp {'on ' if amp else 'off'}  "

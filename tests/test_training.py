@@ -187,3 +187,11 @@ def test_imagenet_weights_offline_says_how_to_provide_them(monkeypatch):
     message = str(caught.value)
     assert "model.weights: imagenet" in message and "set model.weights" in message
     assert "resnet18-" in message and "\n" not in message
+
+
+def test_same_weights_give_byte_identical_checkpoint_files(tmp_path):
+    model, _ = _run()
+    first, second = tmp_path / "a.pt", tmp_path / "b" / "model.pt"
+    save_checkpoint(first, model, PARAMS)
+    save_checkpoint(second, model, PARAMS)
+    assert first.read_bytes() == second.read_bytes()

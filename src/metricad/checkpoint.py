@@ -64,6 +64,13 @@ def safe_load(path: str | Path, what: str) -> Any:
         raise MetricadError(f"{path}: not a readable {what} ({reason})") from None
 
 
+def _save(obj: Any, path: str | Path) -> None:
+    """torch.save to an open handle: given a path, the zip would record that (temporary,
+    random) file name, and equal tensors would give different bytes."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+
+
 def save_checkpoint(path: str | Path, model: AnomalyNet, params: Params) -> None:
     """One file with every trained tensor (encoder, neck, head, head scale) and the params."""
     checkpoint = {
@@ -73,8 +80,7 @@ def save_checkpoint(path: str | Path, model: AnomalyNet, params: Params) -> None
         "params": params_to_dict(params),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    _save(checkpoint, path)
 
 
 def load_checkpoint(path: str | Path, expected_arch: dict[str, Any] | None = None) -> AnomalyNet:
@@ -152,15 +158,10 @@ def _download_imagenet_weights() -> dict[str, torch.Tensor]:
 
 def save_training_state(path: str | Path, state: TrainingState, fingerprint: str) -> None:
     """The resumable state of an unfinished (or finished) run, tagged with what it was run on."""
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "format": TRAINING_STATE_FORMAT,
-                "fingerprint": fingerprint,
-                **dataclasses.asdict(state),
-            },
-            tmp,
-        )
+    _save(
+        {"format": TRAINING_STATE_FORMAT, "fingerprint": fingerprint, **dataclasses.asdict(state)},
+        path,
+    )
 
 
 def load_training_state(path: str | Path, fingerprint: str) -> TrainingState | None:

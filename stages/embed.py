@@ -1,6 +1,9 @@
-"""Stage `embed`: the 512-d embedding and class probabilities of every image, in eval mode."""
+"""Stage `embed`: the 512-d embedding and class probabilities of every image, in eval mode,
+and of the fixed sample of synthetic anomalies (drawn beside the real ones in the t-SNE maps)."""
 
 import numpy as np
+import pandas as pd
+import torch
 
 from metricad.checkpoint import arch_from_params, load_checkpoint
 from metricad.data import load_image_tensor
@@ -9,7 +12,16 @@ from metricad.files import atomic_path
 from metricad.inference import embed_and_score
 from metricad.layout import read_manifest
 from metricad.params import load_params
-from metricad.paths import EMBEDDINGS, MODEL, PREDICTIONS, RESIZED_MANIFEST
+from metricad.paths import (
+    EMBEDDINGS,
+    MODEL,
+    PREDICTIONS,
+    RESIZED_MANIFEST,
+    SYNTHETIC_EMBEDDINGS,
+    SYNTHETIC_IMAGES,
+    SYNTHETIC_INDEX,
+    SYNTHETIC_PREDICTIONS,
+)
 from metricad.runtime import make_deterministic, select_device
 
 
@@ -19,15 +31,27 @@ def main() -> None:
     device = select_device(params.train.device)
     manifest = read_manifest(RESIZED_MANIFEST)
     model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
-    embeddings, probabilities = embed_and_score(
-        model, load_image_tensor(manifest), params.train.batch_size, device
+
+    def embed(images: torch.Tensor, table: pd.DataFrame, vectors_path, table_path) -> None:
+        embeddings, probabilities = embed_and_score(model, images, params.train.batch_size, device)
+        table["prob_anomalous"] = probabilities[:, 1].round(6)
+        with atomic_path(vectors_path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, embeddings.astype(np.float32))
+        with atomic_path(table_path) as tmp:
+            table.to_csv(tmp, index=False)
+
+    embed(
+        load_image_tensor(manifest),
+        manifest[["path", "label", "defect", "split"]].copy(),
+        EMBEDDINGS,
+        PREDICTIONS,
     )
-    predictions = manifest[["path", "label", "defect", "split"]].copy()
-    predictions["prob_anomalous"] = probabilities[:, 1].round(6)
-    with atomic_path(EMBEDDINGS) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, embeddings.astype(np.float32))
-    with atomic_path(PREDICTIONS) as tmp:
-        predictions.to_csv(tmp, index=False)
+    embed(
+        torch.from_numpy(np.load(SYNTHETIC_IMAGES)),
+        pd.read_csv(SYNTHETIC_INDEX, keep_default_na=False),
+        SYNTHETIC_EMBEDDINGS,
+        SYNTHETIC_PREDICTIONS,
+    )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ def main() -> None:
     manifest = read_manifest(RESIZED_MANIFEST)
     train_rows = manifest[manifest["split"] == "train"]
     test_rows = manifest[manifest["split"] == "test"]
-    if train_rows["label"].nunique() < 2:
+    if train_rows["label"].nunique() < 2 and params.train.synthetic_anomalies == "none":
         raise MetricadError(
-            "split.anomalous_train_fraction: the training split holds only good images, so the "
-            "two-class head has nothing to separate; set it above 0 (the article used about 0.5)"
+            "split.anomalous_train_fraction is 0 and train.synthetic_anomalies is 'none': the "
+            "training split holds only good images, so the two-class head has nothing to "
+            "separate; set train.synthetic_anomalies (e.g. cutpaste) or the fraction above 0"
         )
     images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
     monitor = (load_image_tensor(test_rows), labels_tensor(test_rows))
@@ -69,7 +70,11 @@ def main() -> None:
         table.to_csv(tmp, index=False)
     last = history[-1]
     summary = {key: value for key, value in last.items() if key != "epoch"}
-    summary |= {"epochs": params.epochs, "n_train": len(train_rows)}
+    summary |= {
+        "epochs": params.epochs,
+        "n_train": len(train_rows),
+        "n_train_anomalous": int(train_rows["label"].sum()),
+    }
     if "test_accuracy" in table:
         best = table.loc[table["test_accuracy"].idxmax()]
         summary |= {

@@ -1,4 +1,8 @@
-"""Stage `tsne`: the article's three t-SNE maps (train, test, train+test) and separation scores."""
+"""Stage `tsne`: the article's three t-SNE maps (train, test, train+test) and separation scores.
+
+The train and train+test maps also hold the fixed sample of synthetic anomalies (their own
+marker), so a map shows whether the real defects land where the synthetic ones do.
+"""
 
 import numpy as np
 import pandas as pd
@@ -6,9 +10,16 @@ import pandas as pd
 from metricad.errors import run_stage
 from metricad.files import atomic_path, write_json
 from metricad.params import load_params
-from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS
-from metricad.plots import save_figure, tsne_figure
-from metricad.tsne import silhouette, tsne_map
+from metricad.paths import (
+    EMBEDDINGS,
+    METRICS_DIR,
+    PLOTS_DIR,
+    PREDICTIONS,
+    SYNTHETIC_EMBEDDINGS,
+    SYNTHETIC_PREDICTIONS,
+)
+from metricad.plots import SYNTHETIC_DEFECT, save_figure, tsne_figure
+from metricad.tsne import nearest_is_synthetic, silhouette, tsne_map
 
 MAPS = {"train": "train data", "test": "test data", "all": "train + test data (one fit)"}
 
@@ -17,10 +28,19 @@ def main() -> None:
     params = load_params()
     embeddings = np.load(EMBEDDINGS)
     predictions = pd.read_csv(PREDICTIONS, keep_default_na=False)
+    synthetic_vectors = np.load(SYNTHETIC_EMBEDDINGS)
+    synthetic = pd.read_csv(SYNTHETIC_PREDICTIONS, keep_default_na=False)
+    synthetic_rows = pd.DataFrame(
+        {"label": 1, "defect": SYNTHETIC_DEFECT, "split": "train"}, index=range(len(synthetic))
+    )
     scores = {}
     for name, title in MAPS.items():
         chosen = (predictions["split"] == name).to_numpy() if name != "all" else slice(None)
         rows, vectors = predictions[chosen], embeddings[chosen]
+        real = len(rows)
+        if name != "test":
+            rows = pd.concat([rows, synthetic_rows], ignore_index=True)
+            vectors = np.concatenate([vectors, synthetic_vectors])
         points = tsne_map(
             vectors, params.tsne.perplexity, params.tsne.seed, params.tsne.max_iter, name=name
         )
@@ -45,11 +65,25 @@ def main() -> None:
             is_train,
         )
         save_figure(figure, PLOTS_DIR / "tsne" / f"{name}.png")
+        # Separation of the real images only: the synthetic sample would flatter it.
         scores[name] = {
-            "tsne_2d": silhouette(points, labels),
-            "embedding": silhouette(vectors, labels, metric="cosine"),
+            "tsne_2d": silhouette(points[:real], labels[:real]),
+            "embedding": silhouette(vectors[:real], labels[:real], metric="cosine"),
         }
-    write_json(METRICS_DIR / "tsne.json", {"silhouette": scores})
+    is_test = (predictions["split"] == "test").to_numpy()
+    good_train = (predictions["split"] == "train").to_numpy() & (predictions["label"] == 0)
+    write_json(
+        METRICS_DIR / "tsne.json",
+        {
+            "silhouette": scores,
+            "synthetic": nearest_is_synthetic(
+                embeddings[is_test],
+                predictions["label"].to_numpy()[is_test],
+                embeddings[good_train.to_numpy()],
+                synthetic_vectors,
+            ),
+        },
+    )
 
 
 if __name__ == "__main__":

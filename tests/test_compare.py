@@ -210,3 +210,17 @@ def test_queued_epoch_comparison_matches_exp_show(tmp_path):
     assert names_two == [names[0], "HEAD"]
     assert table_two["params.yaml", "epochs"] == [table["params.yaml", "epochs"][0], "2"]
     assert table_two["evaluate", "test.accuracy"][1] == ""
+
+
+def test_every_anomaly_score_is_a_row():
+    """`-S split.anomalous_train_fraction=0,0.5` puts the two protocols' scores side by side."""
+    scores = {
+        "softmax": {"auroc": 0.61, "auroc_per_defect": {"cut": 0.5}},
+        "gaussian": {"auroc": 0.93, "auroc_per_defect": {"cut": 0.9}},
+    }
+    columns = [_column("good-only", 300, 0.8), _column("article", 300, 0.9)]
+    columns[0].metrics["metrics/evaluate.json"]["scores"] = scores
+    rows = {(row.source, row.key): row.cells for row in build_table(columns)}
+    assert rows["evaluate", "scores.gaussian.auroc"] == ("0.93", "")
+    assert rows["evaluate", "scores.gaussian.auroc_per_defect.cut"] == ("0.9", "")
+    assert rows["evaluate", "scores.softmax.auroc"] == ("0.61", "")

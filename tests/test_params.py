@@ -38,6 +38,13 @@ def test_missing_keys_take_defaults():
         ({"data": {"category": "../x"}}, "data.category must be a folder name"),
         ({"model": {"weights": "missing.pth"}}, "file 'missing.pth' does not exist"),
         ({"gradcam": {"layer": "layer5"}}, "gradcam.layer must be one of"),
+        ({"train": {"synthetic_anomalies": "paste"}}, "train.synthetic_anomalies must be one of"),
+        ({"train": {"synthetic_share": 2}}, "train.synthetic_share must be between 0.0 and 1.0"),
+        ({"evaluate": {"scores": "knn"}}, "evaluate.scores must be a non-empty list, got 'knn'"),
+        ({"evaluate": {"scores": []}}, "evaluate.scores must be a non-empty list"),
+        ({"evaluate": {"scores": ["knn", "lof"]}}, "evaluate.scores[1] must be one of 'softmax'"),
+        ({"evaluate": {"scores": ["knn", "knn"]}}, "evaluate.scores lists a value twice"),
+        ({"evaluate": {"knn_k": 0}}, "evaluate.knn_k must be between 1"),
     ],
 )
 def test_bad_values_name_the_key(values, message):
@@ -45,6 +52,11 @@ def test_bad_values_name_the_key(values, message):
         params_from_dict(values)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_score_list_is_read():
+    params = params_from_dict({"evaluate": {"scores": ["gaussian", "softmax"]}})
+    assert params.evaluate.scores == ["gaussian", "softmax"]
 
 
 def test_yaml_exponent_strings_are_numbers():

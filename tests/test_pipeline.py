@@ -25,7 +25,7 @@ TINY = {
     "tsne": {"perplexity": 5.0, "max_iter": 250},
     "gradcam": {"train_images": 4},
 }
-STAGES = ("prepare", "resize", "train", "embed", "tsne", "gradcam", "evaluate")
+STAGES = ("prepare", "resize", "synthesize", "train", "embed", "tsne", "gradcam", "evaluate")
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +77,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert set(metrics) == {"data.json", "train.json", "tsne.json", "gradcam.json", "evaluate.json"}
     evaluate = json.loads(metrics["evaluate.json"])
     assert {"accuracy", "errors", "precision", "recall", "f1", "auroc"} <= set(evaluate["test"])
+    assert set(evaluate["scores"]) == {"softmax", "knn", "gaussian"}
     assert "silhouette" in json.loads(metrics["tsne.json"])
     for name in ("train", "test", "all"):
         assert (project / "plots" / "tsne" / f"{name}.png").stat().st_size > 0
@@ -107,6 +108,8 @@ def test_demo_pipeline_end_to_end(tmp_path):
         "loss",
         "accuracy",
         "roc",
+        "roc/knn.csv",
+        "roc/gaussian.csv",
         "confusion",
         "tsne_train",
         "tsne_test",
@@ -115,8 +118,51 @@ def test_demo_pipeline_end_to_end(tmp_path):
         "all.png",
         "correct.png",
         "no_response.png",
+        "examples.png",
     ):
         assert plot in html, f"{plot} missing from dvc plots show ({shown.stdout})"
+
+
+def test_good_only_training_end_to_end(tmp_path):
+    """MVTec AD's protocol: no defect image in training, synthetic anomalies instead."""
+    good_only = {"split": {"anomalous_train_fraction": 0.0}, "synthesize": {"samples": 6}}
+    project = _project(tmp_path, _merge(json.loads(json.dumps(TINY)), good_only))
+    _run(["dvc", "repro", "resize"], project)
+    refused = _run([sys.executable, "stages/train.py"], project, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1
+    assert "split.anomalous_train_fraction is 0" in refused.stderr
+    assert "train.synthetic_anomalies is 'none'" in refused.stderr
+
+    _run(["dvc", "exp", "run", "-S", "train.synthetic_anomalies=cutpaste"], project)
+    metrics = {name: json.loads(text) for name, text in _metrics(project).items()}
+    assert metrics["train.json"]["n_train_anomalous"] == 0
+    data = metrics["data.json"]["images"]
+    assert set(data["train"]) == {"good"}
+    assert metrics["evaluate.json"]["test"]["n_images"] == sum(data["test"].values())
+    for name in ("softmax", "knn", "gaussian"):
+        score = metrics["evaluate.json"]["scores"][name]
+        assert 0.0 <= score["auroc"] <= 1.0
+        assert set(score["auroc_per_defect"]) == set(data["test"]) - {"good"}
+    assert metrics["evaluate.json"]["score_settings"]["knn_k"] == 5
+    assert "pointing_game" in metrics["gradcam.json"]["test"]
+    assert metrics["tsne.json"]["synthetic"]["n_samples"] == 6
+    for name in ("train", "all"):
+        table = (project / "plots" / "tsne" / f"{name}.csv").read_text()
+        assert table.count(",synthetic,") == 6
+    assert (project / "plots" / "synthetic" / "examples.png").stat().st_size > 0
+    for name in ("softmax", "knn", "gaussian"):
+        assert (project / "plots" / "evaluate" / "roc" / f"{name}.csv").is_file()
+
+    # Same params, same numbers: good-only from scratch gives byte-identical metrics.
+    first = _metrics(project)
+    _run(["dvc", "repro", "--force", "train"], project)
+    _run(["dvc", "repro"], project)
+    assert _metrics(project) == first
+
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json", "HEAD"], project).stdout)
+    # The baseline in HEAD has no lock and no metrics; the diff still lists every score.
+    assert "scores.gaussian.auroc" in diff.get("metrics/evaluate.json", {})
 
 
 def test_mvtec_source_end_to_end(tmp_path):
@@ -154,7 +200,11 @@ def test_gradcam_stage_refuses_a_checkpoint_without_its_head(tmp_path):
 
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path):
-    params = _merge(json.loads(json.dumps(TINY)), {"epochs": 6, "train": {"checkpoint_every": 2}})
+    # With synthetic anomalies, so their draws resume exactly too.
+    params = _merge(
+        json.loads(json.dumps(TINY)),
+        {"epochs": 6, "train": {"checkpoint_every": 2, "synthetic_anomalies": "mixed"}},
+    )
     project = _project(tmp_path, params)
     _run(["dvc", "repro", "resize"], project)
     state = project / "models" / "train_state.pt"

@@ -94,6 +94,14 @@ def test_same_seed_same_bytes_other_seed_other_images(tmp_path, category):
     assert all(other[name] != first[name] for name in first if name.endswith("000.png"))
 
 
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_no_image_is_a_copy_of_another(tmp_path, category):
+    """Test images must be unseen: test/good/000.png was once train/good/000.png's twin."""
+    files = _generate(tmp_path, category=category)
+    images = [data for name, data in files.items() if "ground_truth" not in name]
+    assert len(set(images)) == len(images)
+
+
 def test_changing_one_count_keeps_the_other_images(tmp_path):
     first = _generate(tmp_path / "a")
     more_cuts = _generate(tmp_path / "b", counts=SMALL | {"cut": 3})

@@ -27,4 +27,7 @@ def embed_and_score(
         embedding = model.embed(x)
         probabilities.append(torch.softmax(model.head(embedding).float(), dim=1).cpu())
         embeddings.append(embedding.float().cpu())
+    if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its two shapes
+        classes, dim = model.head.weight.shape
+        return np.zeros((0, dim), np.float32), np.zeros((0, classes), np.float32)
     return torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy()

@@ -97,7 +97,8 @@ def classification_metrics(
 def roc_curve_table(labels: np.ndarray, prob_anomalous: np.ndarray) -> pd.DataFrame:
     """ROC curve points as columns `fpr`, `tpr`, `threshold` (rounded to 6 decimals).
 
-    sklearn's first threshold is +inf (the "flag nothing" point); it is written as 1.0 so the
+    sklearn's first threshold is +inf (the "flag nothing" point); it is written as 1.0 for a
+    probability, or just above the highest score for an unbounded score (a distance), so the
     file stays valid JSON/CSV. With only one class present the curve is undefined and the
     frame is empty (the three columns, no rows).
     """
@@ -106,7 +107,8 @@ def roc_curve_table(labels: np.ndarray, prob_anomalous: np.ndarray) -> pd.DataFr
     if np.unique(truth).size < 2:
         return pd.DataFrame({"fpr": [], "tpr": [], "threshold": []}, dtype=float)
     fpr, tpr, thresholds = roc_curve(truth, prob)
-    thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
+    above_all = max(1.0, round(float(prob.max()), DECIMALS) + 10.0**-DECIMALS)
+    thresholds = np.where(np.isfinite(thresholds), thresholds, above_all)
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds}).round(DECIMALS)
 
 
@@ -116,3 +118,24 @@ def confusion_table(labels: np.ndarray, predictions: np.ndarray) -> pd.DataFrame
     pred = _binary(predictions, truth.shape[0], "predictions")
     names = np.array([GOOD, ANOMALOUS])
     return pd.DataFrame({"actual": names[_binary(truth, pred.shape[0])], "predicted": names[pred]})
+
+
+def auroc_by_defect(labels: np.ndarray, scores: np.ndarray, defects: Sequence[str]) -> dict:
+    """Image AUROC of `scores` over all images, and per defect type (that type's images
+    against every good image); None where a class is missing."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    truth = _binary(labels, scores.shape[0])
+    names = np.asarray(list(defects), dtype=object)
+
+    def auroc(chosen: np.ndarray) -> float | None:
+        if np.unique(truth[chosen]).size < 2:
+            return None
+        return json_float(roc_auc_score(truth[chosen], scores[chosen]))
+
+    good = names == GOOD
+    return {
+        "auroc": auroc(np.ones_like(good)),
+        "auroc_per_defect": {
+            name: auroc(good | (names == name)) for name in sorted(set(names) - {GOOD})
+        },
+    }

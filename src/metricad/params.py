@@ -74,10 +74,22 @@ class TrainParams:
     weight_decay: float = _range(0.0, 1.0, default=5e-4)
     momentum: float = _range(0.0, 1.0, default=0.9)
     augment: bool = True
+    # Good images turned into synthetic anomalies in each batch (anomalies.py): the way to
+    # train on good images only (split.anomalous_train_fraction: 0).
+    synthetic_anomalies: Literal["none", "cutpaste", "scar", "noise", "mixed"] = "none"
+    synthetic_share: float = _range(0.0, 1.0, default=0.5)
+    # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo (issue 8).
+    synthetic_jitter: float = _range(0.0, 1.0, default=0.3)
     seed: int = _range(0, _SEED_MAX, default=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     checkpoint_every: int = _range(0, 100000, default=50)
+
+
+@dataclass(frozen=True)
+class SynthesizeParams:
+    samples: int = _range(0, 10000, default=20)
+    seed: int = _range(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,10 @@ class GradcamParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     threshold: float = _range(0.0, 1.0, default=0.5)
+    scores: list[Literal["softmax", "knn", "gaussian"]] = field(
+        default_factory=lambda: ["softmax", "knn", "gaussian"]
+    )
+    knn_k: int = _range(1, 10000, default=5)
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,7 @@ class Params:
     resize: ResizeParams = field(default_factory=ResizeParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
+    synthesize: SynthesizeParams = field(default_factory=SynthesizeParams)
     tsne: TsneParams = field(default_factory=TsneParams)
     gradcam: GradcamParams = field(default_factory=GradcamParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
@@ -147,6 +164,14 @@ def _convert(key: str, value: Any, kind: Any, meta: Any) -> Any:
             return None
         (kind,) = [k for k in options if k is not type(None)]
         origin = typing.get_origin(kind)
+    if origin is list:
+        (item_kind,) = typing.get_args(kind)
+        if not isinstance(value, list) or not value:
+            raise MetricadError(f"params: {key} must be a non-empty list, got {_shown(value)}")
+        items = [_convert(f"{key}[{n}]", item, item_kind, {}) for n, item in enumerate(value)]
+        if len(set(items)) < len(items):
+            raise MetricadError(f"params: {key} lists a value twice: {_shown(value)}")
+        return items
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise MetricadError(f"params: {key} must be a section (a mapping), got {_shown(value)}")

@@ -18,6 +18,10 @@ from metricad.files import atomic_path  # noqa: E402
 
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p")
 CLASS_COLOURS = {0: "#1f77b4", 1: "#d62728"}
+# The synthetic training anomalies carry this defect name in a t-SNE map, drawn in their own
+# colour and marker.
+SYNTHETIC_DEFECT = "synthetic"
+SYNTHETIC_COLOUR, SYNTHETIC_MARKER = "#ff7f0e", "P"
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -34,7 +38,8 @@ def tsne_figure(
     title: str,
     is_train: np.ndarray | None = None,
 ) -> Figure:
-    """Colour = good/anomalous, marker = defect type; in a joint map, hollow = test image."""
+    """Colour = good/anomalous, marker = defect type; in a joint map, hollow = test image.
+    Points of the defect "synthetic" (the synthetic training anomalies) are orange plus signs."""
     figure, axes = plt.subplots(figsize=(6.4, 5.2))
     defects = np.asarray(defects)
     for index, defect in enumerate(sorted(set(defects), key=lambda d: (d != "good", d))):
@@ -45,12 +50,15 @@ def tsne_figure(
             if not chosen.any():
                 continue
             colour = CLASS_COLOURS[int(labels[chosen][0])]
+            marker = MARKERS[index % len(MARKERS)]
+            if defect == SYNTHETIC_DEFECT:
+                colour, marker = SYNTHETIC_COLOUR, SYNTHETIC_MARKER
             hollow = train_flag is False
             suffix = "" if train_flag is None else (" (train)" if train_flag else " (test)")
             axes.scatter(
                 points[chosen, 0],
                 points[chosen, 1],
-                marker=MARKERS[index % len(MARKERS)],
+                marker=marker,
                 facecolors="none" if hollow else colour,
                 edgecolors=colour,
                 s=70 if hollow else 30,  # a test ring stays visible around a train dot
@@ -71,19 +79,28 @@ def heat_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> 
     return np.round((1 - alpha) * image + alpha * colours).astype(np.uint8)
 
 
-def gradcam_panel(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """Original | overlay side by side (the article's figure), the mask outlined in white.
-
-    Small images are enlarged (nearest neighbour) to about 192 px so the map stays legible.
-    """
-    scale = max(1, 192 // image.shape[0])
-    overlay = heat_overlay(image, heatmap)
+def outlined(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """A copy of `image` with the border of `mask` drawn in white."""
+    image = image.copy()
     if mask is not None and mask.any():
-        outline = mask & ~binary_erosion(mask)
-        overlay[outline] = 255
-    gap = np.full((image.shape[0], 4, 3), 255, dtype=np.uint8)
-    panel = np.concatenate([image, gap, overlay], axis=1)
+        image[mask & ~binary_erosion(mask)] = 255
+    return image
+
+
+def side_by_side(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Images (H, W, 3) in a row with white gaps, small ones enlarged (nearest neighbour) to
+    about 192 px high so they stay legible."""
+    height = parts[0].shape[0]
+    scale = max(1, 192 // height)
+    gap = np.full((height, 4, 3), 255, dtype=np.uint8)
+    row = [part if n == 0 else np.concatenate([gap, part], axis=1) for n, part in enumerate(parts)]
+    panel = np.concatenate(row, axis=1)
     return panel.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def gradcam_panel(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Original | overlay side by side (the article's figure), the mask outlined in white."""
+    return side_by_side([image, outlined(heat_overlay(image, heatmap), mask)])
 
 
 def gallery_figure(
@@ -103,4 +120,24 @@ def gallery_figure(
         axes_grid[0, 0].text(0, 0.5, "no images of this kind", fontsize=10)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+def synthetic_figure(
+    sources: np.ndarray,
+    anomalies: np.ndarray,
+    masks: np.ndarray,
+    kinds: Sequence[str],
+    title: str,
+    columns: int = 2,
+) -> Figure:
+    """Good image | the synthetic anomaly made from it | the same with its mask outlined."""
+    panels = [
+        side_by_side([source, anomaly, outlined(anomaly, mask)])
+        for source, anomaly, mask in zip(sources, anomalies, masks, strict=True)
+    ]
+    captions = [f"good | {kind} | {kind}, pasted area outlined" for kind in kinds]
+    figure = gallery_figure(panels, captions, title, columns=columns)
+    if not panels:
+        figure.axes[0].texts[0].set_text("no synthetic anomalies (train.synthetic_anomalies: none)")
     return figure

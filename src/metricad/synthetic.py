@@ -417,10 +417,16 @@ def _to_uint8(image: FloatImage) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def render_sample(category: str, kind: str, seed: int, index: int, image_size: int) -> Sample:
-    """Render image `index` of `kind` ("good" or a defect name), deterministic in its arguments."""
+def render_sample(
+    category: str, kind: str, seed: int, index: int, image_size: int, split: str = "train"
+) -> Sample:
+    """Render image `index` of `kind` ("good" or a defect name) in `split` ("train" or "test"),
+    deterministic in its arguments."""
     texture = _texture(category)
-    key = [seed, zlib.crc32(category.encode()), zlib.crc32(kind.encode()), index]
+    # Good test images draw from their own key: under the train key, test/good/000.png was a
+    # copy of train/good/000.png, and every score was measured on images seen in training.
+    name = f"test/{kind}" if kind == DEFECT_FREE and split == "test" else kind
+    key = [seed, zlib.crc32(category.encode()), zlib.crc32(name.encode()), index]
     rng = np.random.default_rng(key)
     clean = texture.base(rng, image_size)
     if kind == DEFECT_FREE:
@@ -496,7 +502,7 @@ def generate_synthetic(
     building.mkdir(parents=True)
     try:
         for split, kind, index in tqdm(jobs, desc="synthetic", disable=not progress):
-            sample = render_sample(category, kind, seed, index, image_size)
+            sample = render_sample(category, kind, seed, index, image_size, split)
             save_png(sample.image, building / split / kind / f"{index:03d}.png")
             if sample.mask is not None:
                 save_png(sample.mask, building / "ground_truth" / kind / f"{index:03d}_mask.png")

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from metricad.anomalies import corrupt_batch
 from metricad.data import augment, normalize
 from metricad.params import TrainParams
 from metricad.torch_model import AnomalyNet
@@ -120,10 +121,18 @@ def train(
     for epoch in bar:
         total_loss, correct = 0.0, 0
         for index in batches(len(images), params.batch_size, shuffle_rng):
-            x = images[index]
+            x, y = images[index], labels[index]
             if params.augment:
                 x = augment(x, shuffle_rng)
-            x, y = normalize(x.to(device)), labels[index].to(device)
+            x, y = corrupt_batch(
+                x,
+                y,
+                params.synthetic_anomalies,
+                params.synthetic_share,
+                params.synthetic_jitter,
+                shuffle_rng,
+            )
+            x, y = normalize(x.to(device)), y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(x, y)
             loss = F.cross_entropy(logits.float(), y)

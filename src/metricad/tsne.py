@@ -7,6 +7,7 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
 from metricad.errors import MetricadError
+from metricad.scores import unit_rows
 
 
 def tsne_map(
@@ -39,3 +40,26 @@ def silhouette(points: np.ndarray, labels: np.ndarray, metric: str = "euclidean"
     if len(np.unique(labels)) < 2 or len(points) <= 2:
         return None
     return round(float(silhouette_score(points, labels, metric=metric)), 6)
+
+
+def nearest_is_synthetic(
+    test: np.ndarray, labels: np.ndarray, good: np.ndarray, synthetic: np.ndarray
+) -> dict[str, float | int | None]:
+    """Do the synthetic anomalies stand in for the real ones? For each test image, whether its
+    nearest neighbour (cosine) among the good training images and the synthetic sample is a
+    synthetic anomaly: the share of real defects for which it is (high is good), and of good
+    test images (low is good). None where a group or the synthetic sample is empty."""
+    labels = np.asarray(labels)
+    result: dict[str, float | int | None] = {
+        "n_samples": int(len(synthetic)),
+        "defects_nearest_synthetic": None,
+        "good_nearest_synthetic": None,
+    }
+    if len(synthetic) and len(good) and len(test):
+        queries = unit_rows(test)
+        closest_synthetic = (queries @ unit_rows(synthetic).T).max(axis=1)
+        nearer = closest_synthetic > (queries @ unit_rows(good).T).max(axis=1)
+        for key, group in (("defects_nearest_synthetic", 1), ("good_nearest_synthetic", 0)):
+            chosen = labels == group
+            result[key] = round(float(nearer[chosen].mean()), 6) if chosen.any() else None
+    return result

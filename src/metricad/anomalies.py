@@ -1,0 +1,201 @@
+"""Synthetic training anomalies made from good images: CutPaste, CutPaste-scar, noise blends.
+
+Each kind moves a piece of the image itself to another place and changes its colour a little,
+so the network learns "something here does not belong" without ever seeing a real defect
+(Li et al., CutPaste, CVPR 2021; the noise-shaped blend follows DRAEM, Zavrtanik et al. 2021,
+with the image's own texture instead of an outside texture set).
+
+Every draw comes from the torch.Generator passed in, so a seed gives the same anomalies
+(and a resumed training run draws what an uninterrupted one would). Images are uint8
+tensors (3, H, W); the returned mask (H, W) bool marks every pixel that may have changed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+KINDS = ("cutpaste", "scar", "noise")
+# `mixed` draws one of KINDS per image.
+CHOICES = ("none", *KINDS, "mixed")
+
+# CutPaste's published ranges: patch area 2-15 % of the image, aspect ratio 0.3-3.3;
+# scar width 2-16 px and length 10-25 px on 256 px images, rotated by up to 45 degrees.
+AREA_RANGE = (0.02, 0.15)
+ASPECT_RANGE = (0.3, 1 / 0.3)
+SCAR_WIDTH = (2 / 256, 16 / 256)
+SCAR_LENGTH = (10 / 256, 25 / 256)
+SCAR_ANGLE = 45.0
+# Colour jitter of the moved piece: CutPaste's published 0.1 for brightness, contrast and
+# saturation. The pipeline's default (train.synthetic_jitter) is stronger; README, issue 8.
+JITTER = 0.1
+# Noise blends: the low-frequency grid the blob shape comes from, and its opacity range.
+NOISE_CELLS = (2, 6)
+NOISE_OPACITY = (0.5, 1.0)
+NOISE_AREA = (0.02, 0.15)
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * torch.rand((), generator=generator).item()
+
+
+def _randint(generator: torch.Generator, low: int, high: int) -> int:
+    """An integer in [low, high] inclusive."""
+    return int(torch.randint(low, high + 1, (), generator=generator).item())
+
+
+def _jitter(pixels: torch.Tensor, generator: torch.Generator, strength: float) -> torch.Tensor:
+    """Brightness, contrast and saturation each scaled by a factor in [1 - s, 1 + s] (float)."""
+    low, high = 1 - strength, 1 + strength
+    brightness, contrast, saturation = (_uniform(generator, low, high) for _ in "bcs")
+    pixels = pixels * brightness
+    mean = pixels.mean()
+    pixels = mean + (pixels - mean) * contrast
+    grey = pixels.mean(dim=0, keepdim=True)
+    return grey + (pixels - grey) * saturation
+
+
+def _blend(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    opacity: float,
+    generator: torch.Generator,
+    jitter: float,
+) -> torch.Tensor:
+    """Paste a colour-jittered piece of `image`, cut from another place, where `mask` is set.
+
+    The piece is the mask's bounding box moved to a random source box inside the image, so
+    every pasted pixel comes from the image itself (no wrap-around seam).
+    """
+    size_y, size_x = mask.shape
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    top, left = int(ys.min()), int(xs.min())
+    height, width = int(ys.max()) - top + 1, int(xs.max()) - left + 1
+    source_top = _randint(generator, 0, size_y - height)
+    source_left = _randint(generator, 0, size_x - width)
+    shift = (top - source_top, left - source_left)
+    source = _jitter(torch.roll(image.float(), shifts=shift, dims=(-2, -1)), generator, jitter)
+    weight = mask.float() * opacity
+    mixed = image.float() * (1 - weight) + source * weight
+    return torch.where(mask, mixed.round().clamp(0, 255).to(torch.uint8), image)
+
+
+def cutpaste(
+    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A rectangle of the image, colour-jittered, pasted at another place (inside the image)."""
+    size = image.shape[-1]
+    area = _uniform(generator, *AREA_RANGE) * size * size
+    aspect = math.exp(_uniform(generator, *(math.log(a) for a in ASPECT_RANGE)))
+    height = max(1, min(size, round(math.sqrt(area * aspect))))
+    width = max(1, min(size, round(math.sqrt(area / aspect))))
+    top = _randint(generator, 0, size - height)
+    left = _randint(generator, 0, size - width)
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    mask[top : top + height, left : left + width] = True
+    return _blend(image, mask, 1.0, generator, jitter), mask
+
+
+def scar(
+    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A thin, long, rotated strip of the image, colour-jittered, pasted at another place."""
+    size = image.shape[-1]
+    width = max(1.0, _uniform(generator, *SCAR_WIDTH) * size)
+    length = max(2.0, _uniform(generator, *SCAR_LENGTH) * size)
+    angle = math.radians(_uniform(generator, -SCAR_ANGLE, SCAR_ANGLE))
+    # The strip's centre keeps its whole length inside the image.
+    reach = length / 2 + width / 2
+    cy = _uniform(generator, reach, size - reach) if size > 2 * reach else size / 2
+    cx = _uniform(generator, reach, size - reach) if size > 2 * reach else size / 2
+    axis = torch.arange(size, dtype=torch.float32) + 0.5
+    y, x = torch.meshgrid(axis - cy, axis - cx, indexing="ij")
+    along = x * math.cos(angle) + y * math.sin(angle)
+    across = -x * math.sin(angle) + y * math.cos(angle)
+    mask = (along.abs() <= length / 2) & (across.abs() <= width / 2)
+    if not mask.any():  # a strip thinner than a pixel between pixel centres
+        mask[int(cy), int(cx)] = True
+    return _blend(image, mask, 1.0, generator, jitter), mask
+
+
+def noise_blend(
+    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smooth-noise-shaped blob (DRAEM's Perlin masks) blending in another part of the image."""
+    size = image.shape[-1]
+    cells = _randint(generator, *NOISE_CELLS)
+    coarse = torch.rand(1, 1, cells + 1, cells + 1, generator=generator)
+    field = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)[0, 0]
+    # Keep the hottest share of the field: a blob (or a few) of the drawn area.
+    share = _uniform(generator, *NOISE_AREA)
+    threshold = torch.quantile(field.flatten(), 1 - share)
+    mask = field >= threshold
+    return _blend(image, mask, _uniform(generator, *NOISE_OPACITY), generator, jitter), mask
+
+
+_MAKERS = {"cutpaste": cutpaste, "scar": scar, "noise": noise_blend}
+
+
+def synthesize(
+    image: torch.Tensor, kind: str, generator: torch.Generator, jitter: float = JITTER
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One synthetic anomaly of `kind` (one of KINDS, or `mixed`) from a good uint8 image."""
+    if kind == "mixed":
+        kind = KINDS[_randint(generator, 0, len(KINDS) - 1)]
+    return _MAKERS[kind](image, generator, jitter)
+
+
+def corrupt_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    kind: str,
+    share: float,
+    jitter: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn round(share * good images) seeded-random good images of a batch into anomalies.
+
+    Real anomalous images stay as they are; with `kind` "none" nothing is drawn, so the
+    random stream of a run without synthetic anomalies is unchanged.
+    """
+    if kind == "none" or share <= 0:
+        return images, labels
+    good = torch.nonzero(labels == 0).flatten()
+    count = round(share * len(good))
+    if count == 0:
+        return images, labels
+    chosen = good[torch.randperm(len(good), generator=generator)[:count]]
+    images, labels = images.clone(), labels.clone()
+    for index in chosen.tolist():
+        images[index], _ = synthesize(images[index], kind, generator, jitter)
+        labels[index] = 1
+    return images, labels
+
+
+def synthetic_sample(
+    images: torch.Tensor, count: int, kind: str, jitter: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[str]]:
+    """A fixed, seeded sample of `count` synthetic anomalies made from `images` (good, uint8).
+
+    Returns the anomalies (N, 3, H, W), their masks (N, H, W), the index of each one's source
+    image and the kind drawn (for `mixed`). Sources cycle through a seeded permutation, so
+    every good image is used before any is used twice. `kind` "none" gives an empty sample.
+    """
+    size = images.shape[-2:]
+    if kind == "none" or count == 0 or len(images) == 0:
+        empty = torch.zeros(0, 3, *size, dtype=torch.uint8)
+        return empty, torch.zeros(0, *size, dtype=torch.bool), [], []
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images), generator=generator).tolist()
+    anomalies, masks, sources, kinds = [], [], [], []
+    for n in range(count):
+        source = order[n % len(order)]
+        drawn = KINDS[_randint(generator, 0, len(KINDS) - 1)] if kind == "mixed" else kind
+        anomaly, mask = synthesize(images[source], drawn, generator, jitter)
+        anomalies.append(anomaly)
+        masks.append(mask)
+        sources.append(source)
+        kinds.append(drawn)
+    return torch.stack(anomalies), torch.stack(masks), sources, kinds

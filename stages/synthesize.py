@@ -1,0 +1,60 @@
+"""Stage `synthesize`: a fixed, seeded sample of the synthetic anomalies `train` learns from.
+
+`embed` embeds it (the t-SNE maps draw it beside the real defects) and the figure shows each
+one next to the good image it was made from: what the network was taught.
+"""
+
+import numpy as np
+import pandas as pd
+
+from metricad.anomalies import synthetic_sample
+from metricad.data import load_image_tensor
+from metricad.errors import run_stage
+from metricad.files import atomic_path
+from metricad.layout import read_manifest
+from metricad.params import load_params
+from metricad.paths import (
+    PLOTS_DIR,
+    RESIZED_MANIFEST,
+    SYNTHETIC_IMAGES,
+    SYNTHETIC_INDEX,
+    SYNTHETIC_MASKS,
+)
+from metricad.plots import save_figure, synthetic_figure
+
+FIGURE_PAIRS = 8  # pairs in the figure; the whole sample is embedded
+
+
+def main() -> None:
+    params = load_params()
+    manifest = read_manifest(RESIZED_MANIFEST)
+    good = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
+    images = load_image_tensor(good)
+    kind = params.train.synthetic_anomalies
+    anomalies, masks, sources, kinds = synthetic_sample(
+        images,
+        params.synthesize.samples,
+        kind,
+        params.train.synthetic_jitter,
+        params.synthesize.seed,
+    )
+    index = pd.DataFrame({"source": good["path"].to_numpy()[sources], "kind": kinds})
+    with atomic_path(SYNTHETIC_IMAGES) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, anomalies.numpy())
+    with atomic_path(SYNTHETIC_MASKS) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, masks.numpy())
+    with atomic_path(SYNTHETIC_INDEX) as tmp:
+        index.to_csv(tmp, index=False)
+    shown = slice(0, FIGURE_PAIRS)
+    figure = synthetic_figure(
+        images[sources[shown]].permute(0, 2, 3, 1).numpy(),
+        anomalies[shown].permute(0, 2, 3, 1).numpy(),
+        masks[shown].numpy(),
+        kinds[shown],
+        f"synthetic anomalies taught in training (train.synthetic_anomalies: {kind})",
+    )
+    save_figure(figure, PLOTS_DIR / "synthetic" / "examples.png")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,100 @@
+"""Synthetic training anomalies: where they change the image, and that a seed fixes them."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+
+from metricad.anomalies import (
+    CHOICES,
+    KINDS,
+    corrupt_batch,
+    cutpaste,
+    scar,
+    synthesize,
+    synthetic_sample,
+)
+from metricad.params import TrainParams
+
+
+def _texture(size: int = 64, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (3, size, size), generator=generator, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_cutpaste_changes_only_the_pasted_rectangle_inside_the_image(seed):
+    image = _texture(seed=seed)
+    out, mask = cutpaste(image, torch.Generator().manual_seed(seed))
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    # The mask is one filled rectangle, and it lies inside the image.
+    assert mask[top : bottom + 1, left : right + 1].all()
+    assert mask.sum() == (bottom - top + 1) * (right - left + 1)
+    assert 0 <= top <= bottom < image.shape[1] and 0 <= left <= right < image.shape[2]
+    # Area within CutPaste's 2-15 % (rounding of the sides aside).
+    assert 0.01 <= mask.float().mean() <= 0.17
+    changed = (out != image).any(dim=0)
+    assert not changed[~mask].any(), "a pixel outside the pasted rectangle changed"
+    assert changed[mask].float().mean() > 0.5, "the pasted rectangle is not another piece"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_anomaly_other_seed_other_anomaly(kind):
+    image = _texture()
+    first, first_mask = synthesize(image, kind, torch.Generator().manual_seed(3), 0.3)
+    again, again_mask = synthesize(image, kind, torch.Generator().manual_seed(3), 0.3)
+    other, _ = synthesize(image, kind, torch.Generator().manual_seed(4), 0.3)
+    assert torch.equal(first, again) and torch.equal(first_mask, again_mask)
+    assert not torch.equal(first, other)
+    assert first.dtype == torch.uint8 and first.shape == image.shape
+    assert not (first != image).any(dim=0)[~first_mask].any()
+
+
+def test_scar_is_thin_and_long():
+    image = _texture(size=256)
+    _, mask = scar(image, torch.Generator().manual_seed(0))
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    extent = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    assert 0 < mask.sum() <= 16 * 25 * 1.2
+    assert extent >= 8
+
+
+def test_corrupt_batch_turns_a_share_of_good_images_only():
+    images = torch.stack([_texture(seed=n) for n in range(8)])
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
+    out, out_labels = corrupt_batch(images, labels, "cutpaste", 0.5, 0.1, torch.Generator())
+    turned = (out_labels == 1) & (labels == 0)
+    assert turned.sum() == 3  # round(0.5 * 6 good images)
+    changed = (out != images).flatten(1).any(dim=1)
+    assert torch.equal(changed, turned)
+    assert torch.equal(images, torch.stack([_texture(seed=n) for n in range(8)]))  # untouched
+
+
+def test_no_synthetic_anomalies_draws_nothing():
+    generator = torch.Generator().manual_seed(0)
+    before = generator.get_state()
+    images, labels = torch.stack([_texture()] * 2), torch.zeros(2, dtype=torch.long)
+    out, out_labels = corrupt_batch(images, labels, "none", 0.5, 0.3, generator)
+    assert out is images and out_labels is labels
+    assert torch.equal(generator.get_state(), before)
+
+
+def test_synthetic_sample_is_fixed_and_cycles_sources():
+    images = torch.stack([_texture(seed=n) for n in range(3)])
+    first = synthetic_sample(images, 7, "mixed", 0.3, seed=1)
+    again = synthetic_sample(images, 7, "mixed", 0.3, seed=1)
+    assert torch.equal(first[0], again[0]) and first[2:] == again[2:]
+    anomalies, masks, sources, kinds = first
+    assert anomalies.shape == (7, 3, 64, 64) and masks.shape == (7, 64, 64)
+    assert sorted(sources[:3]) == [0, 1, 2]  # every image once before any twice
+    assert set(kinds) <= set(KINDS)
+    empty = synthetic_sample(images, 7, "none", 0.3, seed=1)
+    assert empty[0].shape == (0, 3, 64, 64) and empty[2] == []
+
+
+def test_params_offer_exactly_the_kinds_the_module_makes():
+    hint = typing.get_type_hints(TrainParams)["synthetic_anomalies"]
+    assert typing.get_args(hint) == CHOICES

@@ -1,13 +1,16 @@
 """Stage `gradcam`: heatmaps of the target class, measured against the ground-truth masks.
 
 Writes the raw maps, the article's side-by-side figures, one gallery per kind
-(correct / inverted / near miss / no response) and the localization scores.
+(correct / inverted / near miss / no response) and the localization scores. The synthetic
+training anomalies are mapped too (their masks are known): does the network point at what
+it was taught, and, without anomalous train images, they choose the IoU threshold.
 """
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from metricad.checkpoint import arch_from_params, load_checkpoint
 from metricad.data import load_image_tensor, load_mask_array
@@ -18,8 +21,17 @@ from metricad.images import save_png
 from metricad.layout import read_manifest
 from metricad.localization import KINDS, choose_iou_threshold, classify_kinds, localization_summary
 from metricad.params import load_params
-from metricad.paths import HEATMAP_INDEX, HEATMAPS, METRICS_DIR, MODEL, PLOTS_DIR, RESIZED_MANIFEST
-from metricad.plots import gallery_figure, gradcam_panel, save_figure
+from metricad.paths import (
+    HEATMAP_INDEX,
+    HEATMAPS,
+    METRICS_DIR,
+    MODEL,
+    PLOTS_DIR,
+    RESIZED_MANIFEST,
+    SYNTHETIC_IMAGES,
+    SYNTHETIC_MASKS,
+)
+from metricad.plots import NO_SYNTHETIC, gallery_figure, gradcam_panel, save_figure
 from metricad.runtime import make_deterministic, select_device
 
 GALLERY_SIZE = 12  # panels per kind gallery; the counts in metrics/ cover every image
@@ -36,23 +48,38 @@ def main() -> None:
 
     test = manifest[manifest["split"] == "test"]
     train = manifest[(manifest["split"] == "train") & (manifest["label"] == 1)]
-    rows = pd.concat([test, train.head(cam.train_images)]).reset_index(drop=True)
-    images = load_image_tensor(rows)
+    real = pd.concat([test, train.head(cam.train_images)])
+    synthetic_images = torch.from_numpy(np.load(SYNTHETIC_IMAGES))
+    synthetic = pd.DataFrame(
+        {
+            "path": [f"synthetic/{n:03d}" for n in range(len(synthetic_images))],
+            "label": 1,
+            "defect": "synthetic",
+            "split": "synthetic",
+        }
+    )
+    rows = pd.concat([real, synthetic]).reset_index(drop=True)
+    images = torch.cat([load_image_tensor(real), synthetic_images])
     maps, peaks, classes = heatmaps_for_images(
         model, images, device, params.train.batch_size, cam.target, cam.layer, cam.method
     )
     maps, peaks = maps.numpy().astype(np.float32), peaks.numpy()
-    masks = load_mask_array(rows, params.resize.size)
+    masks = np.concatenate([load_mask_array(real, params.resize.size), np.load(SYNTHETIC_MASKS)])
 
-    is_test = (rows["split"] == "test").to_numpy()
+    split = rows["split"].to_numpy()
+    is_test = split == "test"
     anomalous = (rows["label"] == 1).to_numpy()
     has_mask = masks.any(axis=(1, 2))
     # An anomalous image without a mask cannot be scored: its defect pixels are unknown.
     scored = ~anomalous | has_mask
-    train_scored = ~is_test & has_mask
+    train_scored = (split == "train") & has_mask
+    synthetic_scored = (split == "synthetic") & has_mask
+    # The IoU threshold is chosen on training images only: the real anomalous ones, or
+    # without them (good-only training) the synthetic anomalies made from the good ones.
+    chooser = train_scored if train_scored.any() else synthetic_scored
     iou_threshold = (
-        choose_iou_threshold(maps[train_scored], masks[train_scored])
-        if train_scored.any()
+        choose_iou_threshold(maps[chooser], masks[chooser])
+        if chooser.any()
         else DEFAULT_IOU_THRESHOLD
     )
     options = {
@@ -61,7 +88,7 @@ def main() -> None:
         "flat_fraction": cam.flat_fraction,
     }
     metrics = {
-        split: localization_summary(
+        name: localization_summary(
             maps[chosen],
             masks[chosen],
             peaks[chosen],
@@ -69,7 +96,11 @@ def main() -> None:
             fpr_limit=cam.fpr_limit,
             **options,
         )
-        for split, chosen in (("test", is_test & scored), ("train", train_scored))
+        for name, chosen in (
+            ("test", is_test & scored),
+            ("train", train_scored),
+            ("synthetic", synthetic_scored),
+        )
         if (chosen & anomalous).any()
     }
     metrics["anomalous_without_mask"] = int((anomalous & ~has_mask).sum())
@@ -100,13 +131,23 @@ def main() -> None:
 
 
 def _draw(rows, images, maps, masks, kinds, is_test, params) -> None:
-    """The article's per-image figures and one gallery per kind (test images)."""
+    """The article's per-image figures (real images), one gallery per kind (test images) and
+    one of the synthetic training anomalies."""
     panels = [gradcam_panel(images[i], maps[i], masks[i]) for i in range(len(rows))]
     folder = PLOTS_DIR / "gradcam"
-    for i, row in rows.iterrows():
+    synthetic = (rows["split"] == "synthetic").to_numpy()
+    for i, row in rows[~synthetic].iterrows():
         name = f"{row['split']}_{row['defect']}_{Path(row['path']).stem}.png"
         save_png(panels[i], folder / "images" / name)
     cam = params.gradcam
+    chosen = np.flatnonzero(synthetic)[:GALLERY_SIZE]
+    figure = gallery_figure(
+        [panels[i] for i in chosen],
+        [f"synthetic {Path(rows['path'][i]).stem}: {kinds[i].replace('_', ' ')}" for i in chosen],
+        f"synthetic training anomalies ({params.train.synthetic_anomalies}; white: pasted area)",
+        empty_text=NO_SYNTHETIC,
+    )
+    save_figure(figure, folder / "synthetic.png")
     for kind in KINDS:
         chosen = [i for i in range(len(rows)) if is_test[i] and kinds[i] == kind]
         title = (

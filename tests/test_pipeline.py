@@ -10,10 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 from conftest import make_mvtec_tree
+
+from metricad.localization import choose_iou_threshold
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -145,7 +149,15 @@ def test_good_only_training_end_to_end(tmp_path):
         assert 0.0 <= score["auroc"] <= 1.0
         assert set(score["auroc_per_defect"]) == set(data["test"]) - {"good"}
     assert metrics["evaluate.json"]["score_settings"]["knn_k"] == 5
-    assert "pointing_game" in metrics["gradcam.json"]["test"]
+    gradcam = metrics["gradcam.json"]
+    assert "pointing_game" in gradcam["test"] and "train" not in gradcam
+    # The synthetic anomalies are mapped against their masks, and choose the IoU threshold.
+    assert gradcam["synthetic"]["n_defect_images"] == 6
+    index = pd.read_csv(project / "data" / "gradcam" / "index.csv")
+    maps = np.load(project / "data" / "gradcam" / "heatmaps.npy")[index["split"] == "synthetic"]
+    masks = np.load(project / "data" / "synthetic_sample" / "masks.npy")
+    assert gradcam["test"]["iou_threshold"] == choose_iou_threshold(maps, masks)
+    assert (project / "plots" / "gradcam" / "synthetic.png").stat().st_size > 0
     assert metrics["tsne.json"]["synthetic"]["n_samples"] == 6
     for name in ("train", "all"):
         table = (project / "plots" / "tsne" / f"{name}.csv").read_text()

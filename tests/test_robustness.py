@@ -419,8 +419,10 @@ def _schema_dicts(cls: type) -> st.SearchStrategy:
     fields = Params.__dataclass_fields__ if cls is Params else cls.__dataclass_fields__
     optional = {}
     for name, spec in fields.items():
-        kind = spec.default_factory if callable(spec.default_factory) else None
-        optional[name] = _schema_dicts(kind) | _values if kind is not None else _values
+        factory = spec.default_factory if callable(spec.default_factory) else None
+        # A section's default factory is its dataclass; a list param's is a function.
+        section = factory if isinstance(factory, type) else None
+        optional[name] = _schema_dicts(section) | _values if section is not None else _values
     return st.fixed_dictionaries({}, optional=optional) | st.dictionaries(
         st.text(max_size=8), _values, max_size=2
     )

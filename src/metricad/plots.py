@@ -21,7 +21,7 @@ CLASS_COLOURS = {0: "#1f77b4", 1: "#d62728"}
 # The synthetic training anomalies carry this defect name in a t-SNE map, drawn in their own
 # colour and marker.
 SYNTHETIC_DEFECT = "synthetic"
-SYNTHETIC_COLOUR, SYNTHETIC_MARKER = "#ff7f0e", "P"
+SYNTHETIC_COLOUR, SYNTHETIC_MARKER = "#ff7f0e", "d"  # "d": no defect uses it
 
 
 def save_figure(figure: Figure, path: str | Path) -> None:
@@ -39,7 +39,7 @@ def tsne_figure(
     is_train: np.ndarray | None = None,
 ) -> Figure:
     """Colour = good/anomalous, marker = defect type; in a joint map, hollow = test image.
-    Points of the defect "synthetic" (the synthetic training anomalies) are orange plus signs."""
+    Points of the defect "synthetic" (the synthetic training anomalies) are orange thin diamonds."""
     figure, axes = plt.subplots(figsize=(6.4, 5.2))
     defects = np.asarray(defects)
     for index, defect in enumerate(sorted(set(defects), key=lambda d: (d != "good", d))):
@@ -103,8 +103,15 @@ def gradcam_panel(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | Non
     return side_by_side([image, outlined(heat_overlay(image, heatmap), mask)])
 
 
+NO_SYNTHETIC = "no synthetic anomalies (train.synthetic_anomalies: none)"
+
+
 def gallery_figure(
-    panels: Sequence[np.ndarray], captions: Sequence[str], title: str, columns: int = 3
+    panels: Sequence[np.ndarray],
+    captions: Sequence[str],
+    title: str,
+    columns: int = 3,
+    empty_text: str = "no images of this kind",
 ) -> Figure:
     """A grid of panels with captions; an empty gallery says so instead of being blank."""
     rows = max(1, -(-len(panels) // columns))
@@ -117,7 +124,7 @@ def gallery_figure(
         axes.imshow(panel)
         axes.set_title(caption, fontsize=7)
     if not panels:
-        axes_grid[0, 0].text(0, 0.5, "no images of this kind", fontsize=10)
+        axes_grid[0, 0].text(0, 0.5, empty_text, fontsize=10)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return figure
@@ -137,7 +144,4 @@ def synthetic_figure(
         for source, anomaly, mask in zip(sources, anomalies, masks, strict=True)
     ]
     captions = [f"good | {kind} | {kind}, pasted area outlined" for kind in kinds]
-    figure = gallery_figure(panels, captions, title, columns=columns)
-    if not panels:
-        figure.axes[0].texts[0].set_text("no synthetic anomalies (train.synthetic_anomalies: none)")
-    return figure
+    return gallery_figure(panels, captions, title, columns=columns, empty_text=NO_SYNTHETIC)

@@ -8,12 +8,13 @@ import torch
 from metricad.checkpoint import arch_from_params, load_checkpoint
 from metricad.data import load_image_tensor
 from metricad.errors import run_stage
-from metricad.files import atomic_path
+from metricad.files import atomic_path, fresh_folder
 from metricad.inference import embed_and_score
 from metricad.layout import read_manifest
 from metricad.params import load_params
 from metricad.paths import (
     EMBEDDINGS,
+    EMBEDDINGS_DIR,
     MODEL,
     PREDICTIONS,
     RESIZED_MANIFEST,
@@ -40,6 +41,7 @@ def main() -> None:
         with atomic_path(table_path) as tmp:
             table.to_csv(tmp, index=False)
 
+    fresh_folder(EMBEDDINGS_DIR)
     embed(
         load_image_tensor(manifest),
         manifest[["path", "label", "defect", "split"]].copy(),

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from metricad.errors import run_stage
-from metricad.files import atomic_path, write_json
+from metricad.files import atomic_path, fresh_folder, write_json
 from metricad.metrics import (
     auroc_by_defect,
     classification_metrics,
@@ -52,6 +52,7 @@ def main() -> None:
     }
     results["score_settings"] = report.used
     write_json(METRICS_DIR / "evaluate.json", results)
+    fresh_folder(PLOTS_DIR / "evaluate")
     for name, values in report.scores.items():
         with atomic_path(PLOTS_DIR / "evaluate" / "roc" / f"{name}.csv") as tmp:
             roc_curve_table(labels, values[is_test]).to_csv(tmp, index=False)

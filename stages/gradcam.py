@@ -15,7 +15,7 @@ import torch
 from metricad.checkpoint import arch_from_params, load_checkpoint
 from metricad.data import load_image_tensor, load_mask_array
 from metricad.errors import run_stage
-from metricad.files import atomic_path, write_json
+from metricad.files import atomic_path, fresh_folder, write_json
 from metricad.gradcam import heatmaps_for_images
 from metricad.images import save_png
 from metricad.layout import read_manifest
@@ -24,6 +24,7 @@ from metricad.params import load_params
 from metricad.paths import (
     HEATMAP_INDEX,
     HEATMAPS,
+    HEATMAPS_DIR,
     METRICS_DIR,
     MODEL,
     PLOTS_DIR,
@@ -48,6 +49,11 @@ def main() -> None:
 
     test = manifest[manifest["split"] == "test"]
     train = manifest[(manifest["split"] == "train") & (manifest["label"] == 1)]
+    if 0 < len(train) < cam.train_images:
+        print(
+            f"warning: gradcam.train_images={cam.train_images} is above the number of anomalous "
+            f"training images ({len(train)}); mapped {len(train)}"
+        )
     real = pd.concat([test, train.head(cam.train_images)])
     synthetic_images = torch.from_numpy(np.load(SYNTHETIC_IMAGES))
     synthetic = pd.DataFrame(
@@ -104,6 +110,7 @@ def main() -> None:
         if (chosen & anomalous).any()
     }
     metrics["anomalous_without_mask"] = int((anomalous & ~has_mask).sum())
+    metrics["train_images_used"] = int((split == "train").sum())
     unscored = rows.loc[anomalous & ~has_mask, "path"].tolist()
     if unscored:
         print(
@@ -120,6 +127,8 @@ def main() -> None:
     index["peak"] = peaks.round(6)
     index["target_class"] = classes.numpy()
     index["kind"] = kinds
+    fresh_folder(HEATMAPS_DIR)
+    fresh_folder(PLOTS_DIR / "gradcam")
     with atomic_path(HEATMAPS) as tmp, open(tmp, "wb") as handle:
         np.save(handle, maps)
     with atomic_path(HEATMAP_INDEX) as tmp:
@@ -170,7 +179,7 @@ def _draw_targets(model, rows, images, pixels, masks, device, params) -> None:
     firsts = rows[(rows["split"] == "test") & (rows["label"] == 1)].groupby("defect").head(1)
     chosen = firsts.index.tolist()
     panels, captions = [], []
-    for method in dict.fromkeys((cam.method, "hirescam")):
+    for method in dict.fromkeys((cam.method, "hirescam")) if chosen else ():
         for target in ("anomalous", "good"):
             maps, _, _ = heatmaps_for_images(
                 model,

@@ -3,17 +3,25 @@
 import warnings
 from pathlib import Path
 
-from metricad.errors import run_stage
-from metricad.files import write_json
-from metricad.layout import scan_mvtec, split_manifest, write_manifest
+from metricad.errors import MetricadError, run_stage
+from metricad.files import fresh_folder, write_json
+from metricad.layout import scan_mvtec, split_manifest, split_warnings, write_manifest
 from metricad.params import load_params
-from metricad.paths import METRICS_DIR, PREPARED_MANIFEST, SYNTHETIC_ROOT
+from metricad.paths import METRICS_DIR, PREPARED_DIR, PREPARED_MANIFEST, SYNTHETIC_ROOT
 from metricad.synthetic import generate_synthetic
 
 
 def main() -> None:
     params = load_params()
     data = params.data
+    owned = PREPARED_DIR.resolve()
+    given = Path(data.root).resolve() if data.source == "mvtec" else None
+    if given is not None and (given == owned or owned in given.parents):
+        raise MetricadError(
+            f"params: data.root: {data.root} lies inside {PREPARED_DIR}, the folder `prepare` "
+            "empties on every run; keep your data set outside the pipeline's data/ folders"
+        )
+    fresh_folder(PREPARED_DIR)
     if data.source == "synthetic":
         generate_synthetic(
             SYNTHETIC_ROOT, data.category, data.synthetic.seed, data.synthetic.image_size
@@ -26,7 +34,10 @@ def main() -> None:
         scan = scan_mvtec(root, data.category)
     for warning in caught:
         print(f"warning: {warning.message}")
-    manifest = split_manifest(scan, params.split.anomalous_train_fraction, params.split.seed)
+    fraction = params.split.anomalous_train_fraction
+    manifest = split_manifest(scan, fraction, params.split.seed)
+    for warning in split_warnings(manifest, fraction):
+        print(f"warning: {warning}")
     write_manifest(manifest, PREPARED_MANIFEST)
 
     counts = manifest.groupby(["split", "defect"]).size()

@@ -1,6 +1,7 @@
 """Stage `resize`: images (area/bilinear) and masks (nearest, still binary) to resize.size."""
 
 from metricad.errors import run_stage
+from metricad.files import fresh_folder
 from metricad.images import resize_dataset
 from metricad.layout import read_manifest, write_manifest
 from metricad.params import load_params
@@ -10,7 +11,7 @@ from metricad.paths import PREPARED_MANIFEST, RESIZED_DIR, RESIZED_MANIFEST
 def main() -> None:
     params = load_params()
     manifest = read_manifest(PREPARED_MANIFEST)
-    resized = resize_dataset(manifest, params.resize.size, RESIZED_DIR)
+    resized = resize_dataset(manifest, params.resize.size, fresh_folder(RESIZED_DIR))
     write_manifest(resized, RESIZED_MANIFEST)
 
 

@@ -7,10 +7,10 @@ one next to the good image it was made from: what the network was taught.
 import numpy as np
 import pandas as pd
 
-from metricad.anomalies import synthetic_sample
+from metricad.anomalies import kind_for_training, synthetic_sample
 from metricad.data import load_image_tensor
 from metricad.errors import run_stage
-from metricad.files import atomic_path
+from metricad.files import atomic_path, fresh_folder
 from metricad.layout import read_manifest
 from metricad.params import load_params
 from metricad.paths import (
@@ -19,6 +19,7 @@ from metricad.paths import (
     SYNTHETIC_IMAGES,
     SYNTHETIC_INDEX,
     SYNTHETIC_MASKS,
+    SYNTHETIC_SAMPLE_DIR,
 )
 from metricad.plots import save_figure, synthetic_figure
 
@@ -28,9 +29,15 @@ FIGURE_PAIRS = 8  # pairs in the figure; the whole sample is embedded
 def main() -> None:
     params = load_params()
     manifest = read_manifest(RESIZED_MANIFEST)
-    good = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
+    train = manifest[manifest["split"] == "train"]
+    good = train[train["label"] == 0]
     images = load_image_tensor(good)
-    kind = params.train.synthetic_anomalies
+    # The kind `train` uses, its fallback for too few defect images included.
+    kind = kind_for_training(
+        params.train.synthetic_anomalies,
+        int(train["label"].sum()),
+        params.split.anomalous_train_fraction,
+    )
     anomalies, masks, sources, kinds = synthetic_sample(
         images,
         params.synthesize.samples,
@@ -39,6 +46,8 @@ def main() -> None:
         params.synthesize.seed,
     )
     index = pd.DataFrame({"source": good["path"].to_numpy()[sources], "kind": kinds})
+    fresh_folder(SYNTHETIC_SAMPLE_DIR)
+    fresh_folder(PLOTS_DIR / "synthetic")
     with atomic_path(SYNTHETIC_IMAGES) as tmp, open(tmp, "wb") as handle:
         np.save(handle, anomalies.numpy())
     with atomic_path(SYNTHETIC_MASKS) as tmp, open(tmp, "wb") as handle:

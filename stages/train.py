@@ -14,13 +14,13 @@ from metricad.checkpoint import (
     save_training_state,
 )
 from metricad.data import labels_tensor, load_image_tensor
-from metricad.errors import MetricadError, run_stage
+from metricad.errors import run_stage
 from metricad.files import atomic_path, write_json
 from metricad.layout import read_manifest
 from metricad.params import load_params, params_to_dict
 from metricad.paths import METRICS_DIR, MODEL, PLOTS_DIR, RESIZED_MANIFEST, TRAIN_STATE
 from metricad.runtime import make_deterministic, select_device
-from metricad.training import train
+from metricad.training import settings_for_data, train
 
 
 def main() -> None:
@@ -30,12 +30,10 @@ def main() -> None:
     manifest = read_manifest(RESIZED_MANIFEST)
     train_rows = manifest[manifest["split"] == "train"]
     test_rows = manifest[manifest["split"] == "test"]
-    if train_rows["label"].nunique() < 2 and params.train.synthetic_anomalies == "none":
-        raise MetricadError(
-            "split.anomalous_train_fraction is 0 and train.synthetic_anomalies is 'none': the "
-            "training split holds only good images, so the two-class head has nothing to "
-            "separate; set train.synthetic_anomalies (e.g. cutpaste) or the fraction above 0"
-        )
+    real_anomalies = int(train_rows["label"].sum())
+    train_params, warnings = settings_for_data(params, len(train_rows), real_anomalies)
+    for warning in warnings:
+        print(f"warning: {warning}")
     images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
     monitor = (load_image_tensor(test_rows), labels_tensor(test_rows))
 
@@ -55,7 +53,7 @@ def main() -> None:
         model,
         images,
         labels,
-        params.train,
+        train_params,
         params.epochs,
         device,
         monitor=monitor,
@@ -73,7 +71,9 @@ def main() -> None:
     summary |= {
         "epochs": params.epochs,
         "n_train": len(train_rows),
-        "n_train_anomalous": int(train_rows["label"].sum()),
+        "n_train_anomalous": real_anomalies,
+        "batch_size_used": train_params.batch_size,
+        "synthetic_anomalies_used": train_params.synthetic_anomalies,
     }
     if "test_accuracy" in table:
         best = table.loc[table["test_accuracy"].idxmax()]

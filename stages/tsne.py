@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from metricad.errors import run_stage
-from metricad.files import atomic_path, write_json
+from metricad.files import atomic_path, fresh_folder, write_json
 from metricad.params import load_params
 from metricad.paths import (
     EMBEDDINGS,
@@ -19,7 +19,7 @@ from metricad.paths import (
     SYNTHETIC_PREDICTIONS,
 )
 from metricad.plots import SYNTHETIC_DEFECT, save_figure, tsne_figure
-from metricad.tsne import nearest_is_synthetic, silhouette, tsne_map
+from metricad.tsne import nearest_is_synthetic, silhouette, tsne_map, usable_perplexity
 
 MAPS = {"train": "train data", "test": "test data", "all": "train + test data (one fit)"}
 
@@ -33,7 +33,8 @@ def main() -> None:
     synthetic_rows = pd.DataFrame(
         {"label": 1, "defect": SYNTHETIC_DEFECT, "split": "train"}, index=range(len(synthetic))
     )
-    scores = {}
+    scores, used = {}, {}
+    fresh_folder(PLOTS_DIR / "tsne")
     for name, title in MAPS.items():
         chosen = (predictions["split"] == name).to_numpy() if name != "all" else slice(None)
         rows, vectors = predictions[chosen], embeddings[chosen]
@@ -41,9 +42,18 @@ def main() -> None:
         if name != "test":
             rows = pd.concat([rows, synthetic_rows], ignore_index=True)
             vectors = np.concatenate([vectors, synthetic_vectors])
-        points = tsne_map(
-            vectors, params.tsne.perplexity, params.tsne.seed, params.tsne.max_iter, name=name
-        )
+        perplexity = usable_perplexity(params.tsne.perplexity, len(vectors))
+        used[name] = perplexity
+        if perplexity is None:
+            print(f"warning: tsne: the {name} map has {len(vectors)} image(s); no map drawn")
+            points = np.full((len(vectors), 2), np.nan, dtype=np.float32)
+        else:
+            if perplexity != params.tsne.perplexity:
+                print(
+                    f"warning: tsne.perplexity={params.tsne.perplexity} is not below the number "
+                    f"of images in the {name} map ({len(vectors)}); used {perplexity}"
+                )
+            points = tsne_map(vectors, perplexity, params.tsne.seed, params.tsne.max_iter)
         labels = rows["label"].to_numpy()
         table = pd.DataFrame(
             {
@@ -76,6 +86,7 @@ def main() -> None:
         METRICS_DIR / "tsne.json",
         {
             "silhouette": scores,
+            "perplexity": used,
             "synthetic": nearest_is_synthetic(
                 embeddings[is_test],
                 predictions["label"].to_numpy()[is_test],

@@ -471,7 +471,8 @@ def test_pipeline_on_grayscale_palette_rgba_tree_with_a_missing_mask(tmp_path):
     )
     (category_dir / "train" / "good" / ".DS_Store").write_bytes(b"\x00\x01junk")
     (category_dir / "test" / "cut" / "notes.txt").write_text("inspector's notes")
-    project = _project(tmp_path, _tiny(data={"source": "mvtec", "root": str(root)}))
+    params = _tiny(data={"source": "mvtec", "root": str(root)}, gradcam={"train_images": 6})
+    project = _project(tmp_path, params)
     done = _run(["dvc", "repro"], project)
     lacking = category_dir / "test" / "cut" / "001.png"
     assert (
@@ -481,5 +482,10 @@ def test_pipeline_on_grayscale_palette_rgba_tree_with_a_missing_mask(tmp_path):
     data = json.loads((project / "metrics" / "data.json").read_text())
     gradcam = json.loads((project / "metrics" / "gradcam.json").read_text())
     assert data["anomalous_without_mask"] == 1
-    # 4 anomalous train images <= gradcam.train_images (4): the image is mapped wherever it is.
+    # 4 anomalous train images < gradcam.train_images (6): the image is mapped wherever it is.
     assert gradcam["anomalous_without_mask"] == 1
+    assert gradcam["train_images_used"] == 4
+    assert (
+        "warning: gradcam.train_images=6 is above the number of anomalous training images (4); "
+        "mapped 4" in done.stdout
+    )

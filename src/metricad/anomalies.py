@@ -147,6 +147,20 @@ def synthesize(
     return _MAKERS[kind](image, generator, jitter)
 
 
+# What training uses when the params ask for real defects in training but the data has none
+# to spare (see kind_for_training).
+FALLBACK_KIND = "cutpaste"
+
+
+def kind_for_training(kind: str, real_anomalies: int, anomalous_train_fraction: float) -> str:
+    """The kind of synthetic anomaly training uses: `kind` as configured, or FALLBACK_KIND when
+    the params ask for real defects in training (fraction > 0) but the split put none there
+    (too few defect images: a defect type with a single image stays in test)."""
+    if kind == "none" and real_anomalies == 0 and anomalous_train_fraction > 0:
+        return FALLBACK_KIND
+    return kind
+
+
 def corrupt_batch(
     images: torch.Tensor,
     labels: torch.Tensor,

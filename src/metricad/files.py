@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,3 +40,15 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON with sorted keys and a trailing newline, so equal data gives equal bytes."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def fresh_folder(path: str | Path) -> Path:
+    """Empty the folder a stage owns (create it if missing), so that after the stage it holds
+    only what this run wrote: `dvc repro` does the same, a stage script run by hand must too."""
+    folder = Path(path)
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder

@@ -206,6 +206,31 @@ def split_manifest(scan: pd.DataFrame, anomalous_train_fraction: float, seed: in
     return result
 
 
+def split_warnings(manifest: pd.DataFrame, anomalous_train_fraction: float) -> list[str]:
+    """What the split could not do as asked: defect types with too few images to put
+    round(fraction * n) > 0 of them in training (they all stay in test), and a test split
+    without a good image or without a defect image (its image AUROC is undefined)."""
+    warnings = []
+    anomalous = manifest[manifest["label"] == 1]
+    if anomalous_train_fraction > 0 and len(anomalous):
+        in_train = anomalous.groupby("defect")["split"].apply(lambda s: (s == "train").sum())
+        counts = anomalous.groupby("defect").size()
+        left = [f"{d} ({counts[d]})" for d in sorted(counts.index) if in_train[d] == 0]
+        if left:
+            warnings.append(
+                f"split.anomalous_train_fraction={anomalous_train_fraction} puts no image of "
+                f"{', '.join(left)} in training (too few images); they all stay in test"
+            )
+    test_labels = set(manifest.loc[manifest["split"] == "test", "label"])
+    for label, what in ((0, "good"), (1, "defect")):
+        if label not in test_labels:
+            warnings.append(
+                f"split: the test split has no {what} image; its image AUROC is undefined "
+                "(null in metrics/)"
+            )
+    return warnings
+
+
 def write_manifest(df: pd.DataFrame, path: str | Path) -> None:
     """Write the manifest CSV (MANIFEST_COLUMNS order, empty mask_path as an empty field)."""
     table = df[MANIFEST_COLUMNS].copy()

@@ -99,12 +99,13 @@ def roc_curve_table(labels: np.ndarray, prob_anomalous: np.ndarray) -> pd.DataFr
 
     sklearn's first threshold is +inf (the "flag nothing" point); it is written as 1.0 for a
     probability, or just above the highest score for an unbounded score (a distance), so the
-    file stays valid JSON/CSV. With only one class present the curve is undefined and the
-    frame is empty (the three columns, no rows).
+    file stays valid JSON/CSV. With only one class present, or a NaN score (one that could
+    not be computed), the curve is undefined and the frame is empty (the three columns, no
+    rows).
     """
     prob = np.asarray(prob_anomalous, dtype=float).ravel()
     truth = _binary(labels, prob.shape[0])
-    if np.unique(truth).size < 2:
+    if np.unique(truth).size < 2 or np.isnan(prob).any():
         return pd.DataFrame({"fpr": [], "tpr": [], "threshold": []}, dtype=float)
     fpr, tpr, thresholds = roc_curve(truth, prob)
     above_all = max(1.0, round(float(prob.max()), DECIMALS) + 10.0**-DECIMALS)
@@ -122,13 +123,13 @@ def confusion_table(labels: np.ndarray, predictions: np.ndarray) -> pd.DataFrame
 
 def auroc_by_defect(labels: np.ndarray, scores: np.ndarray, defects: Sequence[str]) -> dict:
     """Image AUROC of `scores` over all images, and per defect type (that type's images
-    against every good image); None where a class is missing."""
+    against every good image); None where a class is missing or a score is NaN."""
     scores = np.asarray(scores, dtype=float).ravel()
     truth = _binary(labels, scores.shape[0])
     names = np.asarray(list(defects), dtype=object)
 
     def auroc(chosen: np.ndarray) -> float | None:
-        if np.unique(truth[chosen]).size < 2:
+        if np.unique(truth[chosen]).size < 2 or np.isnan(scores[chosen]).any():
             return None
         return json_float(roc_auc_score(truth[chosen], scores[chosen]))
 

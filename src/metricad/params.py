@@ -151,6 +151,12 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _path(path: Any) -> str:
+    """A path or file name quoted and whole (a cut would hide the wrong part), control
+    characters escaped so the message stays one line."""
+    return f"'{_key(path)}'"
+
+
 def _key(name: Any) -> str:
     """A key as typed, with control characters (a newline in a quoted YAML key) escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
@@ -231,16 +237,16 @@ def _check_relations(params: Params) -> None:
         if not data.root:
             raise MetricadError("params: data.root must be set when data.source is 'mvtec'")
         if not Path(data.root).is_dir():
-            raise MetricadError(f"params: data.root: folder {_shown(data.root)} does not exist")
+            raise MetricadError(f"params: data.root: folder {_path(data.root)} does not exist")
     if not data.category or "/" in data.category or data.category.startswith("."):
         raise MetricadError(
-            f"params: data.category must be a folder name, got {_shown(data.category)}"
+            f"params: data.category must be a folder name, got {_path(data.category)}"
         )
     weights = params.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise MetricadError(
             f"params: model.weights must be 'none', 'imagenet' or a .pth file; "
-            f"file {_shown(weights)} does not exist"
+            f"file {_path(weights)} does not exist"
         )
 
 

@@ -65,7 +65,8 @@ def anomaly_scores(
 
     `reference` selects the good training images the embedding scores measure against.
     A k above their number is lowered to it; a covariance from fewer images than
-    dimensions is shrunk; both say so in `warnings`.
+    dimensions is shrunk; both say so in `warnings`. A score that cannot be computed (a
+    Gaussian of one image) is NaN throughout.
     """
     reference = np.asarray(reference, dtype=bool)
     report = ScoreReport({})
@@ -86,6 +87,12 @@ def anomaly_scores(
                 )
             report.scores[name] = knn_distance(good, vectors, used_k)
             report.used["knn_k"] = used_k
+        elif name == "gaussian" and count < 2:
+            report.warnings.append(
+                f"evaluate: the Gaussian score needs at least 2 good training images, the "
+                f"training split has {count}; its AUROC is undefined (null)"
+            )
+            report.scores[name] = np.full(len(vectors), np.nan)
         elif name == "gaussian":
             report.scores[name], shrinkage = gaussian_distance(good, vectors)
             if count <= vectors.shape[1]:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from metricad.anomalies import corrupt_batch
+from metricad.anomalies import corrupt_batch, kind_for_training
 from metricad.data import augment, normalize
-from metricad.params import TrainParams
+from metricad.errors import MetricadError
+from metricad.params import Params, TrainParams
 from metricad.torch_model import AnomalyNet
 
 
@@ -26,6 +27,44 @@ class TrainingState:
     shuffle_rng: torch.Tensor
     torch_rng: torch.Tensor
     history: list[dict[str, float]]
+
+
+def settings_for_data(
+    params: Params, n_images: int, real_anomalies: int
+) -> tuple[TrainParams, list[str]]:
+    """The training params this data set allows, and a warning for each one changed.
+
+    A batch larger than the training set is the training set. With no defect image in
+    training although the params ask for some (fraction > 0, but each defect type has too
+    few images to spare one), training uses synthetic anomalies instead. Fewer than two
+    images, or good images only with no synthetic anomalies asked for, cannot train.
+    """
+    train_params, warnings = params.train, []
+    if n_images < 2:
+        raise MetricadError(
+            f"the training split holds {n_images} image(s); training needs at least 2 "
+            "(BatchNorm): add good training images"
+        )
+    fraction = params.split.anomalous_train_fraction
+    kind = kind_for_training(train_params.synthetic_anomalies, real_anomalies, fraction)
+    if kind != train_params.synthetic_anomalies:
+        warnings.append(
+            f"split.anomalous_train_fraction={fraction} put no defect image in training "
+            f"(too few defect images); trained with train.synthetic_anomalies={kind}"
+        )
+    if real_anomalies == 0 and kind == "none":
+        raise MetricadError(
+            "split.anomalous_train_fraction is 0 and train.synthetic_anomalies is 'none': the "
+            "training split holds only good images, so the two-class head has nothing to "
+            "separate; set train.synthetic_anomalies (e.g. cutpaste) or the fraction above 0"
+        )
+    batch_size = min(train_params.batch_size, n_images)
+    if batch_size < train_params.batch_size:
+        warnings.append(
+            f"train.batch_size={train_params.batch_size} is above the number of training "
+            f"images ({n_images}); used {batch_size}"
+        )
+    return replace(train_params, synthetic_anomalies=kind, batch_size=batch_size), warnings
 
 
 def make_optimizer(model: AnomalyNet, params: TrainParams) -> torch.optim.Optimizer:

@@ -6,19 +6,24 @@ import numpy as np
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
-from metricad.errors import MetricadError
 from metricad.scores import unit_rows
 
+MIN_POINTS = 2  # a t-SNE map of fewer points is not drawn
 
-def tsne_map(
-    embeddings: np.ndarray, perplexity: float, seed: int, max_iter: int, name: str = "map"
-) -> np.ndarray:
-    """2-D t-SNE coordinates; PCA init and a fixed seed make it repeatable."""
-    if len(embeddings) <= perplexity:
-        raise MetricadError(
-            f"params: tsne.perplexity={perplexity} must be below the number of images in the "
-            f"{name} map ({len(embeddings)})"
-        )
+
+def usable_perplexity(perplexity: float, count: int) -> float | None:
+    """The perplexity a map of `count` points can use: t-SNE needs it below the number of
+    points, so a larger one is lowered to count - 1; None below MIN_POINTS (no map)."""
+    if count < MIN_POINTS:
+        return None
+    return min(perplexity, float(count - 1))
+
+
+def tsne_map(embeddings: np.ndarray, perplexity: float, seed: int, max_iter: int) -> np.ndarray:
+    """2-D t-SNE coordinates; PCA init and a fixed seed make it repeatable.
+
+    `perplexity` must be below the number of points (see `usable_perplexity`).
+    """
     # The exact method is deterministic and fast enough for MVTec-sized sets.
     method = "exact" if len(embeddings) <= 2000 else "barnes_hut"
     tsne = TSNE(

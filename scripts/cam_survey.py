@@ -4,6 +4,9 @@ Prints one line per combination: pointing game, pixel AUROC, AUPRO and the four 
 test split, with the tolerance and thresholds of params.yaml. Usage: python scripts/cam_survey.py
 """
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import itertools
 
 from metricad.checkpoint import load_checkpoint

@@ -10,6 +10,9 @@ Usage: python scripts/good_only_survey.py [--epochs 300] [--kinds cutpaste scar]
 (each variant runs with each kind).
 """
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import argparse
 import dataclasses
 import time

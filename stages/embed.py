@@ -1,6 +1,9 @@
 """Stage `embed`: the 512-d embedding and class probabilities of every image, in eval mode,
 and of the fixed sample of synthetic anomalies (drawn beside the real ones in the t-SNE maps)."""
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import numpy as np
 import pandas as pd
 import torch

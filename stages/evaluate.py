@@ -1,6 +1,9 @@
 """Stage `evaluate`: softmax classification scores on test and on train+test, and the image
 AUROC of every anomaly score (softmax, kNN, Gaussian) on the test split, with ROC curves."""
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import numpy as np
 import pandas as pd
 

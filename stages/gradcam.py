@@ -6,6 +6,9 @@ training anomalies are mapped too (their masks are known): does the network poin
 it was taught, and, without anomalous train images, they choose the IoU threshold.
 """
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 from pathlib import Path
 
 import numpy as np

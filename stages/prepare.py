@@ -1,5 +1,8 @@
 """Stage `prepare`: the image set (synthetic or the user's MVTec AD copy) -> manifest with split."""
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import warnings
 from pathlib import Path
 

@@ -1,5 +1,8 @@
 """Stage `resize`: images (area/bilinear) and masks (nearest, still binary) to resize.size."""
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 from metricad.errors import run_stage
 from metricad.files import fresh_folder
 from metricad.images import resize_dataset

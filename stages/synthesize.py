@@ -4,6 +4,9 @@
 one next to the good image it was made from: what the network was taught.
 """
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import numpy as np
 import pandas as pd
 

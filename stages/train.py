@@ -1,5 +1,8 @@
 """Stage `train`: fine-tune ResNet18 + metric head on the training split; save one checkpoint."""
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import hashlib
 import json
 
@@ -17,6 +20,7 @@ from metricad.data import labels_tensor, load_image_tensor
 from metricad.errors import run_stage
 from metricad.files import atomic_path, write_json
 from metricad.layout import read_manifest
+from metricad.numerics import pinned
 from metricad.params import load_params, params_to_dict
 from metricad.paths import METRICS_DIR, MODEL, PLOTS_DIR, RESIZED_MANIFEST, TRAIN_STATE
 from metricad.runtime import make_deterministic, select_device
@@ -74,6 +78,7 @@ def main() -> None:
         "n_train_anomalous": real_anomalies,
         "batch_size_used": train_params.batch_size,
         "synthetic_anomalies_used": train_params.synthetic_anomalies,
+        "numerics": pinned(),
     }
     if "test_accuracy" in table:
         best = table.loc[table["test_accuracy"].idxmax()]

@@ -4,6 +4,9 @@ The train and train+test maps also hold the fixed sample of synthetic anomalies 
 marker), so a map shows whether the real defects land where the synthetic ones do.
 """
 
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
 import numpy as np
 import pandas as pd
 

@@ -81,6 +81,9 @@ class TrainParams:
     # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo (issue 8).
     synthetic_jitter: float = _range(0.0, 1.0, default=0.3)
     seed: int = _range(0, _SEED_MAX, default=0)
+    # CPU threads of every numeric library, in every stage (numerics.py): part of the numbers.
+    threads: int = _range(1, 1024, default=2)
+    cpu_kernels: Literal["avx2", "native"] = "avx2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     checkpoint_every: int = _range(0, 100000, default=50)

@@ -35,11 +35,17 @@ from metricad.paths import (
     SYNTHETIC_IMAGES,
     SYNTHETIC_MASKS,
 )
-from metricad.plots import NO_SYNTHETIC, gallery_figure, gradcam_panel, save_figure
+from metricad.plots import (
+    NO_SYNTHETIC,
+    SYNTHETIC_DEFECT,
+    gallery_figure,
+    gradcam_panel,
+    save_figure,
+)
 from metricad.runtime import make_deterministic, select_device
 
 GALLERY_SIZE = 12  # panels per kind gallery; the counts in metrics/ cover every image
-DEFAULT_IOU_THRESHOLD = 0.5  # used only when no anomalous train image has a mask
+DEFAULT_IOU_THRESHOLD = 0.5  # used only when no real or synthetic train anomaly has a mask
 
 
 def main() -> None:
@@ -63,8 +69,8 @@ def main() -> None:
         {
             "path": [f"synthetic/{n:03d}" for n in range(len(synthetic_images))],
             "label": 1,
-            "defect": "synthetic",
-            "split": "synthetic",
+            "defect": SYNTHETIC_DEFECT,
+            "split": SYNTHETIC_DEFECT,
         }
     )
     rows = pd.concat([real, synthetic]).reset_index(drop=True)
@@ -82,7 +88,7 @@ def main() -> None:
     # An anomalous image without a mask cannot be scored: its defect pixels are unknown.
     scored = ~anomalous | has_mask
     train_scored = (split == "train") & has_mask
-    synthetic_scored = (split == "synthetic") & has_mask
+    synthetic_scored = (split == SYNTHETIC_DEFECT) & has_mask
     # The IoU threshold is chosen on training images only: the real anomalous ones, or
     # without them (good-only training) the synthetic anomalies made from the good ones.
     chooser = train_scored if train_scored.any() else synthetic_scored
@@ -147,7 +153,7 @@ def _draw(rows, images, maps, masks, kinds, is_test, params) -> None:
     one of the synthetic training anomalies."""
     panels = [gradcam_panel(images[i], maps[i], masks[i]) for i in range(len(rows))]
     folder = PLOTS_DIR / "gradcam"
-    synthetic = (rows["split"] == "synthetic").to_numpy()
+    synthetic = (rows["split"] == SYNTHETIC_DEFECT).to_numpy()
     for i, row in rows[~synthetic].iterrows():
         name = f"{row['split']}_{row['defect']}_{Path(row['path']).stem}.png"
         save_png(panels[i], folder / "images" / name)

@@ -138,13 +138,16 @@ def noise_blend(
 _MAKERS = {"cutpaste": cutpaste, "scar": scar, "noise": noise_blend}
 
 
+def _resolved(kind: str, generator: torch.Generator) -> str:
+    """`kind` itself, or for `mixed` one of KINDS drawn from the generator."""
+    return KINDS[_randint(generator, 0, len(KINDS) - 1)] if kind == "mixed" else kind
+
+
 def synthesize(
     image: torch.Tensor, kind: str, generator: torch.Generator, jitter: float = JITTER
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One synthetic anomaly of `kind` (one of KINDS, or `mixed`) from a good uint8 image."""
-    if kind == "mixed":
-        kind = KINDS[_randint(generator, 0, len(KINDS) - 1)]
-    return _MAKERS[kind](image, generator, jitter)
+    return _MAKERS[_resolved(kind, generator)](image, generator, jitter)
 
 
 # What training uses when the params ask for real defects in training but the data has none
@@ -206,7 +209,7 @@ def synthetic_sample(
     anomalies, masks, sources, kinds = [], [], [], []
     for n in range(count):
         source = order[n % len(order)]
-        drawn = KINDS[_randint(generator, 0, len(KINDS) - 1)] if kind == "mixed" else kind
+        drawn = _resolved(kind, generator)
         anomaly, mask = synthesize(images[source], drawn, generator, jitter)
         anomalies.append(anomaly)
         masks.append(mask)

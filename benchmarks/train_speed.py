@@ -1,23 +1,40 @@
-"""Training and GradCAM throughput on this machine's device; prints one line per setting.
+"""metricad's train loop, embedding pass and Grad-CAM against bare steps of the same network.
 
-Usage (from the repo root, after `dvc repro resize` or on the fly for synthetic images):
-    python benchmarks/train_speed.py [--sizes 96 512] [--epochs 3] [--device auto]
+Usage (from the repo root): python benchmarks/train_speed.py [--size 96] [--repeats 3]
+    [--device auto] [--amp] [--compile] [--train-images 60] [--test-images 30]
 
-For each input size it times training epochs (fp32, and bfloat16 autocast on CUDA), the
-eval-mode embedding pass and Grad-CAM++, and checks that two GradCAM passes are identical.
+Every figure is a ratio against a reference measured in the same process, interleaved with
+it, best of `--repeats` (single timings on a shared machine swing by about 20 %):
+- train: `training.train()` (augmentation, the test monitor every `train.monitor_every`
+  epochs, loss bookkeeping) against a bare training step (AnomalyNet + AdaCos, Adam, the
+  same batches already normalised on the device, in the layout train() uses there:
+  channels_last on CUDA, the default on the CPU), both over the same images;
+- embed: `inference.embed_and_score()` from uint8 images against a bare eval forward;
+- gradcam: `gradcam.heatmaps_for_images()` against a bare forward + backward to the layer;
+- small data: `train()` per epoch on 10 images (9 monitored) against one bare step of 10.
+It also checks that two Grad-CAM passes give identical maps. The default run is the demo's
+setting on the CPU; the article's is `--size 512 --amp` on a GPU.
 """
 
+import metricad.numerics  # noqa: F401  (first: the pinned kernels and threads of every stage)
+
+# isort: split
 import argparse
 import time
+from collections.abc import Callable
+from datetime import date
 
 import torch
+import torch.nn.functional as F
 
 from metricad.checkpoint import arch_from_params, model_from_arch
+from metricad.data import normalize
 from metricad.gradcam import heatmaps_for_images
 from metricad.inference import embed_and_score
-from metricad.params import params_from_dict
-from metricad.runtime import make_deterministic, select_device
-from metricad.training import train
+from metricad.params import Params, params_from_dict
+from metricad.runtime import make_deterministic, memory_format_for, select_device
+from metricad.torch_model import AnomalyNet
+from metricad.training import batches, make_optimizer, train
 
 
 def _sync(device: torch.device) -> None:
@@ -25,67 +42,189 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench(size: int, epochs: int, images_count: int, device: torch.device, amp: bool) -> str:
-    params = params_from_dict({"resize": {"size": size}, "train": {"amp": amp, "seed": 0}})
-    make_deterministic(0)
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(
-        0, 256, (images_count, 3, size, size), generator=generator, dtype=torch.uint8
-    )
-    labels = torch.arange(images_count) % 2
+def _seconds(run: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    run()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _images(count: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (count, 3, size, size), generator=generator, dtype=torch.uint8)
+    return images, torch.arange(count) % 2
+
+
+def _model(params: Params, device: torch.device) -> AnomalyNet:
     model = model_from_arch(arch_from_params(params))
-    train(model, images, labels, params.train, 1, device, progress=False)  # warm-up
-    _sync(device)
-    start = time.perf_counter()
-    train(model, images, labels, params.train, epochs, device, progress=False)
-    _sync(device)
-    per_epoch = (time.perf_counter() - start) / epochs
-    start = time.perf_counter()
-    embed_and_score(model, images, params.train.batch_size, device, progress=False)
-    _sync(device)
-    embed_rate = images_count / (time.perf_counter() - start)
-    layer = "layer2" if size <= 128 else "layer3"
+    return model.to(device=device, memory_format=memory_format_for(device)).train()
+
+
+class BareStep:
+    """The reference: optimizer steps on batches prepared once, nothing else."""
+
+    def __init__(self, params: Params, images: torch.Tensor, labels: torch.Tensor, device):
+        self.model = _model(params, device)
+        self.forward = torch.compile(self.model) if params.train.compile else self.model
+        self.optimizer = make_optimizer(self.model, params.train)
+        self.amp = params.train.amp and device.type == "cuda"
+        order = batches(len(images), params.train.batch_size, torch.Generator().manual_seed(0))
+        self.batches = [(normalize(images[i].to(device)), labels[i].to(device)) for i in order]
+
+    def epoch(self) -> None:
+        for x, y in self.batches:
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                logits = self.forward(x, y)
+            loss = F.cross_entropy(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+
+def _best_pair(
+    reference: Callable[[], object], measured: Callable[[], object], repeats: int, device
+) -> tuple[float, float]:
+    """Best (shortest) seconds of each, measured alternately."""
+    times = [(_seconds(reference, device), _seconds(measured, device)) for _ in range(repeats)]
+    return min(t[0] for t in times), min(t[1] for t in times)
+
+
+def _line(name: str, count: int, reference: float, measured: float, what: str) -> str:
+    return (
+        f"{name:9s} metricad {count / measured:8.1f} img/s   bare {count / reference:8.1f} img/s"
+        f"   ratio {reference / measured:5.2f}   ({what})"
+    )
+
+
+def bench_train(params: Params, args: argparse.Namespace, device: torch.device) -> str:
+    images, labels = _images(args.train_images, args.size, 0)
+    monitor = _images(args.test_images, args.size, 1)
+    epochs = params.train.monitor_every  # one monitor pass per timed call, as in a long run
+    bare = BareStep(params, images, labels, device)
+
+    def metricad() -> None:
+        model = _model(params, device)
+        train(model, images, labels, params.train, epochs, device, monitor, progress=False)
+
+    bare.epoch(), metricad()  # warm-up (and compilation with --compile)
+    reference, measured = _best_pair(
+        lambda: [bare.epoch() for _ in range(epochs)], metricad, args.repeats, device
+    )
+    return _line(
+        "train",
+        args.train_images * epochs,
+        reference,
+        measured,
+        f"{epochs} epochs of {args.train_images} images, batch {params.train.batch_size}, "
+        f"monitor of {args.test_images} every {params.train.monitor_every} epochs",
+    )
+
+
+def bench_small_data(params: Params, args: argparse.Namespace, device: torch.device) -> str:
+    images, labels = _images(10, args.size, 0)
+    monitor = _images(9, args.size, 1)
+    epochs = args.small_epochs
+    bare = BareStep(params, images, labels, device)
+    model = _model(params, device)
+
+    def run() -> None:
+        train(model, images, labels, params.train, epochs, device, monitor, progress=False)
+
+    bare.epoch(), run()
+    reference, measured = _best_pair(
+        lambda: [bare.epoch() for _ in range(epochs)], run, args.repeats, device
+    )
+    per_epoch, bare_per_epoch = measured / epochs * 1000, reference / epochs * 1000
+    return (
+        f"small     metricad {per_epoch:8.1f} ms/epoch   bare {bare_per_epoch:8.1f} ms/epoch"
+        f"   overhead {per_epoch - bare_per_epoch:6.1f} ms/epoch   (10 images, 9 monitored "
+        f"every {params.train.monitor_every} epochs; 1000 epochs: {per_epoch:.0f} s)"
+    )
+
+
+def bench_inference(params: Params, args: argparse.Namespace, device: torch.device) -> list[str]:
+    count, batch = args.inference_images, params.train.inference_batch_size
+    images, _ = _images(count, args.size, 2)
+    model = _model(params, device).eval()
+    prepared = [normalize(images[s : s + batch].to(device)) for s in range(0, count, batch)]
+    amp = params.train.amp and device.type == "cuda"
+    layer = args.layer or ("layer2" if args.size <= 128 else "layer3")
+    hooked = getattr(model.encoder.backbone, layer)
+
+    @torch.inference_mode()
+    def bare_embed() -> None:
+        for x in prepared:
+            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                model.embed(x)
+
+    def bare_backward() -> None:
+        captured: list[torch.Tensor] = []
+        hook = hooked.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        for x in prepared:
+            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                score = model(x)[:, 1].sum()
+            torch.autograd.grad(score, captured.pop())
+        hook.remove()
+
+    def embed() -> None:
+        embed_and_score(model, images, batch, device, progress=False, amp=params.train.amp)
 
     def cams() -> tuple[torch.Tensor, ...]:
         return heatmaps_for_images(
-            model,
-            images,
-            device,
-            params.train.batch_size,
-            method="gradcam++",
-            layer=layer,
-            progress=False,
+            model, images, device, batch, "anomalous", layer, "gradcam++", False, params.train.amp
         )
 
-    start = time.perf_counter()
-    first = cams()
-    _sync(device)
-    cam_rate = images_count / (time.perf_counter() - start)
-    second = cams()
-    identical = all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
-    return (
-        f"{device.type:4s} size {size:4d}  amp {'on ' if amp else 'off'}  "
-        f"train {images_count / per_epoch:7.1f} img/s ({per_epoch:6.3f} s/epoch of "
-        f"{images_count})  embed {embed_rate:7.1f} img/s  gradcam++ {cam_rate:7.1f} img/s  "
-        f"gradcam repeatable: {identical}"
+    bare_embed(), embed(), bare_backward(), cams()
+    embed_times = _best_pair(bare_embed, embed, args.repeats, device)
+    lines = [_line("embed", count, *embed_times, f"batch {batch}")]
+    reference, measured = _best_pair(bare_backward, cams, args.repeats, device)
+    first, second = cams(), cams()
+    repeatable = all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    lines.append(
+        _line("gradcam++", count, reference, measured, f"{layer}, batch {batch}")
+        + f"   repeatable: {repeatable}"
     )
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[96])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--inference-batch-size", type=int, default=64)
+    parser.add_argument("--train-images", type=int, default=60)
+    parser.add_argument("--test-images", type=int, default=30)
+    parser.add_argument("--inference-images", type=int, default=128)
+    parser.add_argument("--small-epochs", type=int, default=20)
+    parser.add_argument("--monitor-every", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--layer", default=None, help="Grad-CAM layer (layer2 up to 128 px)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the train step")
     args = parser.parse_args()
     device = select_device(args.device)
+    train_settings = {
+        "batch_size": args.batch_size,
+        "inference_batch_size": args.inference_batch_size,
+        "monitor_every": args.monitor_every,
+        "amp": args.amp,
+        "compile": args.compile,
+    }
+    params = params_from_dict({"resize": {"size": args.size}, "train": train_settings})
+    make_deterministic(0)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(
-        f"torch {torch.__version__}, device {device}"
-        + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
+        f"{date.today()}  torch {torch.__version__}  {device.type} ({name})  "
+        f"threads {torch.get_num_threads()}  kernels {torch.backends.cpu.get_cpu_capability()}  "
+        f"{args.size} px  amp {args.amp and device.type == 'cuda'}  compile {args.compile}",
+        flush=True,
     )
-    for size in args.sizes:
-        for amp in (False, True) if device.type == "cuda" else (False,):
-            print(bench(size, args.epochs, args.images, device, amp), flush=True)
+    print(bench_train(params, args, device), flush=True)
+    for line in bench_inference(params, args, device):
+        print(line, flush=True)
+    print(bench_small_data(params, args, device), flush=True)
 
 
 if __name__ == "__main__":

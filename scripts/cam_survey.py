@@ -35,7 +35,14 @@ def main() -> None:
     print("method     layer   target     pointing  pixel_auroc  aupro  kinds")
     for method, layer, target in itertools.product(METHODS, LAYERS, TARGETS):
         maps, peaks, _ = heatmaps_for_images(
-            model, images, device, params.train.batch_size, target, layer, method, progress=False
+            model,
+            images,
+            device,
+            params.train.inference_batch_size,
+            target,
+            layer,
+            method,
+            progress=False,
         )
         summary = localization_summary(
             maps.numpy(),

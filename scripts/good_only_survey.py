@@ -99,7 +99,11 @@ def main() -> None:
             seconds = time.perf_counter() - start
             rows = manifest.loc[list(train_rows.index) + list(test_rows.index)]
             embeddings, probabilities = embed_and_score(
-                model, load_image_tensor(rows), params.train.batch_size, device, progress=False
+                model,
+                load_image_tensor(rows),
+                params.train.inference_batch_size,
+                device,
+                progress=False,
             )
             is_test = np.arange(len(rows)) >= len(train_rows)
             reference = ~is_test & (rows["label"].to_numpy() == 0)

@@ -37,7 +37,9 @@ def main() -> None:
     model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
 
     def embed(images: torch.Tensor, table: pd.DataFrame, vectors_path, table_path) -> None:
-        embeddings, probabilities = embed_and_score(model, images, params.train.batch_size, device)
+        embeddings, probabilities = embed_and_score(
+            model, images, params.train.inference_batch_size, device, amp=params.train.amp
+        )
         table["prob_anomalous"] = probabilities[:, 1].round(6)
         with atomic_path(vectors_path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, embeddings.astype(np.float32))

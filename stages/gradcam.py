@@ -76,7 +76,14 @@ def main() -> None:
     rows = pd.concat([real, synthetic]).reset_index(drop=True)
     images = torch.cat([load_image_tensor(real), synthetic_images])
     maps, peaks, classes = heatmaps_for_images(
-        model, images, device, params.train.batch_size, cam.target, cam.layer, cam.method
+        model,
+        images,
+        device,
+        params.train.inference_batch_size,
+        cam.target,
+        cam.layer,
+        cam.method,
+        amp=params.train.amp,
     )
     maps, peaks = maps.numpy().astype(np.float32), peaks.numpy()
     masks = np.concatenate([load_mask_array(real, params.resize.size), np.load(SYNTHETIC_MASKS)])

@@ -5,9 +5,13 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 # isort: split
 import hashlib
 import json
+from pathlib import Path
 
 import pandas as pd
+import torch
 
+from dvclive import Live
+from metricad import anomalies, data, runtime, torch_model, training
 from metricad.checkpoint import (
     arch_from_params,
     load_backbone_weights,
@@ -18,13 +22,23 @@ from metricad.checkpoint import (
 )
 from metricad.data import labels_tensor, load_image_tensor
 from metricad.errors import run_stage
-from metricad.files import atomic_path, write_json
+from metricad.files import write_json
 from metricad.layout import read_manifest
 from metricad.numerics import pinned
 from metricad.params import load_params, params_to_dict
-from metricad.paths import METRICS_DIR, MODEL, PLOTS_DIR, RESIZED_MANIFEST, TRAIN_STATE
+from metricad.paths import LIVE_DIR, METRICS_DIR, MODEL, RESIZED_MANIFEST, TRAIN_STATE
 from metricad.runtime import make_deterministic, select_device
 from metricad.training import settings_for_data, train
+
+# The modules whose code decides the trained weights (part of the resume fingerprint).
+TRAINING_CODE = (training, torch_model, anomalies, data, runtime)
+# History keys -> DVCLive metric names (dvclive/plots/metrics/<name>.tsv).
+LIVE_NAMES = {
+    "train_loss": "train/loss",
+    "train_accuracy": "train/accuracy",
+    "test_loss": "test/loss",
+    "test_accuracy": "test/accuracy",
+}
 
 
 def main() -> None:
@@ -48,28 +62,44 @@ def main() -> None:
     digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode())
     digest.update(images.numpy().tobytes())
     digest.update(labels.numpy().tobytes())
+    # ... and the same code: a state saved by other training code would continue another run.
+    for module in TRAINING_CODE:
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(torch.__version__.encode())
     fingerprint = digest.hexdigest()
     resume = load_training_state(TRAIN_STATE, fingerprint)
     if resume is not None:
         print(f"train: resuming from epoch {resume.epoch} ({TRAIN_STATE})")
 
-    history = train(
-        model,
-        images,
-        labels,
-        train_params,
-        params.epochs,
-        device,
-        monitor=monitor,
-        resume=resume,
-        save_state=lambda state: save_training_state(TRAIN_STATE, state, fingerprint),
-        save_every=params.train.checkpoint_every,
-    )
+    # DVCLive rewrites its metrics.json and appends to its plots after every epoch, so
+    # `dvc exp show` and `dvc plots show` follow a running (or queued) experiment.
+    with Live(dir=str(LIVE_DIR), save_dvc_exp=False, dvcyaml=None) as live:
+
+        def log(row: dict[str, float]) -> None:
+            live.step = int(row["epoch"])
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(LIVE_NAMES.get(key, key), value)
+            live.next_step()
+
+        for row in resume.history if resume is not None else []:
+            log(row)  # a resumed run's output folder starts empty: log the epochs done
+        history = train(
+            model,
+            images,
+            labels,
+            train_params,
+            params.epochs,
+            device,
+            monitor=monitor,
+            resume=resume,
+            save_state=lambda state: save_training_state(TRAIN_STATE, state, fingerprint),
+            save_every=params.train.checkpoint_every,
+            on_epoch=log,
+        )
     save_checkpoint(MODEL, model, params)
 
     table = pd.DataFrame(history)
-    with atomic_path(PLOTS_DIR / "train" / "history.csv") as tmp:
-        table.to_csv(tmp, index=False)
     last = history[-1]
     summary = {key: value for key, value in last.items() if key != "epoch"}
     summary |= {

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import TINY, _project, _run
+from test_pipeline import _run
 
 from metricad.compare import (
     Column,
+    benchmark_json,
+    benchmark_tables,
     build_table,
     experiments,
+    render_benchmark_html,
+    render_benchmark_markdown,
     render_html,
     render_markdown,
     select_columns,
@@ -131,87 +134,6 @@ def test_unknown_revision_is_one_line_and_exit_1(tmp_path):
     assert not (repo / "reports").exists()
 
 
-def _wait_for_queue(project: Path, count: int, timeout_s: float) -> None:
-    """Poll `dvc queue status` until `count` tasks succeeded; on a failure show its log."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = _run(["dvc", "queue", "status"], project).stdout
-        # Rows: "<task> <name> <created, with a space> <status>"; then a "Worker status" line.
-        tasks = {
-            line.split()[1]: line.split()[-1]
-            for line in status.splitlines()[1:]
-            if line.strip() and not line.startswith("Worker")
-        }
-        failed = [name for name, state in tasks.items() if state == "Failed"]
-        if failed:
-            logs = _run(["dvc", "queue", "logs", failed[0]], project, check=False)
-            pytest.fail(f"queued experiment {failed[0]} failed:\n{logs.stdout}\n{logs.stderr}")
-        if len(tasks) == count and set(tasks.values()) == {"Success"}:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"queue not done after {timeout_s} s:\n{status}")
-        time.sleep(5)  # each `dvc queue status` costs about a CPU second
-
-
-def _shown_value(data: dict, path: str, key: str) -> object:
-    value = data[path]["data"]
-    for part in key.split("."):
-        value = value[part]
-    return value
-
-
-def _same(cell: str, value: object) -> bool:
-    return float(cell) == round(value, 4) if isinstance(value, float) else cell == str(value)
-
-
-@pytest.mark.slow
-def test_queued_epoch_comparison_matches_exp_show(tmp_path):
-    # TINY saves a resumable state every epoch, about 5 s each on 2 cores; not needed here.
-    params = json.loads(json.dumps(TINY))
-    params["train"]["checkpoint_every"] = 0
-    project = _project(tmp_path, params)
-    _run(["dvc", "exp", "run", "--queue", "-S", "epochs=3,5,8"], project)
-    try:
-        # One worker per experiment: about 115 s instead of 175 s for one worker on 2 cores
-        # (most of each run is DVC's and the stages' start-up); the results are the same.
-        _run(["dvc", "queue", "start", "--jobs", "3"], project)
-        _wait_for_queue(project, 3, timeout_s=600)
-    finally:
-        # No worker may outlive the test (a failure above would leave it running).
-        _run(["dvc", "queue", "stop", "--kill"], project, check=False)
-
-    out = tmp_path / "report"
-    _run([sys.executable, "-m", "metricad.compare", "--out", str(out)], project)
-    names, table = _rows((out / "compare.md").read_text())
-    shown = json.loads(_run(["dvc", "exp", "show", "--json"], project).stdout)
-    revs = {e["name"]: e["revs"][0]["data"] for b in shown for e in b["experiments"] or []}
-    assert len(names) == 3
-    assert set(names) == set(revs)
-    checked = [
-        ("params.yaml", "params", "params.yaml", "epochs"),
-        ("evaluate", "metrics", "metrics/evaluate.json", "test.accuracy"),
-        ("evaluate", "metrics", "metrics/evaluate.json", "test.errors"),
-        ("tsne", "metrics", "metrics/tsne.json", "silhouette.all.tsne_2d"),
-        ("train", "metrics", "metrics/train.json", "best_test_accuracy_epoch"),
-    ]
-    for source, kind, path, key in checked:
-        for name, cell in zip(names, table[source, key], strict=True):
-            value = _shown_value(revs[name][kind], path, key)
-            assert _same(cell, value), f"{key} of {name}: table {cell}, dvc {value}"
-    assert sorted(int(cell) for cell in table["params.yaml", "epochs"]) == [3, 5, 8]
-
-    page = (out / "compare.html").read_text()
-    assert page.count("data:image/png;base64,") >= 3 * 3  # at least the t-SNE maps
-    assert 'src="http' not in page
-
-    # A plain git revision beside an experiment: read from its files, empty where it has none.
-    _run([sys.executable, "-m", "metricad.compare", names[0], "HEAD", "--out", str(out)], project)
-    names_two, table_two = _rows((out / "compare.md").read_text())
-    assert names_two == [names[0], "HEAD"]
-    assert table_two["params.yaml", "epochs"] == [table["params.yaml", "epochs"][0], "2"]
-    assert table_two["evaluate", "test.accuracy"][1] == ""
-
-
 def test_every_anomaly_score_is_a_row():
     """`-S split.anomalous_train_fraction=0,0.5` puts the two protocols' scores side by side."""
     scores = {
@@ -224,3 +146,56 @@ def test_every_anomaly_score_is_a_row():
     assert rows["evaluate", "scores.gaussian.auroc"] == ("0.93", "")
     assert rows["evaluate", "scores.gaussian.auroc_per_defect.cut"] == ("0.9", "")
     assert rows["evaluate", "scores.softmax.auroc"] == ("0.61", "")
+
+
+def _grid_column(name: str, category: str, epochs: int, softmax: float | None) -> Column:
+    return Column(
+        name,
+        f"{name:0<40}",
+        {"epochs": epochs, "data": {"category": category}, "train": {"seed": 0}},
+        {
+            "metrics/evaluate.json": {
+                "test": {"errors": 3},
+                "scores": {"softmax": {"auroc": softmax}, "knn": {"auroc": 0.5}},
+            },
+            "metrics/gradcam.json": {"test": {"pixel_auroc": 0.9, "aupro": 0.7}},
+        },
+    )
+
+
+def test_benchmark_view_has_a_row_per_category_and_a_mean_per_setting():
+    columns = [
+        _grid_column("a", "leather", 300, 0.9),
+        _grid_column("b", "carpet", 300, None),  # a null AUROC: left out of the mean
+        _grid_column("c", "bottle", 300, 0.6),
+        _grid_column("d", "leather", 500, 0.8),
+    ]
+    tables = benchmark_tables(columns, "data.category")
+    assert [table.group for table in tables] == ["epochs=300", "epochs=500"]
+    first = tables[0]
+    assert first.labels == ("bottle", "carpet", "leather")
+    assert first.headers[:2] == ("image AUROC softmax", "image AUROC knn")
+    softmax = first.headers.index("image AUROC softmax")
+    assert [row[softmax] for row in first.values] == [0.6, None, 0.9]
+    assert first.mean[softmax] == pytest.approx(0.75) and first.counted[softmax] == 2
+    assert first.mean[first.headers.index("test errors")] == 3
+    # The pointing game is in no metrics file: an empty column, no mean.
+    assert first.mean[first.headers.index("pointing game")] is None
+
+    markdown = render_benchmark_markdown(tables, "data.category")
+    assert "## epochs=300" in markdown
+    assert "| **mean** | 0.75 (2/3) | 0.5 |" in markdown
+    assert "| carpet |  | 0.5 |" in markdown
+    page = render_benchmark_html(tables, "data.category")
+    assert page.count("<table>") == 2 and "<script" not in page
+    stored = json.loads(benchmark_json(tables, "data.category"))
+    assert stored[0]["rows"]["carpet"]["image AUROC softmax"] is None
+    assert stored[1]["rows"]["leather"]["image AUROC softmax"] == 0.8
+
+
+def test_benchmark_view_names_a_repeated_value_and_refuses_an_unknown_param():
+    columns = [_grid_column("x", "leather", 300, 0.9), _grid_column("y", "leather", 300, 0.7)]
+    (table,) = benchmark_tables(columns, "data.category")
+    assert table.labels == ("leather (x)", "leather (y)")
+    with pytest.raises(MetricadError, match="--rows data.categry: no compared experiment"):
+        benchmark_tables(columns, "data.categry")

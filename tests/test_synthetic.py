@@ -1,5 +1,5 @@
-"""The synthetic leather and carpet sets: MVTec layout, masks, determinism, and visible, local
-defects."""
+"""The synthetic leather, carpet and bottle sets: MVTec layout, masks, determinism, and visible,
+local defects (on the bottle itself, never on its background)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from metricad.errors import MetricadError
 from metricad.images import resize_mask, resize_rgb
@@ -24,10 +25,13 @@ from metricad.synthetic import (
 DEFECTS = SYNTHETIC_DEFECTS["leather"]
 SMALL = {"train_good": 3, "test_good": 2, **dict.fromkeys(DEFECTS, 2)}
 SIZE = 64
-CATEGORIES = ("leather", "carpet")
-# sha256 of the leather images and masks of test_leather_is_unchanged, taken before carpet was
-# added: a new texture must not disturb the existing one's draws.
-LEATHER_SHA256 = "2b37c8675eee0b8c85e397101ce7841b340c6663de5c9cb1f0f07203d1698fe8"
+CATEGORIES = ("leather", "carpet", "bottle")
+# sha256 of the leather images and masks of test_textures_are_unchanged, taken before carpet was
+# added (carpet's before bottle was): a new category must not disturb the existing ones' draws.
+UNCHANGED_SHA256 = {
+    "leather": "2b37c8675eee0b8c85e397101ce7841b340c6663de5c9cb1f0f07203d1698fe8",
+    "carpet": "e537fabce57fcfabcf047a59fe83b77e580972c118d3a5ed3d0109205dab4d58",
+}
 
 
 def _small(category: str) -> dict[str, int]:
@@ -50,6 +54,8 @@ def test_defect_names():
     assert DEFECTS == ("color", "cut", "fold", "glue", "poke")
     # MVTec AD's own carpet defect folders.
     assert SYNTHETIC_DEFECTS["carpet"] == ("color", "cut", "hole", "metal_contamination", "thread")
+    # MVTec AD's own bottle defect folders.
+    assert SYNTHETIC_DEFECTS["bottle"] == ("broken_large", "broken_small", "contamination")
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
@@ -112,14 +118,15 @@ def test_changing_one_count_keeps_the_other_images(tmp_path):
     assert all(more_cuts[name] == first[name] for name in first)
 
 
-def test_leather_is_unchanged():
+@pytest.mark.parametrize("category", UNCHANGED_SHA256)
+def test_textures_are_unchanged(category):
     digest = hashlib.sha256()
-    for kind in ("good", *DEFECTS):
-        sample = render_sample("leather", kind, seed=0, index=0, image_size=256)
+    for kind in ("good", *SYNTHETIC_DEFECTS[category]):
+        sample = render_sample(category, kind, seed=0, index=0, image_size=256)
         digest.update(sample.image.tobytes())
         if sample.mask is not None:
             digest.update(sample.mask.tobytes())
-    assert digest.hexdigest() == LEATHER_SHA256
+    assert digest.hexdigest() == UNCHANGED_SHA256[category]
 
 
 @pytest.mark.parametrize(
@@ -163,6 +170,76 @@ def test_carpet_good_images_vary_but_keep_their_texture():
         # ... never clipped flat, and always with a visible weave.
         assert 40 < image.mean() < 215
         assert image.mean(axis=2).std() > 8
+
+
+def _bottle_region(clean: np.ndarray) -> np.ndarray:
+    """Where the bottle is in a clean image: brighter than the near-black background, with the
+    dark mouth filled in. Measured independently of the generator's own geometry."""
+    return ndimage.binary_fill_holes(clean.mean(axis=2) > 30)
+
+
+@pytest.mark.parametrize("defect", SYNTHETIC_DEFECTS["bottle"])
+@pytest.mark.parametrize("size", [SIZE, 256])
+def test_bottle_defects_lie_on_the_bottle(defect, size):
+    for index in range(6):
+        sample = render_sample("bottle", defect, seed=0, index=index, image_size=size)
+        bottle = _bottle_region(sample.clean)
+        assert sample.mask.any(), (defect, index)
+        # Not even a pixel on the background, nor on the bottle's outline.
+        assert not (sample.mask & ~ndimage.binary_erosion(bottle, iterations=1)).any()
+
+
+def test_bottle_breaks_are_on_the_lip_and_contamination_on_the_shoulder():
+    # The lip, the bright ring around the mouth, lies between about 0.34 and 0.46 bottle radii.
+    for defect in SYNTHETIC_DEFECTS["bottle"]:
+        for index in range(6):
+            sample = render_sample("bottle", defect, seed=0, index=index, image_size=256)
+            bottle = _bottle_region(sample.clean)
+            cy, cx = ndimage.center_of_mass(bottle)
+            radius = np.sqrt(bottle.sum() / np.pi)
+            ys, xs = np.nonzero(sample.mask)
+            distance = np.hypot(ys - cy, xs - cx) / radius
+            if defect == "contamination":
+                assert distance.min() > 0.5, index
+            else:
+                # Through the lip; a large break may reach into the neck and onto the shoulder.
+                assert ((distance > 0.36) & (distance < 0.44)).any(), (defect, index)
+                assert distance.max() < 0.65, (defect, index)
+
+
+def test_bottle_defects_stay_visible_at_96_px():
+    # The demo shrinks 256 px images to 96: a few to about 12 pixels there, clearly changed.
+    for defect, (smallest, largest) in {
+        "broken_large": (6, 14),
+        "broken_small": (3, 8),
+        "contamination": (3, 10),
+    }.items():
+        for index in range(3):
+            sample = render_sample("bottle", defect, seed=0, index=index, image_size=256)
+            image, clean = resize_rgb(sample.image, 96), resize_rgb(sample.clean, 96)
+            mask = resize_mask(sample.mask, 96)
+            change = np.abs(image.astype(int) - clean.astype(int)).max(axis=2)
+            assert mask.any() and change[mask].max() > 40, (defect, index)
+            ys, xs = np.nonzero(mask)
+            extent = max(np.ptp(ys), np.ptp(xs)) + 1
+            assert smallest <= extent <= largest, (defect, index, extent)
+
+
+def test_bottle_good_images_are_one_centred_bottle_varying_slightly():
+    images = [render_sample("bottle", "good", 0, i, 128).image for i in range(6)]
+    for image in images:
+        bottle = _bottle_region(image)
+        # One round bottle near the centre, on a near-black background.
+        cy, cx = ndimage.center_of_mass(bottle)
+        assert abs(cy - 64) < 5 and abs(cx - 64) < 5
+        assert 0.4 < bottle.mean() < 0.6
+        assert image[~bottle].mean() < 20
+        # Its mouth is dark, its lip bright.
+        assert image[60:68, 60:68].mean() < 40
+        assert image[bottle].max() > 150
+    means = np.array([image.reshape(-1, 3).mean(axis=0) for image in images])
+    # A little lighting variation from image to image, but the same bottle.
+    assert 0.5 < np.ptp(means, axis=0).max() < 15
 
 
 def test_replaces_its_own_tree_but_never_other_folders(tmp_path):

@@ -17,6 +17,7 @@ from metricad.checkpoint import (
     save_checkpoint,
     save_training_state,
 )
+from metricad.data import augment
 from metricad.errors import MetricadError
 from metricad.params import params_from_dict
 from metricad.training import TrainingState, batches, train
@@ -26,7 +27,7 @@ PARAMS = params_from_dict(
         "epochs": 4,
         "resize": {"size": 32},
         "model": {"embedding_dim": 16},
-        "train": {"batch_size": 4, "seed": 3},
+        "train": {"batch_size": 4, "seed": 3, "monitor_every": 3},
     }
 )
 
@@ -67,7 +68,12 @@ def test_training_is_deterministic_and_logs_each_epoch():
     first, history = _run(monitor=_data())
     second, _ = _run(monitor=_data())
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
-    assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy"} <= set(history[0])
+    # The test split every train.monitor_every (3) epochs and at the last one.
+    monitored = [row["epoch"] for row in history if "test_loss" in row]
+    assert monitored == [3, 4]
+    assert {"train_loss", "train_accuracy", "test_accuracy"} <= set(history[2])
+    # Handed back in the default layout (CUDA trains in channels_last).
+    assert all(p.is_contiguous() for p in first.parameters())
     for key, tensor in first.state_dict().items():
         assert torch.equal(tensor, second.state_dict()[key]), key
     assert not first.training
@@ -162,7 +168,7 @@ def test_broken_checkpoint_files(tmp_path, content):
 
 
 def test_local_resnet18_weights_file(tmp_path):
-    torch.manual_seed(5)
+    torch.manual_seed(1)
     reference = torchvision.models.resnet18()
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
@@ -198,3 +204,14 @@ def test_same_weights_give_byte_identical_checkpoint_files(tmp_path):
     save_checkpoint(first, model, PARAMS)
     save_checkpoint(second, model, PARAMS)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_augment_moves_each_image_by_its_own_draw():
+    """The batched flips and turns equal the per-image definition, draw for draw."""
+    images = torch.randint(0, 256, (24, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    out = augment(images.to(torch.uint8), torch.Generator().manual_seed(1))
+    choices = torch.randint(0, 8, (24,), generator=torch.Generator().manual_seed(1)).tolist()
+    assert len(set(choices)) == 8
+    for image, moved, choice in zip(images.to(torch.uint8), out, choices, strict=True):
+        expected = image.flip(-1) if choice & 4 else image
+        assert torch.equal(moved, torch.rot90(expected, choice & 3, dims=(-2, -1)))

@@ -77,6 +77,9 @@ def _blend(
     source_left = _randint(generator, 0, size_x - width)
     shift = (top - source_top, left - source_left)
     source = _jitter(torch.roll(image.float(), shifts=shift, dims=(-2, -1)), generator, jitter)
+    # The mask is drawn on the CPU (its bounding box above needs no device sync); the pixels
+    # are blended where the image lives.
+    mask = mask.to(image.device)
     weight = mask.float() * opacity
     mixed = image.float() * (1 - weight) + source * weight
     return torch.where(mask, mixed.round().clamp(0, 255).to(torch.uint8), image)
@@ -175,11 +178,12 @@ def corrupt_batch(
     """Turn round(share * good images) seeded-random good images of a batch into anomalies.
 
     Real anomalous images stay as they are; with `kind` "none" nothing is drawn, so the
-    random stream of a run without synthetic anomalies is unchanged.
+    random stream of a run without synthetic anomalies is unchanged. `images` may live on
+    any device; `labels` are read on the CPU (the training loop keeps them there).
     """
     if kind == "none" or share <= 0:
         return images, labels
-    good = torch.nonzero(labels == 0).flatten()
+    good = torch.nonzero(labels.cpu() == 0).flatten()
     count = round(share * len(good))
     if count == 0:
         return images, labels

@@ -2,8 +2,12 @@
 comparison as one table (compare.md) and one self-contained page with the maps (compare.html).
 
     python -m metricad.compare [EXP_OR_REV ...] [--out DIR]
+    python -m metricad.compare --rows data.category [EXP_OR_REV ...] [--out DIR]
 
 With no names it compares every finished experiment of the workspace baseline, oldest first.
+`--rows PARAM` writes the benchmark view instead (benchmark.{md,html,json}): one row per value
+of PARAM (one per category for a category grid), the headline metrics as columns and a mean
+row; experiments that also differ in other params get one table per combination.
 Everything comes from what DVC and git already store (`dvc exp show --json`, the experiment
 commits); nothing is retrained.
 """
@@ -240,6 +244,171 @@ def render_html(
     )
 
 
+# The benchmark view's columns after the image AUROC of each score: (header, file, key).
+BENCHMARK_COLUMNS = (
+    ("pixel AUROC", "metrics/gradcam.json", "test.pixel_auroc"),
+    ("AUPRO", "metrics/gradcam.json", "test.aupro"),
+    ("pointing game", "metrics/gradcam.json", "test.pointing_game"),
+    ("test errors", "metrics/evaluate.json", "test.errors"),
+)
+EVALUATE_FILE = "metrics/evaluate.json"
+
+
+@dataclass(frozen=True)
+class BenchmarkTable:
+    """Rows of one setting (`group`: the other params that differ, "" when none)."""
+
+    group: str
+    headers: tuple[str, ...]
+    labels: tuple[str, ...]
+    values: tuple[tuple[float | int | None, ...], ...]
+    mean: tuple[float | None, ...]
+    counted: tuple[int, ...]  # rows with a number, per column (the mean's n)
+
+
+def _number(value: Any) -> float | int | None:
+    """A metric as a number; null, a missing key or a non-number is None."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return value if is_number and value == value else None  # NaN is no number
+
+
+def benchmark_tables(columns: Sequence[Column], row_param: str) -> list[BenchmarkTable]:
+    """The benchmark view: per setting, one row per value of `row_param`, sorted."""
+    params = [flatten(column.params) for column in columns]
+    if not any(row_param in flat for flat in params):
+        known = ", ".join(sorted(_union(params))[:8])
+        raise MetricadError(
+            f"--rows {row_param}: no compared experiment has this param (params: {known}, ...)"
+        )
+    others = [
+        key
+        for key in _union(params)
+        if key != row_param and len({json.dumps(flat.get(key)) for flat in params}) > 1
+    ]
+    scores: list[str] = []
+    for column in columns:
+        for name in (column.metrics.get(EVALUATE_FILE) or {}).get("scores") or {}:
+            if name not in scores:
+                scores.append(name)
+    wanted = [(f"image AUROC {name}", EVALUATE_FILE, f"scores.{name}.auroc") for name in scores]
+    wanted += BENCHMARK_COLUMNS
+    groups: dict[str, list[tuple[str, str, list[float | int | None]]]] = {}
+    for column, flat in zip(columns, params, strict=True):
+        group = ", ".join(f"{key}={display(flat.get(key, MISSING))}" for key in others)
+        metrics = {path: flatten(tree) for path, tree in column.metrics.items()}
+        values = [_number(metrics.get(path, {}).get(key)) for _, path, key in wanted]
+        label = display(flat.get(row_param, MISSING))
+        groups.setdefault(group, []).append((label, column.name, values))
+    tables = []
+    for group, members in sorted(groups.items()):
+        members.sort(key=lambda member: (member[0], member[1]))
+        labels = [label for label, _, _ in members]
+        # The same value twice in one setting (a repeated run): name the experiment too.
+        labels = [
+            f"{label} ({name})" if labels.count(label) > 1 else label
+            for label, (_, name, _) in zip(labels, members, strict=True)
+        ]
+        values = [tuple(member[2]) for member in members]
+        present = [[row[i] for row in values if row[i] is not None] for i in range(len(wanted))]
+        tables.append(
+            BenchmarkTable(
+                group,
+                tuple(header for header, _, _ in wanted),
+                tuple(labels),
+                tuple(values),
+                tuple(sum(col) / len(col) if col else None for col in present),
+                tuple(len(col) for col in present),
+            )
+        )
+    return tables
+
+
+def _mean_cells(table: BenchmarkTable, digits: int) -> list[str]:
+    rows = len(table.labels)
+    return [
+        ""
+        if mean is None
+        else display(float(mean), digits) + ("" if n == rows else f" ({n}/{rows})")
+        for mean, n in zip(table.mean, table.counted, strict=True)
+    ]
+
+
+def render_benchmark_markdown(
+    tables: Sequence[BenchmarkTable], row_param: str, digits: int = 4
+) -> str:
+    """benchmark.md: per setting, a row per value of `row_param` and a mean row."""
+    lines = ["# Benchmark", ""]
+    for table in tables:
+        if table.group:
+            lines += [f"## {table.group}", ""]
+        header = [row_param, *table.headers]
+        lines += ["| " + " | ".join(header) + " |", "|---" + "|---:" * len(table.headers) + "|"]
+        for label, values in zip(table.labels, table.values, strict=True):
+            cells = [
+                _markdown_cell(label),
+                *(display(v if v is not None else MISSING, digits) for v in values),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| **mean** | " + " | ".join(_mean_cells(table, digits)) + " |")
+        lines.append("")
+    lines.append("A mean over fewer rows than the table has says so: (rows with a number/rows).")
+    return "\n".join(lines) + "\n"
+
+
+def render_benchmark_html(tables: Sequence[BenchmarkTable], row_param: str, digits: int = 4) -> str:
+    """benchmark.html: the same tables as one self-contained page."""
+    esc = html.escape
+    parts = []
+    for table in tables:
+        if table.group:
+            parts.append(f"<h2>{esc(table.group)}</h2>")
+        head = "".join(f"<th>{esc(h)}</th>" for h in (row_param, *table.headers))
+        body = [
+            f"<tr><th>{esc(label)}</th>"
+            + "".join(
+                f'<td class="num">{esc(display(v if v is not None else MISSING, digits))}</td>'
+                for v in values
+            )
+            + "</tr>"
+            for label, values in zip(table.labels, table.values, strict=True)
+        ]
+        body.append(
+            "<tr><th>mean</th>"
+            + "".join(f'<td class="num"><b>{esc(c)}</b></td>' for c in _mean_cells(table, digits))
+            + "</tr>"
+        )
+        parts.append(f"<table>\n<tr>{head}</tr>\n" + "\n".join(body) + "\n</table>")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Benchmark</title>'
+        f"<style>{CSS}</style></head><body>\n<h1>Benchmark</h1>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+
+
+def benchmark_json(tables: Sequence[BenchmarkTable], row_param: str) -> str:
+    """benchmark.json: the unrounded numbers, for scripts and tests."""
+    return (
+        json.dumps(
+            [
+                {
+                    "group": table.group,
+                    "rows_by": row_param,
+                    "columns": list(table.headers),
+                    "rows": {
+                        label: dict(zip(table.headers, values, strict=True))
+                        for label, values in zip(table.labels, table.values, strict=True)
+                    },
+                    "mean": dict(zip(table.headers, table.mean, strict=True)),
+                }
+                for table in tables
+            ],
+            indent=2,
+        )
+        + "\n"
+    )
+
+
 def _run(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(list(args), capture_output=True, check=False)
 
@@ -363,8 +532,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="experiment names or git revisions (default: all experiments of the baseline)",
     )
     parser.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR")
+    parser.add_argument(
+        "--rows",
+        metavar="PARAM",
+        help="benchmark view: a row per value of this param (e.g. data.category) and a mean",
+    )
     args = parser.parse_args(argv)
     columns = select_columns(args.names, _experiments_shown())
+    if args.rows:
+        write_benchmark(columns, args.rows, args.out)
+        return
     rows = build_table(columns)
     images = {path: [_git_file(column.rev, path) for column in columns] for path in IMAGES}
     try:
@@ -374,6 +551,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise MetricadError(f"--out {args.out}: cannot write there ({error.strerror})") from None
     names = ", ".join(column.name for column in columns)
     print(f"wrote {args.out / 'compare.md'} and {args.out / 'compare.html'}: {names}")
+
+
+def write_benchmark(columns: Sequence[Column], row_param: str, out: Path) -> None:
+    tables = benchmark_tables(columns, row_param)
+    files = {
+        "benchmark.md": render_benchmark_markdown(tables, row_param),
+        "benchmark.html": render_benchmark_html(tables, row_param),
+        "benchmark.json": benchmark_json(tables, row_param),
+    }
+    try:
+        for name, text in files.items():
+            write_text(out / name, text)
+    except OSError as error:
+        raise MetricadError(f"--out {out}: cannot write there ({error.strerror})") from None
+    rows = sum(len(table.labels) for table in tables)
+    print(f"wrote {out / 'benchmark.md'}, .html and .json: {rows} rows in {len(tables)} table(s)")
 
 
 if __name__ == "__main__":

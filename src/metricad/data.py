@@ -7,6 +7,7 @@ import pandas as pd
 import torch
 
 from metricad.images import load_mask, load_rgb
+from metricad.runtime import memory_format_for
 
 # torchvision's ImageNet statistics: the backbone expects them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,18 +36,27 @@ def labels_tensor(manifest: pd.DataFrame) -> torch.Tensor:
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float, scaled to [0, 1] and standardised per channel."""
+    """uint8 (N, 3, H, W) -> float, scaled to [0, 1] and standardised per channel, in the
+    memory layout the network runs in on that device (runtime.memory_format_for)."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
+    scaled = (images.float() / 255.0 - mean) / std
+    return scaled.contiguous(memory_format=memory_format_for(images.device))
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random flips and quarter turns per image: a texture has no up or left."""
-    choices = torch.randint(0, 8, (len(images),), generator=generator).tolist()
-    out = []
-    for image, choice in zip(images, choices, strict=True):
-        if choice & 4:
-            image = image.flip(-1)
-        out.append(torch.rot90(image, choice & 3, dims=(-2, -1)))
-    return torch.stack(out)
+    """Random flips and quarter turns per image: a texture has no up or left.
+
+    The eight choices are drawn on the CPU from `generator`; the images are moved on their own
+    device, one indexing pass per choice, so a GPU batch never waits for the host.
+    """
+    choices = torch.randint(0, 8, (len(images),), generator=generator)
+    out = torch.empty_like(images)
+    for choice in range(8):
+        rows = torch.nonzero(choices == choice).flatten()
+        if len(rows) == 0:
+            continue
+        rows = rows.to(images.device)
+        picked = images[rows].flip(-1) if choice & 4 else images[rows]
+        out[rows] = torch.rot90(picked, choice & 3, dims=(-2, -1))
+    return out

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from metricad.data import normalize
+from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
 
 METHODS = ("gradcam", "gradcam++", "hirescam")
@@ -67,11 +68,14 @@ def class_activation_maps(
                 classes = logits.argmax(dim=1)
             else:
                 classes = torch.full((len(images),), CLASS_INDEX[target], device=images.device)
-            score = logits.gather(1, classes[:, None]).sum()
+            # A one-hot product, not gather: gather's backward is a scatter-add, which CUDA
+            # runs with atomics (maps that change in the last bits from run to run).
+            score = (logits * F.one_hot(classes, logits.shape[1])).sum()
             (gradients,) = torch.autograd.grad(score, captured[0])
     finally:
         hook.remove()
-    activations = captured[0].detach()
+    # Under autocast the layer runs in bfloat16; the map itself is computed in float32.
+    activations, gradients = captured[0].detach().float(), gradients.float()
     cams = F.relu(_weighted_activations(activations, gradients, method))
     cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     peaks = cams.amax(dim=(1, 2))
@@ -88,15 +92,21 @@ def heatmaps_for_images(
     layer: str = "layer4",
     method: str = "gradcam",
     progress: bool = True,
+    amp: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch-wise maps for uint8 images (N, 3, H, W); results on the CPU."""
-    model.to(device)
+    """Batch-wise maps for uint8 images (N, 3, H, W); results on the CPU.
+
+    `amp`: the network in bfloat16 autocast on CUDA (ignored on the CPU).
+    """
+    model.to(device=device, memory_format=memory_format_for(device))
     parts = []
     for start in tqdm(
         range(0, len(images), batch_size), desc="gradcam", unit="batch", disable=not progress
     ):
         batch = normalize(images[start : start + batch_size].to(device))
-        parts.append([t.cpu() for t in class_activation_maps(model, batch, target, layer, method)])
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+            maps = class_activation_maps(model, batch, target, layer, method)
+        parts.append([t.cpu() for t in maps])
     if not parts:
         size = images.shape[-2:]
         return torch.zeros(0, *size), torch.zeros(0), torch.zeros(0, dtype=torch.long)

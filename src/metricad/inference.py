@@ -7,26 +7,32 @@ import torch
 from tqdm import tqdm
 
 from metricad.data import normalize
+from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def embed_and_score(
     model: AnomalyNet,
     images: torch.Tensor,
     batch_size: int,
     device: torch.device,
     progress: bool = True,
+    amp: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The embedding (N, D) and the softmax probability of each class (N, C), in eval mode."""
-    model.to(device).eval()
+    """The embedding (N, D) and the softmax probability of each class (N, C), in eval mode.
+
+    `amp`: bfloat16 autocast on CUDA (ignored on the CPU); the results are float32.
+    """
+    model.to(device=device, memory_format=memory_format_for(device)).eval()
     embeddings, probabilities = [], []
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, desc="embed", unit="batch", disable=not progress):
         x = normalize(images[start : start + batch_size].to(device))
-        embedding = model.embed(x)
-        probabilities.append(torch.softmax(model.head(embedding).float(), dim=1).cpu())
-        embeddings.append(embedding.float().cpu())
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+            embedding = model.embed(x).float()
+        probabilities.append(torch.softmax(model.head(embedding), dim=1).cpu())
+        embeddings.append(embedding.cpu())
     if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its two shapes
         classes, dim = model.head.weight.shape
         return np.zeros((0, dim), np.float32), np.zeros((0, classes), np.float32)

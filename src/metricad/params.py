@@ -86,6 +86,14 @@ class TrainParams:
     cpu_kernels: Literal["avx2", "native"] = "avx2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    # torch.compile of the training step: off by default, it does not pay on the CPU.
+    compile: bool = False
+    # Epochs between passes over the test split (logged, never used for choices); the last
+    # epoch is always monitored.
+    monitor_every: int = _range(1, 100000, default=5)
+    # Batch of the eval-mode passes (test monitor, embed, gradcam): sized for the device, not a
+    # training hyperparameter.
+    inference_batch_size: int = _range(1, 4096, default=64)
     checkpoint_every: int = _range(0, 100000, default=50)
 
 

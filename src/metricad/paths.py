@@ -22,4 +22,5 @@ HEATMAPS_DIR = Path("data/gradcam")
 HEATMAPS = HEATMAPS_DIR / "heatmaps.npy"
 HEATMAP_INDEX = HEATMAPS_DIR / "index.csv"
 METRICS_DIR = Path("metrics")
+LIVE_DIR = Path("dvclive")  # the train stage's per-epoch log (DVCLive)
 PLOTS_DIR = Path("plots")

@@ -30,3 +30,10 @@ def make_deterministic(seed: int) -> None:
     # Some CUDA kernels have no deterministic version; warn there instead of failing.
     torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     torch.backends.cudnn.benchmark = False
+
+
+def memory_format_for(device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA, where it is the fast layout for convolutions (1.6x for a bf16
+    training step, issue 11). The CPU keeps the default layout: channels_last is only about 5 %
+    faster there, and it rounds differently, so the demo would train another model."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format

@@ -14,6 +14,7 @@ from metricad.anomalies import corrupt_batch, kind_for_training
 from metricad.data import augment, normalize
 from metricad.errors import MetricadError
 from metricad.params import Params, TrainParams
+from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
 
 
@@ -86,23 +87,27 @@ def batches(count: int, batch_size: int, generator: torch.Generator) -> list[tor
     return chunks
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_split(
-    model: AnomalyNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> tuple[float, float]:
-    """Loss and accuracy in eval mode, without the training margin."""
+    """Loss and accuracy in eval mode, without the training margin.
+
+    Sums stay on the device until the end: one host synchronisation per pass, not per batch.
+    """
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    loss, correct = 0.0, 0
+    device = images.device
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start : start + batch_size].to(device))
-        y = labels[start : start + batch_size].to(device)
+        x = normalize(images[start : start + batch_size])
+        y = labels[start : start + batch_size]
         logits = model(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        loss += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
-    return loss / len(images), correct / len(images)
+    return loss.item() / len(images), correct.item() / len(images)
 
 
 def train(
@@ -117,16 +122,21 @@ def train(
     save_state: Callable[[TrainingState], None] | None = None,
     save_every: int = 0,
     progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train `model` in place and return the per-epoch history.
 
     `monitor` (the test split) is only evaluated and logged, never used to choose anything.
     With `resume`, training continues from that state and ends with the same weights as an
     uninterrupted run; `save_state` is called every `save_every` epochs and at the end.
+    `on_epoch` gets each new history row as soon as its epoch ends (live logging).
     """
     if len(images) < 2:
         raise ValueError("training needs at least two images")
-    model.to(device).train()
+    # channels_last on CUDA (runtime.memory_format_for); the caller gets its model back in
+    # the default layout (the end of this function).
+    model.to(device=device, memory_format=memory_format_for(device)).train()
+    forward = torch.compile(model) if params.compile else model
     optimizer = make_optimizer(model, params)
     shuffle_rng = torch.Generator().manual_seed(params.seed)
     history: list[dict[str, float]] = []
@@ -138,6 +148,13 @@ def train(
         torch.set_rng_state(resume.torch_rng)
         history, start = list(resume.history), resume.epoch
     amp = params.amp and device.type == "cuda"
+    # Every image crosses to the device once, as uint8; the random draws (order, flips,
+    # synthetic anomalies) stay on the CPU generator, so a run draws the same on any device.
+    images = images.to(device)
+    if monitor is not None and len(monitor[0]):
+        monitor = (monitor[0].to(device), monitor[1].to(device))
+    else:
+        monitor = None
 
     def snapshot(epoch: int) -> TrainingState:
         return TrainingState(
@@ -158,9 +175,11 @@ def train(
         total=epochs,
     )
     for epoch in bar:
-        total_loss, correct = 0.0, 0
+        # Summed on the device (float64, as Python floats would): one sync per epoch.
+        total_loss = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
         for index in batches(len(images), params.batch_size, shuffle_rng):
-            x, y = images[index], labels[index]
+            x, y = images[index.to(device)], labels[index]
             if params.augment:
                 x = augment(x, shuffle_rng)
             x, y = corrupt_batch(
@@ -171,28 +190,32 @@ def train(
                 params.synthetic_jitter,
                 shuffle_rng,
             )
-            x, y = normalize(x.to(device)), y.to(device)
+            x, y = normalize(x), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x, y)
+                logits = forward(x, y)
             loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += loss.item() * len(index)
-            correct += (logits.argmax(1) == y).sum().item()
+            total_loss += loss.detach().double() * len(index)
+            correct += (logits.argmax(1) == y).sum()
+        done = epoch + 1
         row = {
-            "epoch": epoch + 1,
-            "train_loss": round(total_loss / len(images), 6),
-            "train_accuracy": round(correct / len(images), 6),
+            "epoch": done,
+            "train_loss": round(total_loss.item() / len(images), 6),
+            "train_accuracy": round(correct.item() / len(images), 6),
             "head_scale": round(float(model.head.scale), 6),
         }
-        if monitor is not None and len(monitor[0]):
-            test_loss, test_accuracy = evaluate_split(model, *monitor, params.batch_size)
+        if monitor is not None and (done % params.monitor_every == 0 or done == epochs):
+            test_loss, test_accuracy = evaluate_split(
+                forward, *monitor, params.inference_batch_size
+            )
             row |= {"test_loss": round(test_loss, 6), "test_accuracy": round(test_accuracy, 6)}
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         bar.set_postfix(loss=row["train_loss"], acc=row["train_accuracy"])
-        done = epoch + 1
         if save_state is not None and (done == epochs or (save_every and done % save_every == 0)):
             save_state(snapshot(done))
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()
     return history

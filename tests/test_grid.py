@@ -1,0 +1,233 @@
+"""The whole benchmark, scaled down: a queued grid over the three demo categories with parallel
+workers, its reports checked against `dvc exp show`, and the same grid split over two
+"machines" (clones sharing a bare git remote and a DVC folder remote) reported by a third."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipeline import TINY, _merge, _project, _run
+
+pytestmark = pytest.mark.slow
+
+CATEGORIES = ("bottle", "carpet", "leather")
+# One thread per run, so two workers fill the two cores without oversubscribing them
+# (README, "The whole benchmark"); no resumable state, which these short runs do not need.
+GRID = _merge(json.loads(json.dumps(TINY)), {"train": {"threads": 1, "checkpoint_every": 0}})
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def _wait_for_queue(project: Path, count: int, timeout_s: float) -> None:
+    """Poll `dvc queue status` until `count` tasks succeeded; on a failure show its log."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = _run(["dvc", "queue", "status"], project).stdout
+        # Rows: "<task> <name> <created, with a space> <status>"; then a "Worker status" line.
+        tasks = {
+            line.split()[1]: line.split()[-1]
+            for line in status.splitlines()[1:]
+            if line.strip() and not line.startswith("Worker")
+        }
+        failed = [name for name, state in tasks.items() if state == "Failed"]
+        if failed:
+            logs = _run(["dvc", "queue", "logs", failed[0]], project, check=False)
+            pytest.fail(f"queued experiment {failed[0]} failed:\n{logs.stdout}\n{logs.stderr}")
+        if len(tasks) == count and set(tasks.values()) == {"Success"}:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"queue not done after {timeout_s} s:\n{status}")
+        time.sleep(5)  # each `dvc queue status` costs about a CPU second
+
+
+def _shown(project: Path) -> dict[str, dict]:
+    """{experiment name: its `dvc exp show --json` data}."""
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], project).stdout)
+    return {e["name"]: e["revs"][0]["data"] for b in shown for e in b["experiments"] or []}
+
+
+def _value(data: dict, kind: str, path: str, key: str) -> object:
+    value = data[kind][path]["data"]
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def _rows(markdown: str) -> tuple[list[str], dict[tuple[str, str], list[str]]]:
+    """compare.md's table as (column names, {(from, key): cells})."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    split = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    header, body = split[0], split[2:]
+    return header[2:], {(row[0], row[1]): row[2:] for row in body}
+
+
+def _same(cell: str, value: object) -> bool:
+    return float(cell) == round(value, 4) if isinstance(value, float) else cell == str(value)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> dict:
+    """The base project pushed to a bare git remote and a DVC folder remote, then the grid
+    queued in it: the three categories at 2 epochs and leather at 3, run by two workers."""
+    root = tmp_path_factory.mktemp("grid")
+    project = _project(root, GRID)
+    _run(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
+    _run(["dvc", "remote", "add", "-d", "storage", str(root / "dvc-remote")], project)
+    _run(["git", "remote", "add", "origin", str(root / "remote.git")], project)
+    _run([*GIT, "commit", "-qam", "remotes"], project)
+    _run(["git", "push", "-q", "origin", "HEAD"], project)
+    categories = ",".join(CATEGORIES)
+    _run(["dvc", "exp", "run", "--queue", "-S", f"data.category={categories}"], project)
+    _run(["dvc", "exp", "run", "--queue", "-S", "epochs=3"], project)
+    started = time.monotonic()
+    try:
+        _run(["dvc", "queue", "start", "--jobs", "2"], project)
+        _wait_for_queue(project, 4, timeout_s=900)
+    finally:
+        # No worker may outlive the tests (a failure above would leave it running).
+        _run(["dvc", "queue", "stop", "--kill"], project, check=False)
+    shown = _shown(project)
+    return {
+        "root": root,
+        "project": project,
+        "shown": shown,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
+    project, shown = grid["project"], grid["shown"]
+    out = grid["root"] / "report"
+    _run(
+        [sys.executable, "-m", "metricad.compare", "--rows", "data.category", "--out", str(out)],
+        project,
+    )
+    tables = json.loads((out / "benchmark.json").read_text())
+    # Two settings: the 2-epoch grid over all categories, and leather at 3 epochs.
+    assert [table["group"] for table in tables] == ["epochs=2", "epochs=3"]
+    grid_table = tables[0]
+    assert list(grid_table["rows"]) == list(CATEGORIES)
+    by_category = {
+        _value(data, "params", "params.yaml", "data.category"): data
+        for data in shown.values()
+        if _value(data, "params", "params.yaml", "epochs") == 2
+    }
+    checked = {
+        "image AUROC softmax": ("metrics/evaluate.json", "scores.softmax.auroc"),
+        "image AUROC knn": ("metrics/evaluate.json", "scores.knn.auroc"),
+        "image AUROC gaussian": ("metrics/evaluate.json", "scores.gaussian.auroc"),
+        "pixel AUROC": ("metrics/gradcam.json", "test.pixel_auroc"),
+        "AUPRO": ("metrics/gradcam.json", "test.aupro"),
+        "pointing game": ("metrics/gradcam.json", "test.pointing_game"),
+        "test errors": ("metrics/evaluate.json", "test.errors"),
+    }
+    assert set(grid_table["columns"]) == set(checked)
+    for column, (path, key) in checked.items():
+        values = [_value(by_category[c], "metrics", path, key) for c in CATEGORIES]
+        assert [grid_table["rows"][c][column] for c in CATEGORIES] == values, column
+        numbers = [v for v in values if v is not None]
+        assert grid_table["mean"][column] == pytest.approx(sum(numbers) / len(numbers))
+    markdown = (out / "benchmark.md").read_text()
+    assert markdown.count("| **mean** |") == 2
+    for category in CATEGORIES:
+        assert f"| {category} |" in markdown
+    page = (out / "benchmark.html").read_text()
+    assert "<script" not in page and page.count("<table>") == 2
+
+    # The per-experiment view of the same queue: every experiment a column, as exp show has it.
+    _run([sys.executable, "-m", "metricad.compare", "--out", str(out)], project)
+    names, table = _rows((out / "compare.md").read_text())
+    assert sorted(names) == sorted(shown)
+    for source, kind, path, key in [
+        ("params.yaml", "params", "params.yaml", "epochs"),
+        ("params.yaml", "params", "params.yaml", "data.category"),
+        ("evaluate", "metrics", "metrics/evaluate.json", "test.accuracy"),
+        ("tsne", "metrics", "metrics/tsne.json", "silhouette.all.tsne_2d"),
+        ("train", "metrics", "metrics/train.json", "best_test_accuracy_epoch"),
+    ]:
+        for name, cell in zip(names, table[source, key], strict=True):
+            value = _value(shown[name], kind, path, key)
+            assert _same(cell, value), f"{key} of {name}: table {cell}, dvc {value}"
+    page = (out / "compare.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4 * 3  # at least the t-SNE maps
+    assert 'src="http' not in page
+
+    # DVCLive's per-epoch log is a metrics file of every experiment: it ends at the last epoch.
+    for data in shown.values():
+        epochs = _value(data, "params", "params.yaml", "epochs")
+        assert _value(data, "metrics", "dvclive/metrics.json", "step") == epochs
+
+
+def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):
+    root, project, shown = grid["root"], grid["project"], grid["shown"]
+    share = {"worker1": "carpet", "worker2": "bottle"}
+    clones = {}
+    for name in (*share, "reporter"):
+        clones[name] = root / name
+        _run(["git", "clone", "-q", str(root / "remote.git"), str(clones[name])], root)
+    # Each worker runs its share of the grid at the same time, and pushes it: the git refs to
+    # the git remote, the cached outputs (models, embeddings) to the DVC remote.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    runs = [
+        subprocess.Popen(
+            ["dvc", "exp", "run", "-n", f"{category}-run", "-S", f"data.category={category}"],
+            cwd=clones[worker],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for worker, category in share.items()
+    ]
+    for run in runs:
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output
+    for worker, category in share.items():
+        _run(["dvc", "exp", "push", "origin", f"{category}-run"], clones[worker])
+    assert any((root / "dvc-remote").rglob("*")), "nothing reached the DVC remote"
+
+    reporter = clones["reporter"]
+    listed = _run(["dvc", "exp", "list", "origin", "--name-only"], reporter).stdout.split()
+    assert sorted(listed) == ["bottle-run", "carpet-run"]
+    _run(["dvc", "exp", "pull", "origin", *listed], reporter)
+    out_pulled = root / "pulled"
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "metricad.compare",
+            "--rows",
+            "data.category",
+            "--out",
+            str(out_pulled),
+        ],
+        reporter,
+    )
+    # The same two grid points run on one machine (the queue above), reported there.
+    single = [
+        name
+        for name, data in shown.items()
+        if _value(data, "params", "params.yaml", "epochs") == 2
+        and _value(data, "params", "params.yaml", "data.category") in share.values()
+    ]
+    out_single = root / "single"
+    _run(
+        [sys.executable, "-m", "metricad.compare", "--rows", "data.category", *single]
+        + ["--out", str(out_single)],
+        project,
+    )
+    for name in ("benchmark.md", "benchmark.json", "benchmark.html"):
+        assert (out_pulled / name).read_text() == (out_single / name).read_text(), name
+    # The pulled experiments brought their cached outputs from the DVC remote too: the model.
+    refs = _run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], reporter).stdout
+    (ref,) = [line for line in refs.split() if line.endswith("/carpet-run")]
+    lock = yaml.safe_load(_run(["git", "show", f"{ref}:dvc.lock"], reporter).stdout)
+    (model,) = [out for out in lock["stages"]["train"]["outs"] if out["path"] == "models/model.pt"]
+    md5 = model["md5"]
+    assert (reporter / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).is_file()

@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro test lint clean-venv
+.PHONY: venv repro test lint clean-venv
 
 # torch and torchvision are pinned together in pyproject.toml: an unpinned torchvision
 # would pull in another torch.
@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+venv: $(STAMP)
 
 repro: $(STAMP)
 	dvc repro

@@ -285,10 +285,13 @@ def benchmark_tables(columns: Sequence[Column], row_param: str) -> list[Benchmar
         for key in _union(params)
         if key != row_param and len({json.dumps(flat.get(key)) for flat in params}) > 1
     ]
+    # In the order of `evaluate.scores` (the metrics file sorts its keys), then any other.
     scores: list[str] = []
     for column in columns:
-        for name in (column.metrics.get(EVALUATE_FILE) or {}).get("scores") or {}:
-            if name not in scores:
+        listed = flatten(column.params).get("evaluate.scores")
+        stored = (column.metrics.get(EVALUATE_FILE) or {}).get("scores") or {}
+        for name in [*(listed if isinstance(listed, list) else []), *stored]:
+            if name in stored and name not in scores:
                 scores.append(name)
     wanted = [(f"image AUROC {name}", EVALUATE_FILE, f"scores.{name}.auroc") for name in scores]
     wanted += BENCHMARK_COLUMNS

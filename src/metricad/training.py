@@ -89,9 +89,14 @@ def batches(count: int, batch_size: int, generator: torch.Generator) -> list[tor
 
 @torch.inference_mode()
 def evaluate_split(
-    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    amp: bool = False,
 ) -> tuple[float, float]:
-    """Loss and accuracy in eval mode, without the training margin.
+    """Loss and accuracy in eval mode, without the training margin (`amp`: bfloat16 autocast,
+    as in training; CUDA only).
 
     Sums stay on the device until the end: one host synchronisation per pass, not per batch.
     """
@@ -103,7 +108,8 @@ def evaluate_split(
     for start in range(0, len(images), batch_size):
         x = normalize(images[start : start + batch_size])
         y = labels[start : start + batch_size]
-        logits = model(x).float()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -208,7 +214,7 @@ def train(
         }
         if monitor is not None and (done % params.monitor_every == 0 or done == epochs):
             test_loss, test_accuracy = evaluate_split(
-                forward, *monitor, params.inference_batch_size
+                forward, *monitor, params.inference_batch_size, amp
             )
             row |= {"test_loss": round(test_loss, 6), "test_accuracy": round(test_accuracy, 6)}
         history.append(row)

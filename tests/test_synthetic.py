@@ -150,14 +150,18 @@ def test_good_samples_have_no_mask(category):
     assert sample.mask is None and np.array_equal(sample.image, sample.clean)
 
 
+def _at_96_px(category: str, defect: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 256 px defect sample shrunk to the demo's 96 px: (mask, largest channel change)."""
+    sample = render_sample(category, defect, seed=0, index=index, image_size=256)
+    image, clean = resize_rgb(sample.image, 96), resize_rgb(sample.clean, 96)
+    return resize_mask(sample.mask, 96), np.abs(image.astype(int) - clean.astype(int)).max(axis=2)
+
+
 def test_carpet_defects_stay_visible_at_96_px():
     # The pipeline may shrink 256 px images to 96: every defect must still show there.
     for defect in SYNTHETIC_DEFECTS["carpet"]:
         for index in range(3):
-            sample = render_sample("carpet", defect, seed=0, index=index, image_size=256)
-            image, clean = resize_rgb(sample.image, 96), resize_rgb(sample.clean, 96)
-            mask = resize_mask(sample.mask, 96)
-            change = np.abs(image.astype(int) - clean.astype(int)).max(axis=2)
+            mask, change = _at_96_px("carpet", defect, index)
             assert mask.any() and change[mask].max() > 40, (defect, index)
 
 
@@ -215,10 +219,7 @@ def test_bottle_defects_stay_visible_at_96_px():
         "contamination": (3, 10),
     }.items():
         for index in range(3):
-            sample = render_sample("bottle", defect, seed=0, index=index, image_size=256)
-            image, clean = resize_rgb(sample.image, 96), resize_rgb(sample.clean, 96)
-            mask = resize_mask(sample.mask, 96)
-            change = np.abs(image.astype(int) - clean.astype(int)).max(axis=2)
+            mask, change = _at_96_px("bottle", defect, index)
             assert mask.any() and change[mask].max() > 40, (defect, index)
             ys, xs = np.nonzero(mask)
             extent = max(np.ptp(ys), np.ptp(xs)) + 1

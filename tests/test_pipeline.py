@@ -241,9 +241,14 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     resumed = _run(["dvc", "repro", "train"], project)
     assert f"resuming from epoch {interrupted_at}" in resumed.stdout
     resumed_weights = torch.load(project / "models" / "model.pt", weights_only=True)
+    live_log = project / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv"
+    resumed_log = live_log.read_text()
+    # The live log of the resumed run has every epoch once, the ones before the kill included.
+    assert [line.split("\t")[0] for line in resumed_log.splitlines()] == ["step", *"123456"]
 
     state.unlink()
     _run(["dvc", "repro", "--force", "train"], project)
     uninterrupted = torch.load(project / "models" / "model.pt", weights_only=True)
     for key, tensor in uninterrupted["state_dict"].items():
         assert torch.equal(tensor, resumed_weights["state_dict"][key]), key
+    assert live_log.read_text() == resumed_log

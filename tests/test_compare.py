@@ -1,5 +1,5 @@
-"""The comparison report: table building on hand-made data, and end to end on three queued
-experiments (the article's epoch comparison, scaled down) checked against `dvc exp show`."""
+"""The comparison report and the benchmark view on hand-made data, and `dvc exp show --json`
+parsing; end to end on a queued grid in tests/test_grid.py."""
 
 from __future__ import annotations
 

@@ -97,19 +97,29 @@ def _line(name: str, count: int, reference: float, measured: float, what: str) -
     )
 
 
-def bench_train(params: Params, args: argparse.Namespace, device: torch.device) -> str:
-    images, labels = _images(args.train_images, args.size, 0)
-    monitor = _images(args.test_images, args.size, 1)
-    epochs = params.train.monitor_every  # one monitor pass per timed call, as in a long run
+def _train_times(
+    params: Params, device: torch.device, count: int, monitored: int, epochs: int, repeats: int
+) -> tuple[float, float]:
+    """Best seconds of `epochs` bare epochs and of a `train()` call over the same epochs, on
+    `count` training images with `monitored` test images."""
+    images, labels = _images(count, params.resize.size, 0)
+    monitor = _images(monitored, params.resize.size, 1)
     bare = BareStep(params, images, labels, device)
+    model = _model(params, device)
 
     def metricad() -> None:
-        model = _model(params, device)
         train(model, images, labels, params.train, epochs, device, monitor, progress=False)
 
-    bare.epoch(), metricad()  # warm-up (and compilation with --compile)
-    reference, measured = _best_pair(
-        lambda: [bare.epoch() for _ in range(epochs)], metricad, args.repeats, device
+    # Warm-up (and compilation with --compile).
+    bare.epoch()
+    metricad()
+    return _best_pair(lambda: [bare.epoch() for _ in range(epochs)], metricad, repeats, device)
+
+
+def bench_train(params: Params, args: argparse.Namespace, device: torch.device) -> str:
+    epochs = params.train.monitor_every  # one monitor pass per timed call, as in a long run
+    reference, measured = _train_times(
+        params, device, args.train_images, args.test_images, epochs, args.repeats
     )
     return _line(
         "train",
@@ -122,19 +132,8 @@ def bench_train(params: Params, args: argparse.Namespace, device: torch.device) 
 
 
 def bench_small_data(params: Params, args: argparse.Namespace, device: torch.device) -> str:
-    images, labels = _images(10, args.size, 0)
-    monitor = _images(9, args.size, 1)
     epochs = args.small_epochs
-    bare = BareStep(params, images, labels, device)
-    model = _model(params, device)
-
-    def run() -> None:
-        train(model, images, labels, params.train, epochs, device, monitor, progress=False)
-
-    bare.epoch(), run()
-    reference, measured = _best_pair(
-        lambda: [bare.epoch() for _ in range(epochs)], run, args.repeats, device
-    )
+    reference, measured = _train_times(params, device, 10, 9, epochs, args.repeats)
     per_epoch, bare_per_epoch = measured / epochs * 1000, reference / epochs * 1000
     return (
         f"small     metricad {per_epoch:8.1f} ms/epoch   bare {bare_per_epoch:8.1f} ms/epoch"
@@ -175,7 +174,8 @@ def bench_inference(params: Params, args: argparse.Namespace, device: torch.devi
             model, images, device, batch, "anomalous", layer, "gradcam++", False, params.train.amp
         )
 
-    bare_embed(), embed(), bare_backward(), cams()
+    for warm_up in (bare_embed, embed, bare_backward, cams):
+        warm_up()
     embed_times = _best_pair(bare_embed, embed, args.repeats, device)
     lines = [_line("embed", count, *embed_times, f"batch {batch}")]
     reference, measured = _best_pair(bare_backward, cams, args.repeats, device)

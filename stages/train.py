@@ -72,7 +72,8 @@ def main() -> None:
         print(f"train: resuming from epoch {resume.epoch} ({TRAIN_STATE})")
 
     # DVCLive rewrites its metrics.json and appends to its plots after every epoch, so
-    # `dvc exp show` and `dvc plots show` follow a running (or queued) experiment.
+    # `dvc exp show` follows a running (or queued) experiment, and `dvc plots show` one
+    # running in the workspace.
     with Live(dir=str(LIVE_DIR), save_dvc_exp=False, dvcyaml=None) as live:
 
         def log(row: dict[str, float]) -> None:

@@ -287,8 +287,8 @@ def benchmark_tables(columns: Sequence[Column], row_param: str) -> list[Benchmar
     ]
     # In the order of `evaluate.scores` (the metrics file sorts its keys), then any other.
     scores: list[str] = []
-    for column in columns:
-        listed = flatten(column.params).get("evaluate.scores")
+    for column, flat in zip(columns, params, strict=True):
+        listed = flat.get("evaluate.scores")
         stored = (column.metrics.get(EVALUATE_FILE) or {}).get("scores") or {}
         for name in [*(listed if isinstance(listed, list) else []), *stored]:
             if name in stored and name not in scores:
@@ -326,6 +326,10 @@ def benchmark_tables(columns: Sequence[Column], row_param: str) -> list[Benchmar
     return tables
 
 
+def _value_cell(value: float | int | None, digits: int) -> str:
+    return display(MISSING if value is None else value, digits)
+
+
 def _mean_cells(table: BenchmarkTable, digits: int) -> list[str]:
     rows = len(table.labels)
     return [
@@ -349,7 +353,7 @@ def render_benchmark_markdown(
         for label, values in zip(table.labels, table.values, strict=True):
             cells = [
                 _markdown_cell(label),
-                *(display(v if v is not None else MISSING, digits) for v in values),
+                *(_value_cell(value, digits) for value in values),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("| **mean** | " + " | ".join(_mean_cells(table, digits)) + " |")
@@ -368,10 +372,7 @@ def render_benchmark_html(tables: Sequence[BenchmarkTable], row_param: str, digi
         head = "".join(f"<th>{esc(h)}</th>" for h in (row_param, *table.headers))
         body = [
             f"<tr><th>{esc(label)}</th>"
-            + "".join(
-                f'<td class="num">{esc(display(v if v is not None else MISSING, digits))}</td>'
-                for v in values
-            )
+            + "".join(f'<td class="num">{esc(_value_cell(value, digits))}</td>' for value in values)
             + "</tr>"
             for label, values in zip(table.labels, table.values, strict=True)
         ]

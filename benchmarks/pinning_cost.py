@@ -20,7 +20,7 @@ if sys.argv[1] == "pinned":
     import metricad.numerics  # noqa: F401
 import time
 import torch
-from metricad.checkpoint import arch_from_params, model_from_arch
+from metricad.torch_model import arch_from_params, model_from_arch
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
 from metricad.training import train

@@ -27,13 +27,12 @@ from datetime import date
 import torch
 import torch.nn.functional as F
 
-from metricad.checkpoint import arch_from_params, model_from_arch
 from metricad.data import normalize
 from metricad.gradcam import heatmaps_for_images
 from metricad.inference import embed_and_score
 from metricad.params import Params, params_from_dict
 from metricad.runtime import make_deterministic, memory_format_for, select_device
-from metricad.torch_model import AnomalyNet
+from metricad.torch_model import AnomalyNet, arch_from_params, model_from_arch
 from metricad.training import batches, make_optimizer, train
 
 

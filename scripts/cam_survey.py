@@ -14,7 +14,7 @@ from metricad.data import load_image_tensor, load_mask_array
 from metricad.errors import run_stage
 from metricad.gradcam import METHODS, TARGETS, heatmaps_for_images
 from metricad.layout import read_manifest
-from metricad.localization import localization_summary
+from metricad.localization import KindRule, localization_summary
 from metricad.params import load_params
 from metricad.paths import MODEL, RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device
@@ -48,9 +48,7 @@ def main() -> None:
             maps.numpy(),
             masks,
             peaks.numpy(),
-            tolerance_px=cam.tolerance_px,
-            min_peak=cam.min_peak,
-            flat_fraction=cam.flat_fraction,
+            KindRule.from_params(cam),
             iou_threshold=0.5,
             fpr_limit=cam.fpr_limit,
         )

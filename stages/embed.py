@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from metricad.checkpoint import arch_from_params, load_checkpoint
+from metricad.checkpoint import load_checkpoint
 from metricad.data import load_image_tensor
 from metricad.errors import run_stage
-from metricad.files import atomic_path, fresh_folder
-from metricad.inference import embed_and_score
+from metricad.files import fresh_folder, write_csv, write_npy
+from metricad.inference import embed_and_score, softmax_score
 from metricad.layout import read_manifest
 from metricad.params import load_params
 from metricad.paths import (
@@ -27,6 +27,7 @@ from metricad.paths import (
     SYNTHETIC_PREDICTIONS,
 )
 from metricad.runtime import make_deterministic, select_device
+from metricad.torch_model import arch_from_params
 
 
 def main() -> None:
@@ -40,11 +41,9 @@ def main() -> None:
         embeddings, probabilities = embed_and_score(
             model, images, params.train.inference_batch_size, device, amp=params.train.amp
         )
-        table["prob_anomalous"] = probabilities[:, 1].round(6)
-        with atomic_path(vectors_path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, embeddings.astype(np.float32))
-        with atomic_path(table_path) as tmp:
-            table.to_csv(tmp, index=False)
+        table["prob_anomalous"] = softmax_score(probabilities)
+        write_npy(vectors_path, embeddings.astype(np.float32))
+        write_csv(table_path, table)
 
     fresh_folder(EMBEDDINGS_DIR)
     embed(

@@ -1,5 +1,7 @@
-"""Stage `evaluate`: softmax classification scores on test and on train+test, and the image
-AUROC of every anomaly score (softmax, kNN, Gaussian) on the test split, with ROC curves."""
+"""Stage `evaluate`: the softmax classification at the article's cut (test, and train+test),
+and for every anomaly score (softmax, kNN, Gaussian) its test image AUROC, overall and per
+defect, and how its operating point does (false positives on the good test images, recall on
+the test defects), with ROC curves."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
@@ -7,61 +9,56 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import numpy as np
 import pandas as pd
 
+from metricad import metrics
 from metricad.errors import run_stage
-from metricad.files import atomic_path, fresh_folder, write_json
-from metricad.metrics import (
-    auroc_by_defect,
-    classification_metrics,
-    confusion_table,
-    roc_curve_table,
-)
+from metricad.files import fresh_folder, write_csv, write_json
 from metricad.params import load_params
-from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS
-from metricad.scores import anomaly_scores
+from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORER
+from metricad.scores import load_scoring
 
 
 def main() -> None:
     params = load_params()
-    settings = params.evaluate
-    threshold = settings.threshold
+    cut = params.evaluate.threshold
     predictions = pd.read_csv(PREDICTIONS, keep_default_na=False)
-    test = predictions[predictions["split"] == "test"]
+    scoring, _ = load_scoring(SCORER)
+    is_test = (predictions["split"] == "test").to_numpy()
+    test = predictions[is_test]
+    labels, defects = test["label"].to_numpy(), test["defect"].tolist()
+    probabilities = predictions["prob_anomalous"].to_numpy()
     results = {
-        scope: classification_metrics(
+        scope: metrics.classification_metrics(
             rows["label"].to_numpy(),
             rows["prob_anomalous"].to_numpy(),
             rows["defect"].tolist(),
-            threshold,
+            cut,
         )
-        for scope, rows in (("test", test), ("all", predictions))
+        for scope, rows in (
+            ("test", test),
+            ("all", predictions[predictions["split"] != "validation"]),
+        )
     }
     # The embedding scores measure distance to the good training images, so only test
     # images (never seen in training) are scored.
-    is_test = (predictions["split"] == "test").to_numpy()
-    reference = (predictions["split"] == "train").to_numpy() & (predictions["label"] == 0)
-    report = anomaly_scores(
-        settings.scores,
-        np.load(EMBEDDINGS),
-        predictions["prob_anomalous"].to_numpy(),
-        reference.to_numpy(),
-        settings.knn_k,
-    )
-    for warning in report.warnings:
-        print(f"warning: {warning}")
-    labels = test["label"].to_numpy()
-    results["scores"] = {
-        name: auroc_by_defect(labels, values[is_test], test["defect"].tolist())
-        for name, values in report.scores.items()
+    values = {
+        name: v[is_test] for name, v in scoring.scores(np.load(EMBEDDINGS), probabilities).items()
     }
-    results["score_settings"] = report.used
+    results["scores"] = {
+        name: metrics.auroc_by_defect(labels, v, defects) for name, v in values.items()
+    }
+    results["operating_points"] = {
+        name: metrics.at_operating_point(
+            labels, scoring.points[name].anomalous(v), defects, scoring.points[name].threshold
+        )
+        for name, v in values.items()
+    }
+    results["score_settings"] = scoring.scorer.used(scoring.names)
     write_json(METRICS_DIR / "evaluate.json", results)
-    fresh_folder(PLOTS_DIR / "evaluate")
-    for name, values in report.scores.items():
-        with atomic_path(PLOTS_DIR / "evaluate" / "roc" / f"{name}.csv") as tmp:
-            roc_curve_table(labels, values[is_test]).to_csv(tmp, index=False)
-    probabilities = test["prob_anomalous"].to_numpy()
-    with atomic_path(PLOTS_DIR / "evaluate" / "confusion.csv") as tmp:
-        confusion_table(labels, (probabilities >= threshold).astype(int)).to_csv(tmp, index=False)
+    folder = fresh_folder(PLOTS_DIR / "evaluate")
+    for name, v in values.items():
+        write_csv(folder / "roc" / f"{name}.csv", metrics.roc_curve_table(labels, v))
+    predicted = (test["prob_anomalous"].to_numpy() >= cut).astype(int)
+    write_csv(folder / "confusion.csv", metrics.confusion_table(labels, predicted))
 
 
 if __name__ == "__main__":

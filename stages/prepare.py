@@ -6,12 +6,12 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import warnings
 from pathlib import Path
 
+from metricad import demo_data
 from metricad.errors import MetricadError, run_stage
 from metricad.files import fresh_folder, write_json
 from metricad.layout import scan_mvtec, split_manifest, split_warnings, write_manifest
 from metricad.params import load_params
 from metricad.paths import METRICS_DIR, PREPARED_DIR, PREPARED_MANIFEST, SYNTHETIC_ROOT
-from metricad.synthetic import generate_synthetic
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
         )
     fresh_folder(PREPARED_DIR)
     if data.source == "synthetic":
-        generate_synthetic(
+        demo_data.generate(
             SYNTHETIC_ROOT, data.category, data.synthetic.seed, data.synthetic.image_size
         )
         root = SYNTHETIC_ROOT
@@ -38,7 +38,7 @@ def main() -> None:
     for warning in caught:
         print(f"warning: {warning.message}")
     fraction = params.split.anomalous_train_fraction
-    manifest = split_manifest(scan, fraction, params.split.seed)
+    manifest = split_manifest(scan, fraction, params.split.seed, params.split.validation_fraction)
     for warning in split_warnings(manifest, fraction):
         print(f"warning: {warning}")
     write_manifest(manifest, PREPARED_MANIFEST)
@@ -50,7 +50,7 @@ def main() -> None:
         {
             "images": {
                 split: {d: int(n) for d, n in counts[split].items()}
-                for split in ("train", "test")
+                for split in ("train", "validation", "test")
                 if split in counts.index
             },
             "anomalous_without_mask": int((anomalous["mask_path"] == "").sum()),

@@ -7,13 +7,12 @@ one next to the good image it was made from: what the network was taught.
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
 # isort: split
-import numpy as np
 import pandas as pd
 
 from metricad.anomalies import kind_for_training, synthetic_sample
 from metricad.data import load_image_tensor
 from metricad.errors import run_stage
-from metricad.files import atomic_path, fresh_folder
+from metricad.files import fresh_folder, write_csv, write_npy
 from metricad.layout import read_manifest
 from metricad.params import load_params
 from metricad.paths import (
@@ -51,12 +50,9 @@ def main() -> None:
     index = pd.DataFrame({"source": good["path"].to_numpy()[sources], "kind": kinds})
     fresh_folder(SYNTHETIC_SAMPLE_DIR)
     fresh_folder(PLOTS_DIR / "synthetic")
-    with atomic_path(SYNTHETIC_IMAGES) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, anomalies.numpy())
-    with atomic_path(SYNTHETIC_MASKS) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, masks.numpy())
-    with atomic_path(SYNTHETIC_INDEX) as tmp:
-        index.to_csv(tmp, index=False)
+    write_npy(SYNTHETIC_IMAGES, anomalies.numpy())
+    write_npy(SYNTHETIC_MASKS, masks.numpy())
+    write_csv(SYNTHETIC_INDEX, index)
     shown = slice(0, FIGURE_PAIRS)
     figure = synthetic_figure(
         images[sources[shown]].permute(0, 2, 3, 1).numpy(),

@@ -80,3 +80,17 @@ def _in_mode(rgb: np.ndarray, mode: str) -> Image.Image:
 def make_mvtec_tree_fixture():
     """The make_mvtec_tree function, for tests that prefer a fixture to an import."""
     return make_mvtec_tree
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One `dvc repro` of the demo at tiny params, shared: the project, the repro's output,
+    and the params each stage read (metricad.params.READS_ENV)."""
+    from test_pipeline import TINY, _project, _run
+
+    root = tmp_path_factory.mktemp("tiny")
+    project = _project(root, TINY)
+    reads = root / "params-read"
+    reads.mkdir()
+    first = _run(["dvc", "repro"], project, env={"METRICAD_PARAMS_READ": str(reads)})
+    return {"project": project, "first": first, "reads": reads}

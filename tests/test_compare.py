@@ -10,24 +10,26 @@ from pathlib import Path
 import pytest
 from test_pipeline import _run
 
-from metricad.compare import (
-    Column,
+from metricad.errors import MetricadError
+from metricad.report.experiments import (
+    METRICS_FILES,
+    Experiment,
+    finished_experiments,
+    select_experiments,
+)
+from metricad.report.render import (
     benchmark_json,
-    benchmark_tables,
-    build_table,
-    experiments,
     render_benchmark_html,
     render_benchmark_markdown,
     render_html,
     render_markdown,
-    select_columns,
 )
-from metricad.errors import MetricadError
+from metricad.report.tables import METRIC_ROWS, benchmark_tables, build_table
 
 
-def _column(name: str, epochs: int, accuracy: float | None) -> Column:
+def _column(name: str, epochs: int, accuracy: float | None) -> Experiment:
     evaluate = {"test": {"errors": 2}} if accuracy is None else {"test": {"accuracy": accuracy}}
-    return Column(
+    return Experiment(
         name,
         f"{name:0<40}",
         {"epochs": epochs, "train": {"seed": 0, "lr": 0.001}, "data": {"root": None}},
@@ -108,13 +110,13 @@ def test_exp_show_parsing_keeps_finished_experiments_oldest_first():
             ],
         },
     ]
-    finished, unfinished = experiments(shown)
+    finished, unfinished = finished_experiments(shown)
     assert [column.name for column in finished] == ["early", "late"]
     assert finished[0].params == {"epochs": 5}
     assert set(finished[0].metrics) == {"metrics/evaluate.json"}
     assert unfinished == {"waiting": "queued", "broken": "failed"}
     with pytest.raises(MetricadError, match="experiment waiting has no results"):
-        select_columns(["waiting"], shown)
+        select_experiments(["waiting"], shown)
 
 
 def _git_dvc_repo(tmp_path: Path) -> Path:
@@ -148,8 +150,8 @@ def test_every_anomaly_score_is_a_row():
     assert rows["evaluate", "scores.softmax.auroc"] == ("0.61", "")
 
 
-def _grid_column(name: str, category: str, epochs: int, softmax: float | None) -> Column:
-    return Column(
+def _grid_column(name: str, category: str, epochs: int, softmax: float | None) -> Experiment:
+    return Experiment(
         name,
         f"{name:0<40}",
         {"epochs": epochs, "data": {"category": category}, "train": {"seed": 0}},
@@ -199,3 +201,28 @@ def test_benchmark_view_names_a_repeated_value_and_refuses_an_unknown_param():
     assert table.labels == ("leather (x)", "leather (y)")
     with pytest.raises(MetricadError, match="--rows data.categry: no compared experiment"):
         benchmark_tables(columns, "data.categry")
+
+
+def test_seed_rows_give_mean_sample_sd_and_min_per_setting():
+    columns = [
+        _grid_column(name, "leather", epochs, softmax)
+        for name, epochs, softmax in [("a", 300, 0.9), ("b", 300, 0.7), ("c", 300, 0.8)]
+    ] + [_grid_column("d", "leather", 1000, 0.6)]
+    for seed, column in enumerate(columns):
+        column.params["train"]["seed"] = seed % 3
+    short, long = benchmark_tables(columns, "train.seed")
+    assert (short.group, short.labels, long.labels) == ("epochs=300", ("0", "1", "2"), ("0",))
+    softmax = short.headers.index("image AUROC softmax")
+    assert short.mean[softmax] == pytest.approx(0.8)
+    assert short.sd[softmax] == pytest.approx(0.1)  # n - 1: sqrt((0.01 + 0 + 0.01) / 2)
+    assert short.minimum[softmax] == 0.7
+    assert long.sd[softmax] is None and long.minimum[softmax] == 0.6  # one seed: no sd
+    markdown = render_benchmark_markdown([short, long], "train.seed")
+    assert "| **sd** | 0.1 | 0.0 |" in markdown and "| **min** | 0.7 | 0.5 |" in markdown
+    stored = json.loads(benchmark_json([short, long], "train.seed"))
+    assert stored[0]["sd"]["image AUROC softmax"] == pytest.approx(0.1)
+    assert stored[0]["min"]["image AUROC knn"] == 0.5
+
+
+def test_a_revision_report_reads_every_file_the_rows_come_from():
+    assert {path for _, path, _ in METRIC_ROWS} == set(METRICS_FILES)

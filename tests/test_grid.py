@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 CATEGORIES = ("bottle", "carpet", "leather")
 # One thread per run, so two workers fill the two cores without oversubscribing them
-# (README, "The whole benchmark"); no resumable state, which these short runs do not need.
+# (docs/grid.md); no resumable state, which these short runs do not need.
 GRID = _merge(json.loads(json.dumps(TINY)), {"train": {"threads": 1, "checkpoint_every": 0}})
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
@@ -74,7 +74,7 @@ def _same(cell: str, value: object) -> bool:
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory) -> dict:
     """The base project pushed to a bare git remote and a DVC folder remote, then the grid
-    queued in it: the three categories at 2 epochs and leather at 3, run by two workers."""
+    queued in it: the three categories at seed 0 and leather at seed 1, run by two workers."""
     root = tmp_path_factory.mktemp("grid")
     project = _project(root, GRID)
     _run(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
@@ -84,7 +84,7 @@ def grid(tmp_path_factory) -> dict:
     _run(["git", "push", "-q", "origin", "HEAD"], project)
     categories = ",".join(CATEGORIES)
     _run(["dvc", "exp", "run", "--queue", "-S", f"data.category={categories}"], project)
-    _run(["dvc", "exp", "run", "--queue", "-S", "epochs=3"], project)
+    _run(["dvc", "exp", "run", "--queue", "-S", "train.seed=1"], project)  # leather, 2nd seed
     started = time.monotonic()
     try:
         _run(["dvc", "queue", "start", "--jobs", "2"], project)
@@ -109,14 +109,14 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
         project,
     )
     tables = json.loads((out / "benchmark.json").read_text())
-    # Two settings: the 2-epoch grid over all categories, and leather at 3 epochs.
-    assert [table["group"] for table in tables] == ["epochs=2", "epochs=3"]
+    # Two settings: the grid over all categories at seed 0, and leather at seed 1.
+    assert [table["group"] for table in tables] == ["train.seed=0", "train.seed=1"]
     grid_table = tables[0]
     assert list(grid_table["rows"]) == list(CATEGORIES)
     by_category = {
         _value(data, "params", "params.yaml", "data.category"): data
         for data in shown.values()
-        if _value(data, "params", "params.yaml", "epochs") == 2
+        if _value(data, "params", "params.yaml", "train.seed") == 0
     }
     checked = {
         "image AUROC softmax": ("metrics/evaluate.json", "scores.softmax.auroc"),
@@ -134,18 +134,42 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
         numbers = [v for v in values if v is not None]
         assert grid_table["mean"][column] == pytest.approx(sum(numbers) / len(numbers))
     markdown = (out / "benchmark.md").read_text()
-    assert markdown.count("| **mean** |") == 2
+    assert markdown.count("| **mean** |") == 2 and markdown.count("| **sd** |") == 2
     for category in CATEGORIES:
         assert f"| {category} |" in markdown
     page = (out / "benchmark.html").read_text()
     assert "<script" not in page and page.count("<table>") == 2
+
+    # The seed view of the same queue: a table per category, mean, sd and min over the seeds.
+    _run(
+        [sys.executable, "-m", "metricad.compare", "--rows", "train.seed", "--out", str(out)],
+        project,
+    )
+    tables = {table["group"]: table for table in json.loads((out / "benchmark.json").read_text())}
+    assert sorted(tables) == [f"data.category={c}" for c in CATEGORIES]
+    leather = tables["data.category=leather"]
+    assert list(leather["rows"]) == ["0", "1"]
+    by_seed = {
+        _value(data, "params", "params.yaml", "train.seed"): data
+        for data in shown.values()
+        if _value(data, "params", "params.yaml", "data.category") == "leather"
+    }
+    for column, (path, key) in checked.items():
+        values = [_value(by_seed[seed], "metrics", path, key) for seed in (0, 1)]
+        assert [leather["rows"][str(seed)][column] for seed in (0, 1)] == values, column
+        if None in values:
+            continue
+        assert leather["mean"][column] == pytest.approx(sum(values) / 2)
+        assert leather["sd"][column] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
+        assert leather["min"][column] == min(values)
+    assert tables["data.category=bottle"]["sd"]["AUPRO"] is None  # one seed: no sd
 
     # The per-experiment view of the same queue: every experiment a column, as exp show has it.
     _run([sys.executable, "-m", "metricad.compare", "--out", str(out)], project)
     names, table = _rows((out / "compare.md").read_text())
     assert sorted(names) == sorted(shown)
     for source, kind, path, key in [
-        ("params.yaml", "params", "params.yaml", "epochs"),
+        ("params.yaml", "params", "params.yaml", "train.seed"),
         ("params.yaml", "params", "params.yaml", "data.category"),
         ("evaluate", "metrics", "metrics/evaluate.json", "test.accuracy"),
         ("tsne", "metrics", "metrics/tsne.json", "silhouette.all.tsne_2d"),
@@ -213,7 +237,7 @@ def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):
     single = [
         name
         for name, data in shown.items()
-        if _value(data, "params", "params.yaml", "epochs") == 2
+        if _value(data, "params", "params.yaml", "train.seed") == 0
         and _value(data, "params", "params.yaml", "data.category") in share.values()
     ]
     out_single = root / "single"

@@ -19,6 +19,7 @@ from metricad.layout import (
     read_manifest,
     scan_mvtec,
     split_manifest,
+    validation_rows,
     write_manifest,
 )
 
@@ -289,3 +290,22 @@ def test_unlistable_folder_is_one_error(tmp_path, make_mvtec_tree, monkeypatch):
 def test_scan_accepts_every_png_mode(tmp_path, make_mvtec_tree, mode):
     make_mvtec_tree(tmp_path, mode=mode, counts={"train_good": 1, "cut": 1})
     assert len(_scan(tmp_path)) == 2
+
+
+def test_operating_points_fall_back_to_good_training_images_with_a_warning():
+    split = np.array(["train", "train", "validation", "test"])
+    labels = np.array([0, 1, 0, 0])
+    chosen, warnings = validation_rows(split, labels)
+    assert chosen.tolist() == [False, False, True, False] and warnings == []
+    chosen, warnings = validation_rows(np.array(["train", "train", "test"]), np.array([0, 1, 0]))
+    assert chosen.tolist() == [True, False, False]
+    assert warnings[0].startswith("split.validation_fraction leaves no validation image")
+
+
+def test_split_holds_out_a_seeded_share_of_train_good_only(tmp_path, make_mvtec_tree):
+    scan = scan_mvtec(tmp_path, make_mvtec_tree(tmp_path) and "leather")
+    split = split_manifest(scan, 0.5, 0, validation_fraction=0.5)["split"]
+    good = (scan["mvtec_split"] == "train").to_numpy()
+    assert (split[good] == "validation").sum() == 2 and (split[~good] != "validation").all()
+    again = split_manifest(scan, 0.5, 0, validation_fraction=0.5)["split"]
+    assert split.equals(again)

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from metricad.localization import (
     IOU_CANDIDATES,
     KINDS,
+    KindRule,
     aupro,
     choose_iou_threshold,
     classify_kind,
@@ -26,6 +27,7 @@ from metricad.localization import (
 )
 
 KIND_PARAMS = {"tolerance_px": 1, "min_peak": 1e-6, "flat_fraction": 0.5}
+RULE = KindRule(**KIND_PARAMS)
 
 
 def _mask(shape: tuple[int, int], *pixels: tuple[int, int]) -> np.ndarray:
@@ -291,22 +293,22 @@ def _kind_maps() -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_is_triggered(kind: str) -> None:
-    assert classify_kind(_kind_maps()[kind], _defect_mask(), 1.0, **KIND_PARAMS) == kind
+    assert classify_kind(_kind_maps()[kind], _defect_mask(), 1.0, RULE) == kind
 
 
 def test_no_response_from_a_zero_peak_wins_over_a_hit() -> None:
     correct = _kind_maps()["correct"]
-    assert classify_kind(correct, _defect_mask(), 0.0, **KIND_PARAMS) == "no_response"
+    assert classify_kind(correct, _defect_mask(), 0.0, RULE) == "no_response"
 
 
 def test_flat_fraction_threshold() -> None:
     flat = _kind_maps()["no_response"]  # every pixel >= 0.5
     params = {**KIND_PARAMS, "flat_fraction": 1.0}
-    assert classify_kind(flat, _defect_mask(), 1.0, **params) == "no_response"
+    assert classify_kind(flat, _defect_mask(), 1.0, KindRule(**params)) == "no_response"
     flat[8:, :] = 0.0  # now half the pixels are hot: still "flat" at 0.5, not at 0.6
-    assert classify_kind(flat, _defect_mask(), 1.0, **KIND_PARAMS) == "no_response"
+    assert classify_kind(flat, _defect_mask(), 1.0, RULE) == "no_response"
     params = {**KIND_PARAMS, "flat_fraction": 0.6}
-    assert classify_kind(flat, _defect_mask(), 1.0, **params) == "correct"
+    assert classify_kind(flat, _defect_mask(), 1.0, KindRule(**params)) == "correct"
 
 
 def test_hit_wins_over_inverted() -> None:
@@ -314,30 +316,30 @@ def test_hit_wins_over_inverted() -> None:
     heat = np.where(_defect_mask(), 0.0, 0.4)
     heat[3, 3] = 1.0
     assert inside_outside_ratio(heat, _defect_mask()) < 1
-    assert classify_kind(heat, _defect_mask(), 1.0, **KIND_PARAMS) == "correct"
+    assert classify_kind(heat, _defect_mask(), 1.0, RULE) == "correct"
 
 
 def test_tolerance_turns_a_near_miss_into_correct() -> None:
     near_miss = _kind_maps()["near_miss"]
     assert hot_spot_distance(near_miss, _defect_mask()) == 3.0
     params = {**KIND_PARAMS, "tolerance_px": 3}
-    assert classify_kind(near_miss, _defect_mask(), 1.0, **params) == "correct"
+    assert classify_kind(near_miss, _defect_mask(), 1.0, KindRule(**params)) == "correct"
 
 
 def test_kinds_need_a_defect_and_valid_parameters() -> None:
     with pytest.raises(ValueError, match="defect images only"):
-        classify_kind(np.ones(SHAPE), np.zeros(SHAPE), 1.0, **KIND_PARAMS)
+        classify_kind(np.ones(SHAPE), np.zeros(SHAPE), 1.0, RULE)
     with pytest.raises(ValueError, match="flat_fraction"):
-        classify_kind(np.ones(SHAPE), _defect_mask(), 1.0, **{**KIND_PARAMS, "flat_fraction": 0})
+        KindRule(**{**KIND_PARAMS, "flat_fraction": 0})
 
 
 def test_classify_kinds_batch() -> None:
     maps = _kind_maps()
     heat = np.stack([maps[kind] for kind in KINDS])
     masks = np.stack([_defect_mask()] * 4)
-    assert classify_kinds(heat, masks, np.ones(4), **KIND_PARAMS) == list(KINDS)
+    assert classify_kinds(heat, masks, np.ones(4), RULE) == list(KINDS)
     with pytest.raises(ValueError, match="peaks"):
-        classify_kinds(heat, masks, np.ones(3), **KIND_PARAMS)
+        classify_kinds(heat, masks, np.ones(3), RULE)
 
 
 # --- summary --------------------------------------------------------------------------------
@@ -351,7 +353,7 @@ def test_localization_summary() -> None:
     heat = np.stack([*(maps[kind] for kind in KINDS), second_near_miss, np.zeros(SHAPE)])
     masks = np.stack([_defect_mask()] * 5 + [np.zeros(SHAPE, dtype=bool)])
     peaks = np.array([1.0] * 5 + [0.0])
-    summary = localization_summary(heat, masks, peaks, iou_threshold=0.5, **KIND_PARAMS)
+    summary = localization_summary(heat, masks, peaks, RULE, iou_threshold=0.5)
 
     assert summary["n_images"] == 6
     assert summary["n_defect_images"] == 5
@@ -376,7 +378,7 @@ def test_localization_summary() -> None:
 
 def test_localization_summary_without_defects_is_json_safe() -> None:
     summary = localization_summary(
-        np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), np.zeros(2), iou_threshold=0.5, **KIND_PARAMS
+        np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), np.zeros(2), RULE, iou_threshold=0.5
     )
     assert summary["n_defect_images"] == 0
     assert summary["kinds"] == dict.fromkeys(KINDS, 0)

@@ -2,11 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from metricad.torch_model import AdaCos, ArcFace, build_model
+from metricad.inference import embed_and_score
+from metricad.torch_model import AdaCos, ArcFace, ChannelDropout, build_model
 
 
 def test_embedding_is_512_d_and_logits_two_classes():
@@ -46,7 +48,7 @@ def _fit(head: torch.nn.Module, steps: int = 150) -> tuple[float, float, float]:
 
 def test_textbook_adacos_scale_is_zero_for_two_classes_and_never_learns():
     head = AdaCos(8, 2, min_scale=0.0)
-    assert float(head.scale) == 0.0
+    assert float(head.scale.detach()) == 0.0
     first, last, _ = _fit(head)
     # Zero scale means zero logits: the loss stays at ln 2 whatever the embedding does.
     assert first == pytest.approx(math.log(2), abs=1e-6)
@@ -55,7 +57,7 @@ def test_textbook_adacos_scale_is_zero_for_two_classes_and_never_learns():
 
 def test_binary_adacos_head_learns():
     head = AdaCos(8, 2)
-    assert float(head.scale) >= 10.0
+    assert float(head.scale.detach()) >= 10.0
     first, last, accuracy = _fit(head)
     assert last < 0.1 * first
     assert accuracy == 1.0
@@ -63,7 +65,7 @@ def test_binary_adacos_head_learns():
 
 def test_adacos_keeps_textbook_scale_for_many_classes():
     head = AdaCos(8, 10, min_scale=0.0)
-    assert float(head.scale) == pytest.approx(math.sqrt(2) * math.log(9))
+    assert float(head.scale.detach()) == pytest.approx(math.sqrt(2) * math.log(9))
 
 
 def test_arcface_head_learns_and_adds_margin_only_in_training():
@@ -78,3 +80,59 @@ def test_arcface_head_learns_and_adds_margin_only_in_training():
     target = F.one_hot(labels, 2).bool()
     assert torch.all(with_margin[target] < plain[target])
     assert torch.allclose(with_margin[~target], plain[~target])
+
+
+def test_the_kernel_free_rewrites_compute_the_textbook_formulas():
+    """AdaCos's update without exp/log/acos/cos, ArcFace's margin without acos and the
+    cosines without F.linear (CPU-dependent kernels) agree with the textbook to rounding."""
+    torch.manual_seed(0)
+    head = AdaCos(16, 2)
+    embeddings, labels = torch.randn(12, 16), torch.arange(12) % 2
+    cosines = head.cosines(embeddings)
+    textbook = F.linear(F.normalize(embeddings), F.normalize(head.weight)).clamp(-1, 1)
+    torch.testing.assert_close(cosines, textbook)
+    for scale in (10.0, 25.0, 40.0):
+        head.scale.fill_(scale)
+        one_hot = F.one_hot(labels, 2).bool()
+        b_avg = torch.where(one_hot, 0.0, torch.exp(scale * cosines)).sum(dim=1).mean()
+        theta_med = torch.acos(cosines[one_hot]).median()
+        expected = torch.log(b_avg) / torch.cos(torch.clamp(theta_med, max=math.pi / 4))
+        head.min_scale = -100.0  # unclamped, to compare the formula itself
+        head._update_scale(cosines, labels)
+        assert float(head.scale.detach()) == pytest.approx(
+            float(expected.clamp(max=64.0)), rel=1e-5
+        )
+    arcface = ArcFace(16, 2, scale=1.0, margin=0.5).train()
+    theta = torch.acos(arcface.cosines(embeddings).clamp(-1 + 1e-7, 1 - 1e-7))
+    expected = torch.where(
+        F.one_hot(labels, 2).bool(),
+        torch.cos(torch.clamp(theta + 0.5, max=math.pi)),
+        arcface.cosines(embeddings),
+    )
+    torch.testing.assert_close(arcface(embeddings, labels), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_channel_dropout_drops_whole_channels_in_training_only():
+    torch.manual_seed(0)
+    dropout = ChannelDropout(0.5)
+    x = torch.ones(64, 32, 3, 3)
+    dropped = dropout.train()(x)
+    per_channel = dropped.flatten(2)
+    assert ((per_channel == 0).all(2) | (per_channel == 2.0).all(2)).all()
+    assert 0.4 < (per_channel[..., 0] == 0).float().mean() < 0.6
+    assert torch.equal(dropout.eval()(x), x)
+
+
+def test_an_image_gets_the_same_embedding_in_any_batch():
+    """Every eval batch is padded to the batch size: the matrix kernels choose their code by
+    the shape, so one shape gives an image the same bits whatever its neighbours and count."""
+    torch.manual_seed(0)
+    model = build_model(input_size=32, embedding_dim=16).eval()
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    whole, _ = embed_and_score(model, images, 8, torch.device("cpu"), progress=False)
+    order = torch.randperm(20)
+    shuffled, _ = embed_and_score(model, images[order], 8, torch.device("cpu"), False)
+    assert np.array_equal(shuffled, whole[order.numpy()])
+    for count in (1, 3, 11):
+        part, _ = embed_and_score(model, images[-count:], 8, torch.device("cpu"), False)
+        assert np.array_equal(part, whole[-count:]), count

@@ -1,4 +1,4 @@
-"""`dvc plots show` / `dvc plots diff` write a page that needs no network (issue 12).
+"""`dvc plots show` / `dvc plots diff` write a page that needs no network.
 
 .dvc/config sets plots.html_template to plots_template/offline.html, which carries vega,
 vega-lite and vega-embed inline; dvc-render's default page loads them from a CDN instead.

@@ -1,6 +1,10 @@
 """params.yaml validation: every mistake is one MetricadError line that names the key."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
+import yaml
 
 from metricad.errors import MetricadError
 from metricad.params import Params, load_params, params_from_dict
@@ -21,6 +25,12 @@ def test_missing_keys_take_defaults():
     ("values", "message"),
     [
         ({"epochs": 0}, "epochs must be between 1"),
+        (
+            {"evaluate": {"scores": ["softmax", "gaussian"], "verdict_score": "knn"}},
+            "evaluate.verdict_score is 'knn', which evaluate.scores does not list",
+        ),
+        ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of"),
+        ({"split": {"validation_fraction": 0.95}}, "split.validation_fraction must be between"),
         ({"epochs": "300"}, "epochs must be an integer"),
         ({"epochs": True}, "epochs must be an integer"),
         ({"epochs": 2.5}, "epochs must be an integer"),
@@ -38,6 +48,7 @@ def test_missing_keys_take_defaults():
         ({"data": {"category": "../x"}}, "data.category must be a folder name"),
         ({"model": {"weights": "missing.pth"}}, "file 'missing.pth' does not exist"),
         ({"gradcam": {"layer": "layer5"}}, "gradcam.layer must be one of"),
+        ({"gradcam": {"flat_fraction": 0}}, "gradcam.flat_fraction must be between 0.01 and 1.0"),
         ({"train": {"synthetic_anomalies": "paste"}}, "train.synthetic_anomalies must be one of"),
         ({"train": {"synthetic_share": 2}}, "train.synthetic_share must be between 0.0 and 1.0"),
         ({"evaluate": {"scores": "knn"}}, "evaluate.scores must be a non-empty list, got 'knn'"),
@@ -74,3 +85,17 @@ def test_unreadable_files(tmp_path):
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(MetricadError, match="mapping"):
         load_params(listing)
+
+
+def test_the_committed_params_yaml_holds_the_defaults():
+    """One source of truth: params.yaml is the defaults, written out (every key, same value)."""
+    committed = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert params_from_dict(committed) == Params()
+    assert _keys(committed) == _keys(dataclasses.asdict(Params()))
+
+
+def _keys(tree: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in tree.items():
+        keys |= _keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return keys

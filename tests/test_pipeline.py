@@ -29,7 +29,17 @@ TINY = {
     "tsne": {"perplexity": 5.0, "max_iter": 250},
     "gradcam": {"train_images": 4},
 }
-STAGES = ("prepare", "resize", "synthesize", "train", "embed", "tsne", "gradcam", "evaluate")
+STAGES = (
+    "prepare",
+    "resize",
+    "synthesize",
+    "train",
+    "embed",
+    "score",
+    "tsne",
+    "gradcam",
+    "evaluate",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +50,11 @@ def _merge(base: dict, update: dict) -> dict:
     return base
 
 
-def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+def _run(
+    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = dict(os.environ, PATH=path, **(env or {}))
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -72,9 +85,8 @@ def _metrics(project: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted((project / "metrics").glob("*.json"))}
 
 
-def test_demo_pipeline_end_to_end(tmp_path):
-    project = _project(tmp_path, TINY)
-    first = _run(["dvc", "repro"], project)
+def test_demo_pipeline_end_to_end(tiny_run):
+    project, first = tiny_run["project"], tiny_run["first"]
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     metrics = _metrics(project)
@@ -99,7 +111,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
 
     # A new epoch count reruns training and what follows, never the data stages.
     experiment = _run(["dvc", "exp", "run", "-S", "epochs=3"], project)
-    for stage in ("train", "embed", "tsne", "gradcam", "evaluate"):
+    for stage in ("train", "embed", "score", "tsne", "gradcam", "evaluate"):
         assert f"Running stage '{stage}'" in experiment.stdout
     for stage in ("prepare", "resize"):
         assert f"Running stage '{stage}'" not in experiment.stdout
@@ -186,7 +198,9 @@ def test_mvtec_source_end_to_end(tmp_path):
     project = _project(tmp_path, params)
     _run(["dvc", "repro"], project)
     data = json.loads((project / "metrics" / "data.json").read_text())
-    assert data["images"]["train"] == {"good": 8, "color": 2, "cut": 2}
+    # split.validation_fraction 0.2 of the 8 good training images is held out.
+    assert data["images"]["train"] == {"good": 6, "color": 2, "cut": 2}
+    assert data["images"]["validation"] == {"good": 2}
     assert data["images"]["test"] == {"good": 4, "color": 2, "cut": 2}
 
 

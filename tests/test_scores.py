@@ -10,9 +10,21 @@ from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
-from metricad.metrics import auroc_by_defect
+from metricad.errors import MetricadError
+from metricad.metrics import at_operating_point, auroc_by_defect
 from metricad.params import EvaluateParams
-from metricad.scores import SCORES, anomaly_scores, gaussian_distance, knn_distance, unit_rows
+from metricad.scores import (
+    SCORES,
+    Scoring,
+    anomaly_scores,
+    fit_scorer,
+    gaussian_distance,
+    knn_distance,
+    load_scoring,
+    operating_point,
+    save_scoring,
+    unit_rows,
+)
 
 
 def _toy(seed: int = 0, good: int = 30, dim: int = 6):
@@ -85,3 +97,57 @@ def test_auroc_by_defect_against_sklearn():
     )
     assert result["auroc_per_defect"]["fold"] == 1.0
     assert auroc_by_defect(labels[3:], scores[3:], defects[3:])["auroc"] is None
+
+
+def test_operating_points_come_from_good_images_only():
+    good = np.linspace(1.0, 2.0, 11)
+    point = operating_point(good, "quantile", 0.9, 3.0)
+    assert point.threshold == pytest.approx(1.9) and point.span == pytest.approx(1.0)
+    # No good validation image is above the 1.0 quantile: nothing good is flagged, and a
+    # set of good images alone never makes everything anomalous.
+    strict = operating_point(good, "quantile", 1.0, 3.0)
+    assert not strict.anomalous(good).any() and strict.anomalous(np.array([2.5])).all()
+    spread = operating_point(good, "mean_sd", 0.99, 2.0)
+    assert spread.threshold == pytest.approx(good.mean() + 2.0 * good.std(ddof=1))
+    assert point.normalized(np.array([1.9, 0.0, 100.0])).tolist() == [0.5, 0.0, 1.0]
+    single = operating_point(np.array([3.0]), "quantile", 0.99, 3.0)
+    assert (single.threshold, single.span) == (3.0, 3.0)  # no spread: scaled by the threshold
+    undefined = operating_point(np.full(4, np.nan), "quantile", 0.99, 3.0)
+    assert np.isnan(undefined.threshold) and not undefined.anomalous(np.array([1e9])).any()
+
+
+def test_the_scorer_file_round_trips_and_refuses_foreign_files(tmp_path):
+    reference, queries = _toy()
+    scorer, _ = fit_scorer(reference, 3)
+    points = {name: operating_point(np.arange(5.0), "quantile", 0.9, 3.0) for name in SCORES}
+    scoring = Scoring(scorer, SCORES, points, "gaussian")
+    path = tmp_path / "scorer.npz"
+    save_scoring(path, scoring, {"cam": ["gradcam++", "layer2", "anomalous"]})
+    loaded, record = load_scoring(path)
+    assert record["cam"] == ["gradcam++", "layer2", "anomalous"] and loaded.points == points
+    probabilities = np.zeros(len(queries))
+    for name, values in scoring.scores(queries, probabilities).items():
+        np.testing.assert_array_equal(loaded.scores(queries, probabilities)[name], values)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(MetricadError, match="scorer.npz: not a readable scorer"):
+        load_scoring(path)
+    with pytest.raises(MetricadError, match="scorer not found"):
+        load_scoring(tmp_path / "missing.npz")
+    np.savez(path, record=np.array('{"format": "metricad-scorer/0"}'))
+    with pytest.raises(MetricadError, match="written by another metricad version"):
+        load_scoring(path)
+
+
+def test_at_operating_point_counts_false_positives_and_recall_per_defect():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    defects = ["good"] * 4 + ["cut", "cut", "poke"]
+    flagged = np.array([True, False, False, False, True, False, True])
+    result = at_operating_point(labels, flagged, defects, 0.7)
+    assert result == {
+        "threshold": 0.7,
+        "false_positive_rate": 0.25,
+        "recall": 0.666667,
+        "recall_per_defect": {"cut": 0.5, "poke": 1.0},
+    }
+    undefined = at_operating_point(labels, flagged, defects, float("nan"))
+    assert undefined["threshold"] is None and undefined["recall"] is None

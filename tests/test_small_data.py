@@ -1,5 +1,5 @@
 """Small real-like data sets run with the committed defaults; messages show whole paths;
-stages leave only what they wrote (issue 9)."""
+stages leave only what they wrote."""
 
 from __future__ import annotations
 
@@ -124,33 +124,34 @@ def test_deep_image_and_mask_paths_are_shown_whole(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
-    """4 good training images, 4 good test images, one image per defect type: every stage
-    finishes, and the warnings name what was adjusted."""
+    """4 good training images (3 after the validation share), 4 good test images, one image
+    per defect type: every stage finishes, and the warnings name what was adjusted."""
     root = tmp_path / "mvtec"
     make_mvtec_tree(
         root,
         size=96,
         counts={"train_good": 4, "test_good": 4, **dict.fromkeys(LEATHER_DEFECTS, 1)},
     )
-    project = _project(tmp_path, {"data": {"source": "mvtec", "root": str(root)}})
+    # The committed params but 10 epochs: the warnings come from the data, not the run length.
+    project = _project(tmp_path, {"epochs": 10, "data": {"source": "mvtec", "root": str(root)}})
     done = _run(["dvc", "repro"], project)
     warnings = [line for line in done.stdout.splitlines() if line.startswith("warning: ")]
     expected = (
         "split.anomalous_train_fraction=0.5 puts no image of color (1), cut (1), fold (1), "
         "glue (1), poke (1) in training",
         "trained with train.synthetic_anomalies=cutpaste",
-        "train.batch_size=16 is above the number of training images (4); used 4",
+        "train.batch_size=16 is above the number of training images (3); used 3",
         "tsne.perplexity=10.0 is not below the number of images in the test map (9); used 8.0",
-        "evaluate.knn_k=5 is above the number of good training images (4); used k=4",
-        "the Gaussian score fits 512 dimensions on 4 good training images",
+        "evaluate.knn_k=5 is above the number of good training images (3); used k=3",
+        "the Gaussian score fits 512 dimensions on 3 good training images",
     )
     for text in expected:
         assert any(text in line for line in warnings), (text, warnings)
     metrics = {p.stem: json.loads(p.read_text()) for p in (project / "metrics").glob("*.json")}
-    assert metrics["train"]["batch_size_used"] == 4
+    assert metrics["train"]["batch_size_used"] == 3
     assert metrics["train"]["synthetic_anomalies_used"] == "cutpaste"
     assert metrics["tsne"]["perplexity"] == {"train": 10.0, "test": 8.0, "all": 10.0}
-    assert metrics["evaluate"]["score_settings"]["knn_k"] == 4
+    assert metrics["evaluate"]["score_settings"]["knn_k"] == 3
     assert set(metrics["evaluate"]["scores"]["gaussian"]["auroc_per_defect"]) == set(
         LEATHER_DEFECTS
     )
@@ -169,7 +170,16 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
     )
     for folder in owned:
         (project / folder / "stale-from-last-run.png").write_bytes(b"old")
-    for stage in ("prepare", "resize", "synthesize", "embed", "tsne", "gradcam", "evaluate"):
+    for stage in (
+        "prepare",
+        "resize",
+        "synthesize",
+        "embed",
+        "score",
+        "tsne",
+        "gradcam",
+        "evaluate",
+    ):
         _run([sys.executable, f"stages/{stage}.py"], project)
     assert not list(project.rglob("stale-from-last-run.png"))
     assert len(pd.read_csv(project / "data" / "resized" / "manifest.csv")) == 13

@@ -1,5 +1,6 @@
 """Training, checkpoints and resumption."""
 
+import dataclasses
 import pickle
 import urllib.error
 import warnings
@@ -8,19 +9,13 @@ import pytest
 import torch
 import torchvision
 
-from metricad.checkpoint import (
-    arch_from_params,
-    load_backbone_weights,
-    load_checkpoint,
-    load_training_state,
-    model_from_arch,
-    save_checkpoint,
-    save_training_state,
-)
+from metricad.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
 from metricad.data import augment
 from metricad.errors import MetricadError
 from metricad.params import params_from_dict
-from metricad.training import TrainingState, batches, train
+from metricad.resume import TrainingState, load_training_state, save_training_state
+from metricad.torch_model import arch_from_params, model_from_arch
+from metricad.training import batches, learning_rate, train
 
 PARAMS = params_from_dict(
     {
@@ -215,3 +210,13 @@ def test_augment_moves_each_image_by_its_own_draw():
     for image, moved, choice in zip(images.to(torch.uint8), out, choices, strict=True):
         expected = image.flip(-1) if choice & 4 else image
         assert torch.equal(moved, torch.rot90(expected, choice & 3, dims=(-2, -1)))
+
+
+def test_learning_rate_warms_up_then_follows_its_schedule():
+    cosine = dataclasses.replace(PARAMS.train, lr=1.0, lr_schedule="cosine")
+    rates = [learning_rate(cosine, step, 100, 10) for step in range(100)]
+    assert rates[:3] == [0.1, 0.2, pytest.approx(0.3)] and rates[9] == 1.0
+    assert rates[10] == 1.0 and all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    assert 0 < rates[-1] < 0.001
+    constant = dataclasses.replace(cosine, lr_schedule="constant")
+    assert [learning_rate(constant, s, 100, 0) for s in (0, 50, 99)] == [1.0, 1.0, 1.0]

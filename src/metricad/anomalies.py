@@ -13,13 +13,16 @@ tensors (3, H, W); the returned mask (H, W) bool marks every pixel that may have
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 import torch.nn.functional as F
 
-KINDS = ("cutpaste", "scar", "noise")
-# `mixed` draws one of KINDS per image.
-CHOICES = ("none", *KINDS, "mixed")
+from metricad.params import SyntheticKind
+
+CHOICES = typing.get_args(SyntheticKind)
+# What each image can become; `mixed` draws one of them per image.
+KINDS = tuple(kind for kind in CHOICES if kind not in ("none", "mixed"))
 
 # CutPaste's published ranges: patch area 2-15 % of the image, aspect ratio 0.3-3.3;
 # scar width 2-16 px and length 10-25 px on 256 px images, rotated by up to 45 degrees.
@@ -29,7 +32,7 @@ SCAR_WIDTH = (2 / 256, 16 / 256)
 SCAR_LENGTH = (10 / 256, 25 / 256)
 SCAR_ANGLE = 45.0
 # Colour jitter of the moved piece: CutPaste's published 0.1 for brightness, contrast and
-# saturation. The pipeline's default (train.synthetic_jitter) is stronger; README, issue 8.
+# saturation. The pipeline's default (train.synthetic_jitter) is stronger (docs/results.md).
 JITTER = 0.1
 # Noise blends: the low-frequency grid the blob shape comes from, and its opacity range.
 NOISE_CELLS = (2, 6)

@@ -6,7 +6,6 @@ a pickle that would run code is refused, never executed.
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import warnings
 from pathlib import Path
@@ -17,34 +16,16 @@ import torchvision
 
 from metricad.errors import MetricadError
 from metricad.files import atomic_path
-from metricad.params import Params, params_to_dict
-from metricad.torch_model import BACKBONE_LAYERS, AnomalyNet, build_model
-from metricad.training import TrainingState
+from metricad.params import Params, trained_with
+from metricad.torch_model import (
+    BACKBONE_LAYERS,
+    CLASSES,
+    AnomalyNet,
+    arch_from_params,
+    model_from_arch,
+)
 
 CHECKPOINT_FORMAT = "metricad-checkpoint/1"
-TRAINING_STATE_FORMAT = "metricad-training-state/1"
-CLASSES = ("good", "anomalous")
-
-
-def arch_from_params(params: Params) -> dict[str, Any]:
-    """Everything needed to rebuild the network, as recorded in the checkpoint."""
-    model = params.model
-    return {
-        "backbone": "resnet18",
-        "input_size": params.resize.size,
-        "embedding_dim": model.embedding_dim,
-        "head": model.head,
-        "num_classes": len(CLASSES),
-        "dropout": model.dropout,
-        "adacos_min_scale": model.adacos_min_scale,
-        "arcface_scale": model.arcface_scale,
-        "arcface_margin": model.arcface_margin,
-    }
-
-
-def model_from_arch(arch: dict[str, Any]) -> AnomalyNet:
-    kwargs = {k: v for k, v in arch.items() if k != "backbone"}
-    return build_model(**kwargs)
 
 
 def safe_load(path: str | Path, what: str) -> Any:
@@ -69,7 +50,7 @@ def safe_load(path: str | Path, what: str) -> Any:
         raise MetricadError(f"{path}: not a readable {what} ({reason})") from None
 
 
-def _save(obj: Any, path: str | Path) -> None:
+def save_torch_file(obj: Any, path: str | Path) -> None:
     """torch.save to an open handle: given a path, the zip would record that (temporary,
     random) file name, and equal tensors would give different bytes."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -82,16 +63,33 @@ def save_checkpoint(path: str | Path, model: AnomalyNet, params: Params) -> None
         "format": CHECKPOINT_FORMAT,
         "arch": arch_from_params(params),
         "classes": list(CLASSES),
-        "params": params_to_dict(params),
+        "params": trained_with(params),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    _save(checkpoint, path)
+    save_torch_file(checkpoint, path)
 
 
 def load_checkpoint(path: str | Path, expected_arch: dict[str, Any] | None = None) -> AnomalyNet:
     """Rebuild the trained network in eval mode, refusing anything incomplete or mismatched."""
+    return read_checkpoint(path, expected_arch)[0]
+
+
+def read_checkpoint(
+    path: str | Path, expected_arch: dict[str, Any] | None = None
+) -> tuple[AnomalyNet, dict[str, Any]]:
+    """The trained network in eval mode and the params it was trained with."""
     checkpoint = safe_load(path, "checkpoint")
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+    found = checkpoint.get("format") if isinstance(checkpoint, dict) else None
+    if (
+        isinstance(found, str)
+        and found.startswith("metricad-checkpoint/")
+        and found != CHECKPOINT_FORMAT
+    ):
+        raise MetricadError(
+            f"{path}: written by another metricad version (format {found!r}, this version "
+            f"reads {CHECKPOINT_FORMAT!r}); run `dvc repro train`"
+        )
+    if found != CHECKPOINT_FORMAT:
         raise MetricadError(f"{path}: not a metricad checkpoint (run `dvc repro train`)")
     arch = checkpoint.get("arch")
     if not isinstance(arch, dict) or set(arch) != set(arch_from_params(Params())):
@@ -105,7 +103,7 @@ def load_checkpoint(path: str | Path, expected_arch: dict[str, Any] | None = Non
                 )
     model = model_from_arch(arch)
     _load_state(model, checkpoint.get("state_dict"), path)
-    return model.eval()
+    return model.eval(), checkpoint.get("params") or {}
 
 
 def _load_state(model: torch.nn.Module, state: Any, path: str | Path) -> None:
@@ -159,24 +157,3 @@ def _download_imagenet_weights() -> dict[str, torch.Tensor]:
             f"Offline? Download {entry.url} elsewhere and put it at {cache}, or set "
             f"model.weights to the file's path"
         ) from None
-
-
-def save_training_state(path: str | Path, state: TrainingState, fingerprint: str) -> None:
-    """The resumable state of an unfinished (or finished) run, tagged with what it was run on."""
-    _save(
-        {"format": TRAINING_STATE_FORMAT, "fingerprint": fingerprint, **dataclasses.asdict(state)},
-        path,
-    )
-
-
-def load_training_state(path: str | Path, fingerprint: str) -> TrainingState | None:
-    """The saved state if it belongs to this exact run (same params and data), else None."""
-    if not Path(path).is_file():
-        return None
-    saved = safe_load(path, "training state")
-    if not isinstance(saved, dict) or saved.get("format") != TRAINING_STATE_FORMAT:
-        return None
-    if saved.get("fingerprint") != fingerprint:
-        return None
-    fields = {f.name for f in dataclasses.fields(TrainingState)}
-    return TrainingState(**{name: saved[name] for name in fields})

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from metricad.images import load_mask, load_rgb
 from metricad.runtime import memory_format_for
 
+# Below four rows MKL's matrix products and oneDNN's convolutions switch to kernels for skinny
+# shapes whose last bits depend on the CPU vendor (docs/reproducibility.md); no batch is smaller.
+MIN_ROWS = 4
 # torchvision's ImageNet statistics: the backbone expects them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,3 +66,21 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         picked = images[rows].flip(-1) if choice & 4 else images[rows]
         out[rows] = torch.rot90(picked, choice & 3, dims=(-2, -1))
     return out
+
+
+def eval_batches(
+    images: torch.Tensor, batch_size: int, progress: str | None = None
+) -> Iterator[tuple[torch.Tensor, int]]:
+    """Eval-mode batches of `images`, each padded with black images to the same number of rows
+    (`batch_size`, at least MIN_ROWS), and the number of real rows in each. The matrix
+    kernels choose their code by the batch's shape; with one shape for every batch, an image
+    gets the same bits whatever batch it comes in (in eval mode its result depends on that
+    image alone). `progress`: a progress bar with this label."""
+    rows = max(batch_size, MIN_ROWS)
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
+        batch = images[start : start + batch_size]
+        count = len(batch)
+        if count < rows:
+            batch = torch.cat([batch, batch.new_zeros(rows - count, *batch.shape[1:])])
+        yield batch, count

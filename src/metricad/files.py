@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -40,6 +43,17 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON with sorted keys and a trailing newline, so equal data gives equal bytes."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    # Through an open handle: given a path, np.save would append ".npy" to the temporary name.
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
+
+
+def write_csv(path: str | Path, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def fresh_folder(path: str | Path) -> Path:

@@ -7,16 +7,19 @@ with that raw maximum (the "peak"), so a map that is zero everywhere stays recog
 
 from __future__ import annotations
 
+import typing
+
+import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from metricad.data import normalize
+from metricad.data import eval_batches, normalize
+from metricad.params import CamMethod, CamTarget
 from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
 
-METHODS = ("gradcam", "gradcam++", "hirescam")
-TARGETS = ("anomalous", "good", "predicted")
+METHODS = typing.get_args(CamMethod)
+TARGETS = typing.get_args(CamTarget)
 CLASS_INDEX = {"good": 0, "anomalous": 1}
 
 
@@ -100,15 +103,32 @@ def heatmaps_for_images(
     """
     model.to(device=device, memory_format=memory_format_for(device))
     parts = []
-    for start in tqdm(
-        range(0, len(images), batch_size), desc="gradcam", unit="batch", disable=not progress
-    ):
-        batch = normalize(images[start : start + batch_size].to(device))
+    for batch, count in eval_batches(images, batch_size, "gradcam" if progress else None):
+        x = normalize(batch.to(device))
         with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
-            maps = class_activation_maps(model, batch, target, layer, method)
-        parts.append([t.cpu() for t in maps])
+            maps = class_activation_maps(model, x, target, layer, method)
+        parts.append([t[:count].cpu() for t in maps])
     if not parts:
         size = images.shape[-2:]
         return torch.zeros(0, *size), torch.zeros(0), torch.zeros(0, dtype=torch.long)
     maps, peaks, classes = (torch.cat(column) for column in zip(*parts, strict=True))
     return maps, peaks, classes
+
+
+def maps_per_target(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    device: torch.device,
+    layer: str,
+    methods: tuple[str, ...],
+) -> dict[tuple[str, str], np.ndarray]:
+    """{(method, target): maps} for the anomalous and the good target: a defect lowers the
+    good score, so explaining 'good' its contribution is negative, the CAM's ReLU removes it
+    and the heat moves to intact areas (the article's "inverted" maps)."""
+    return {
+        (method, target): heatmaps_for_images(
+            model, images, device, max(len(images), 1), target, layer, method, progress=False
+        )[0].numpy()
+        for method in methods
+        for target in ("anomalous", "good")
+    }

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from metricad.data import normalize
+from metricad.data import eval_batches, normalize
 from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
 
@@ -26,14 +25,19 @@ def embed_and_score(
     """
     model.to(device=device, memory_format=memory_format_for(device)).eval()
     embeddings, probabilities = [], []
-    starts = range(0, len(images), batch_size)
-    for start in tqdm(starts, desc="embed", unit="batch", disable=not progress):
-        x = normalize(images[start : start + batch_size].to(device))
+    for batch, count in eval_batches(images, batch_size, "embed" if progress else None):
+        x = normalize(batch.to(device))
         with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
             embedding = model.embed(x).float()
-        probabilities.append(torch.softmax(model.head(embedding), dim=1).cpu())
-        embeddings.append(embedding.cpu())
+        probabilities.append(torch.softmax(model.head(embedding), dim=1)[:count].cpu())
+        embeddings.append(embedding[:count].cpu())
     if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its two shapes
         classes, dim = model.head.weight.shape
         return np.zeros((0, dim), np.float32), np.zeros((0, classes), np.float32)
     return torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy()
+
+
+def softmax_score(probabilities: np.ndarray) -> np.ndarray:
+    """The softmax score as the pipeline stores it: P(anomalous) in float64, rounded to 6
+    decimals, so that its CSV round trip is exact and predict gives the embed stage's bits."""
+    return np.asarray(probabilities[:, 1], dtype=np.float64).round(6)

@@ -32,6 +32,9 @@ MVTEC_CATEGORIES = (
     "wood",
     "zipper",
 )
+# The split and defect name of the synthetic training anomalies wherever they sit beside real
+# images (GradCAM's rows, the t-SNE maps).
+SYNTHETIC = "synthetic"
 MANIFEST_COLUMNS = ["path", "label", "defect", "mask_path", "mvtec_split", "split"]
 
 # MVTec ships PNG; the others let users bring their own images in the same layout.
@@ -185,9 +188,16 @@ def _scan_masks(ground_truth: Path, defect_images: dict[str, dict[str, Path]]) -
     return masks
 
 
-def split_manifest(scan: pd.DataFrame, anomalous_train_fraction: float, seed: int) -> pd.DataFrame:
+def split_manifest(
+    scan: pd.DataFrame,
+    anomalous_train_fraction: float,
+    seed: int,
+    validation_fraction: float = 0.0,
+) -> pd.DataFrame:
     """Add `split`: MVTec's train images and round(fraction * n) seeded-random images of each
-    defect type go to "train", everything else to "test". Row order is kept."""
+    defect type go to "train", everything else to "test"; then round(validation_fraction * n)
+    seeded-random train/good images go to "validation" (held out of training; MVTec's test
+    images are never among them). Row order is kept."""
     if not 0.0 <= anomalous_train_fraction <= 1.0:
         raise MetricadError(
             f"anomalous_train_fraction must be within [0, 1], got {anomalous_train_fraction}"
@@ -201,6 +211,9 @@ def split_manifest(scan: pd.DataFrame, anomalous_train_fraction: float, seed: in
         rows = np.flatnonzero(anomalous & (defects == defect))
         chosen = rng.permutation(len(rows))[: round(anomalous_train_fraction * len(rows))]
         split[rows[chosen]] = "train"
+    good = np.flatnonzero(scan["mvtec_split"].to_numpy() == "train")
+    held_out = rng.permutation(len(good))[: round(validation_fraction * len(good))]
+    split[good[held_out]] = "validation"
     result = scan.copy()
     result["split"] = split.astype(str)
     return result
@@ -258,3 +271,30 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         raise MetricadError(f"{path}: manifest column label must hold only 0 and 1")
     table["label"] = labels.astype(int)
     return table
+
+
+def synthetic_rows(count: int, split: str = SYNTHETIC) -> pd.DataFrame:
+    """Manifest-like rows (path, label, defect, split) for the fixed sample of synthetic
+    training anomalies, to sit beside real images."""
+    return pd.DataFrame(
+        {
+            "path": [f"{SYNTHETIC}/{n:03d}" for n in range(count)],
+            "label": 1,
+            "defect": SYNTHETIC,
+            "split": split,
+        }
+    )
+
+
+def validation_rows(split: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The good images operating points are set on: the validation split, or, when
+    split.validation_fraction leaves none, the good training images (with a warning)."""
+    validation = np.asarray(split) == "validation"
+    if validation.any():
+        return validation, []
+    good_train = (np.asarray(split) == "train") & (np.asarray(labels) == 0)
+    return good_train, [
+        "split.validation_fraction leaves no validation image: the operating points come "
+        "from the good training images, which the scores have seen (expect more false "
+        "positives)"
+    ]

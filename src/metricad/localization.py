@@ -13,14 +13,19 @@ pixel AUROC, AUPRO (Bergmann et al.) and IoU.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
+from metricad.layout import SYNTHETIC
 from metricad.metrics import json_float
+from metricad.params import GradcamParams
 
 KINDS = ("correct", "inverted", "near_miss", "no_response")
+DEFAULT_IOU_THRESHOLD = 0.5  # used only when no real or synthetic train anomaly has a mask
 IOU_CANDIDATES = tuple(round(float(t), 2) for t in np.linspace(0.05, 0.95, 19))
 # Ground-truth regions are 8-connected: pixels touching at a corner belong to one defect.
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -129,7 +134,8 @@ def _pro_curve(heat: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
     n_ok = int(np.count_nonzero(~mask))
     if n_regions == 0 or n_ok == 0:
         return None
-    order = np.argsort(heat, axis=None)[::-1]
+    # Stable: the sums over tied pixels keep one order (a SIMD sort may reorder ties).
+    order = np.argsort(heat, axis=None, kind="stable")[::-1]
     sorted_heat = heat.ravel()[order]
     # Thresholding at t keeps every pixel >= t: read the sums at the last pixel of each value.
     last_of_value = np.append(sorted_heat[1:] != sorted_heat[:-1], True)
@@ -208,44 +214,10 @@ def _peaks(peaks: np.ndarray, n: int) -> np.ndarray:
     return values
 
 
-def _check_kind_parameters(tolerance_px: int, flat_fraction: float) -> None:
-    if tolerance_px < 0:
-        raise ValueError(f"tolerance_px must be >= 0, got {tolerance_px}")
-    if not 0 < flat_fraction <= 1:
-        raise ValueError(f"flat_fraction must be in (0, 1], got {flat_fraction}")
-
-
-def _kind(
-    heat: np.ndarray,
-    mask: np.ndarray,
-    peak: float,
-    tolerance_px: int,
-    min_peak: float,
-    flat_fraction: float,
-) -> str:
-    if not mask.any():
-        raise ValueError("heatmap kinds are defined for defect images only (the mask is empty)")
-    if peak <= min_peak or np.mean(heat >= 0.5) >= flat_fraction:
-        return "no_response"
-    if _hot_spot_distance(heat, mask) <= tolerance_px:
-        return "correct"
-    if _inside_outside_ratio(heat, mask) < 1:
-        return "inverted"
-    return "near_miss"
-
-
-def classify_kind(
-    heatmap: np.ndarray,
-    mask: np.ndarray,
-    peak: float,
-    *,
-    tolerance_px: int,
-    min_peak: float,
-    flat_fraction: float,
-) -> str:
-    """Sort one defect image's heatmap into one of the article's four KINDS.
-
-    Rule, applied in order (the first that matches wins):
+@dataclass(frozen=True)
+class KindRule:
+    """The rule that sorts a defect image's heatmap into one of the article's four KINDS,
+    applied in order (the first that matches wins):
 
     1. no_response: `peak <= min_peak` (the raw CAM is essentially zero), or the map is
        flat: the share of pixels with heat >= 0.5 is >= `flat_fraction` (heat everywhere
@@ -257,31 +229,48 @@ def classify_kind(
     4. near_miss: everything else: the heat sits off the defect, near it or somewhere
        unrelated, but the defect is not colder than the rest (`hot_spot_distance` says
        how far off).
-
-    The mask must be non-empty: good images have no defect to localise.
     """
-    _check_kind_parameters(tolerance_px, flat_fraction)
+
+    tolerance_px: int
+    min_peak: float
+    flat_fraction: float
+
+    def __post_init__(self) -> None:
+        if self.tolerance_px < 0:
+            raise ValueError(f"tolerance_px must be >= 0, got {self.tolerance_px}")
+        if not 0 < self.flat_fraction <= 1:
+            raise ValueError(f"flat_fraction must be in (0, 1], got {self.flat_fraction}")
+
+    @classmethod
+    def from_params(cls, settings: GradcamParams) -> KindRule:
+        return cls(settings.tolerance_px, settings.min_peak, settings.flat_fraction)
+
+    def kind(self, heat: np.ndarray, mask: np.ndarray, peak: float) -> str:
+        if not mask.any():
+            raise ValueError("heatmap kinds are defined for defect images only (the mask is empty)")
+        if peak <= self.min_peak or np.mean(heat >= 0.5) >= self.flat_fraction:
+            return "no_response"
+        if _hot_spot_distance(heat, mask) <= self.tolerance_px:
+            return "correct"
+        if _inside_outside_ratio(heat, mask) < 1:
+            return "inverted"
+        return "near_miss"
+
+
+def classify_kind(heatmap: np.ndarray, mask: np.ndarray, peak: float, rule: KindRule) -> str:
+    """One defect image's kind (KindRule); the mask must be non-empty: good images have no
+    defect to localise."""
     heat, region = _single(heatmap, mask)
-    return _kind(heat, region, float(peak), tolerance_px, min_peak, flat_fraction)
+    return rule.kind(heat, region, float(peak))
 
 
 def classify_kinds(
-    heatmaps: np.ndarray,
-    masks: np.ndarray,
-    peaks: np.ndarray,
-    *,
-    tolerance_px: int,
-    min_peak: float,
-    flat_fraction: float,
+    heatmaps: np.ndarray, masks: np.ndarray, peaks: np.ndarray, rule: KindRule
 ) -> list[str]:
     """`classify_kind` for each image of a batch of defect images (every mask non-empty)."""
-    _check_kind_parameters(tolerance_px, flat_fraction)
     heat, mask = _stacks(heatmaps, masks)
     peak_values = _peaks(peaks, heat.shape[0])
-    return [
-        _kind(h, m, p, tolerance_px, min_peak, flat_fraction)
-        for h, m, p in zip(heat, mask, peak_values, strict=True)
-    ]
+    return [rule.kind(h, m, p) for h, m, p in zip(heat, mask, peak_values, strict=True)]
 
 
 def _median_or_none(values: Sequence[float]) -> float | None:
@@ -295,10 +284,7 @@ def localization_summary(
     heatmaps: np.ndarray,
     masks: np.ndarray,
     peaks: np.ndarray,
-    *,
-    tolerance_px: int,
-    min_peak: float,
-    flat_fraction: float,
+    rule: KindRule,
     iou_threshold: float,
     fpr_limit: float = 0.3,
 ) -> dict:
@@ -315,22 +301,15 @@ def localization_summary(
     d_heat, d_mask = heat[defect], mask[defect]
     n_defect = int(defect.sum())
 
-    kinds = classify_kinds(
-        d_heat,
-        d_mask,
-        peak_values[defect],
-        tolerance_px=tolerance_px,
-        min_peak=min_peak,
-        flat_fraction=flat_fraction,
-    )
+    kinds = classify_kinds(d_heat, d_mask, peak_values[defect], rule)
     distances = np.array([_hot_spot_distance(h, m) for h, m in zip(d_heat, d_mask, strict=True)])
     near_miss = np.array([kind == "near_miss" for kind in kinds], dtype=bool)
     counts = {kind: kinds.count(kind) for kind in KINDS}
     return {
         "n_images": int(heat.shape[0]),
         "n_defect_images": n_defect,
-        "pointing_game": json_float(np.mean(distances <= tolerance_px)) if n_defect else None,
-        "tolerance_px": tolerance_px,
+        "pointing_game": json_float(np.mean(distances <= rule.tolerance_px)) if n_defect else None,
+        "tolerance_px": rule.tolerance_px,
         "inside_outside_ratio": _median_or_none(
             [_inside_outside_ratio(h, m) for h, m in zip(d_heat, d_mask, strict=True)]
         ),
@@ -346,3 +325,83 @@ def localization_summary(
         },
         "near_miss_median_distance_px": _median_or_none(distances[near_miss]),
     }
+
+
+def rows_to_map(manifest: pd.DataFrame, train_images: int) -> tuple[pd.DataFrame, list[str]]:
+    """The real images GradCAM maps: every test image, then the first `train_images`
+    anomalous training images (they choose the IoU threshold); a warning when there are
+    fewer of those than asked."""
+    test = manifest[manifest["split"] == "test"]
+    train = manifest[(manifest["split"] == "train") & (manifest["label"] == 1)]
+    warnings = []
+    if 0 < len(train) < train_images:
+        warnings.append(
+            f"gradcam.train_images={train_images} is above the number of anomalous training "
+            f"images ({len(train)}); mapped {len(train)}"
+        )
+    return pd.concat([test, train.head(train_images)]), warnings
+
+
+@dataclass
+class MapScores:
+    """What `score_maps` finds: metrics/gradcam.json, each image's kind ("" for images
+    without a mask), and warnings for the user."""
+
+    metrics: dict
+    kinds: np.ndarray
+    warnings: list[str]
+
+
+def score_maps(
+    rows: pd.DataFrame,
+    heatmaps: np.ndarray,
+    masks: np.ndarray,
+    peaks: np.ndarray,
+    settings: GradcamParams,
+) -> MapScores:
+    """Localisation scores of the test, train and synthetic rows (`split` test, train or
+    SYNTHETIC). The IoU threshold is chosen on training images only: the real anomalous
+    ones, or without them (good-only training) the synthetic anomalies made from the good
+    ones. An anomalous image without a mask is left out: its defect pixels are unknown."""
+    split = rows["split"].to_numpy()
+    anomalous = (rows["label"] == 1).to_numpy()
+    has_mask = masks.any(axis=(1, 2))
+    scored = ~anomalous | has_mask
+    train_scored = (split == "train") & has_mask
+    synthetic_scored = (split == SYNTHETIC) & has_mask
+    chooser = train_scored if train_scored.any() else synthetic_scored
+    iou_threshold = (
+        choose_iou_threshold(heatmaps[chooser], masks[chooser])
+        if chooser.any()
+        else DEFAULT_IOU_THRESHOLD
+    )
+    rule = KindRule.from_params(settings)
+    metrics = {
+        name: localization_summary(
+            heatmaps[chosen],
+            masks[chosen],
+            peaks[chosen],
+            rule,
+            iou_threshold,
+            settings.fpr_limit,
+        )
+        for name, chosen in (
+            ("test", (split == "test") & scored),
+            ("train", train_scored),
+            ("synthetic", synthetic_scored),
+        )
+        if (chosen & anomalous).any()
+    }
+    metrics["anomalous_without_mask"] = int((anomalous & ~has_mask).sum())
+    metrics["train_images_used"] = int((split == "train").sum())
+    warnings = []
+    unscored = rows.loc[anomalous & ~has_mask, "path"].tolist()
+    if unscored:
+        warnings.append(
+            f"gradcam: {len(unscored)} defect image(s) without a mask left out of the "
+            f"localization scores: {', '.join(unscored[:10])}"
+        )
+    kinds = np.full(len(rows), "", dtype=object)
+    if has_mask.any():
+        kinds[has_mask] = classify_kinds(heatmaps[has_mask], masks[has_mask], peaks[has_mask], rule)
+    return MapScores(metrics, kinds, warnings)

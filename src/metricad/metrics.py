@@ -140,3 +140,24 @@ def auroc_by_defect(labels: np.ndarray, scores: np.ndarray, defects: Sequence[st
             name: auroc(good | (names == name)) for name in sorted(set(names) - {GOOD})
         },
     }
+
+
+def at_operating_point(
+    labels: np.ndarray, flagged: np.ndarray, defects: Sequence[str], threshold: float
+) -> dict:
+    """How a score's operating point does on a split: the false-positive rate on its good
+    images and the recall on its defects, overall and per defect type (None where a group
+    is empty, or the threshold is undefined)."""
+    truth = _binary(labels, len(flagged)).astype(bool)
+    flagged = np.asarray(flagged, dtype=bool)
+    names = np.asarray(list(defects), dtype=object)
+    defined = math.isfinite(threshold)
+    return {
+        "threshold": json_float(threshold),
+        "false_positive_rate": _share(flagged[~truth]) if defined else None,
+        "recall": _share(flagged[truth]) if defined else None,
+        "recall_per_defect": {
+            name: _share(flagged[names == name]) if defined else None
+            for name in sorted(set(names[truth]))
+        },
+    }

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from metricad.params import TrainParams
+
 # Set over whatever the user's environment holds: a setting left there from another project
 # (say ONEDNN_MAX_CPU_ISA=AVX512_CORE) would otherwise change the numbers.
 X86_ISA = {
@@ -28,11 +30,13 @@ X86_ISA = {
     "MKL_CBWR": "AVX2,STRICT",  # MKL's conditional numerical reproducibility
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
     "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (numpy, scipy): Haswell is its AVX2 kernel set
+    # numpy's own loops (exp, log, sorting...) have AVX-512 versions; names of numpy 2.4.
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
 }
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-# TrainParams' defaults, repeated here: params.py must not load first.
-DEFAULT_THREADS = 2
-DEFAULT_KERNELS = "avx2"
+# params.py loads neither numpy nor torch, so it may come first.
+DEFAULT_THREADS = TrainParams().threads
+DEFAULT_KERNELS = TrainParams().cpu_kernels
 PARAMS_FILE = Path("params.yaml")
 
 

@@ -7,10 +7,13 @@ range. Reading params.yaml checks it against them, so an unknown key (a typo giv
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import difflib
 import math
+import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,18 +29,47 @@ def _range(low: float | None = None, high: float | None = None, **kw: Any) -> An
     return field(metadata={"low": low, "high": high}, **kw)
 
 
+# A folder: every stage started with this variable set writes the params it read there, as
+# <stage>.txt (tests/test_dag.py checks them against dvc.yaml).
+READS_ENV = "METRICAD_PARAMS_READ"
+_reads: set[str] | None = None  # the params read so far, while recording
+_prefixes: dict[type, str] = {}  # each section's dotted key, e.g. TrainParams -> "train."
+
+
+class _Recorded:
+    """Base of the params sections: while recording, each value read is noted by its key."""
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        fields = type(self).__dataclass_fields__
+        if _reads is not None and name in fields and not dataclasses.is_dataclass(value):
+            _reads.add(_prefixes[type(self)] + name)
+        return value
+
+
+# The choices other modules offer, named once here (gradcam.METHODS, anomalies.CHOICES, ...
+# are typing.get_args of these).
+CamMethod = Literal["gradcam", "gradcam++", "hirescam"]
+CamTarget = Literal["anomalous", "good", "predicted"]
+SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "mixed"]
+ScoreName = Literal["softmax", "knn", "gaussian"]
+
 # numpy's legacy RandomState (behind scikit-learn's t-SNE) takes seeds below 2**32 only.
 _SEED_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)
-class SyntheticParams:
+class SyntheticParams(_Recorded):
+    """data.synthetic: the generated demo set."""
+
     seed: int = _range(0, _SEED_MAX, default=0)
     image_size: int = _range(32, 2048, default=256)
 
 
 @dataclass(frozen=True)
-class DataParams:
+class DataParams(_Recorded):
+    """data: which images (the generated demo, or the user's MVTec AD copy)."""
+
     source: Literal["synthetic", "mvtec"] = "synthetic"
     root: str | None = None
     category: str = "leather"
@@ -45,18 +77,26 @@ class DataParams:
 
 
 @dataclass(frozen=True)
-class SplitParams:
+class SplitParams(_Recorded):
+    """split: which images train, which are held out, which test."""
+
     anomalous_train_fraction: float = _range(0.0, 1.0, default=0.5)
+    # Share of train/good held out of training: the good images thresholds are chosen on.
+    validation_fraction: float = _range(0.0, 0.9, default=0.2)
     seed: int = _range(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
-class ResizeParams:
+class ResizeParams(_Recorded):
+    """resize: the side every image and mask is resized to."""
+
     size: int = _range(32, 2048, default=96)
 
 
 @dataclass(frozen=True)
-class ModelParams:
+class ModelParams(_Recorded):
+    """model: the backbone's start and the metric head."""
+
     weights: str = "none"
     embedding_dim: int = _range(2, 8192, default=512)
     head: Literal["adacos", "arcface"] = "adacos"
@@ -67,18 +107,25 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
-class TrainParams:
+class TrainParams(_Recorded):
+    """train: the recipe, the synthetic anomalies, and how the run uses the machine."""
+
     batch_size: int = _range(1, 4096, default=16)
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = _range(1e-8, 10.0, default=1e-3)
     weight_decay: float = _range(0.0, 1.0, default=5e-4)
     momentum: float = _range(0.0, 1.0, default=0.9)
+    # The recipe (docs/results.md: what each does to the spread over seeds). The article's:
+    # lr_schedule constant, warmup_epochs 0, ema_decay 0.
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_epochs: int = _range(0, 100000, default=10)
+    ema_decay: float = _range(0.0, 0.9999, default=0.99)
     augment: bool = True
     # Good images turned into synthetic anomalies in each batch (anomalies.py): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
-    synthetic_anomalies: Literal["none", "cutpaste", "scar", "noise", "mixed"] = "none"
+    synthetic_anomalies: SyntheticKind = "none"
     synthetic_share: float = _range(0.0, 1.0, default=0.5)
-    # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo (issue 8).
+    # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo.
     synthetic_jitter: float = _range(0.0, 1.0, default=0.3)
     seed: int = _range(0, _SEED_MAX, default=0)
     # CPU threads of every numeric library, in every stage (numerics.py): part of the numbers.
@@ -98,41 +145,55 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
-class SynthesizeParams:
-    samples: int = _range(0, 10000, default=20)
+class SynthesizeParams(_Recorded):
+    """synthesize: the fixed sample of synthetic anomalies embedded beside the real images."""
+
+    samples: int = _range(0, 10000, default=20)  # embedded, and drawn in the t-SNE maps
     seed: int = _range(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
-class TsneParams:
-    perplexity: float = _range(1.0, 100.0, default=10.0)
+class TsneParams(_Recorded):
+    """tsne: the maps of the embeddings."""
+
+    perplexity: float = _range(1.0, 100.0, default=10.0)  # lowered on maps of fewer images
     max_iter: int = _range(250, 100000, default=1000)
     seed: int = _range(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
-class GradcamParams:
-    method: Literal["gradcam", "gradcam++", "hirescam"] = "gradcam"
-    layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer4"
-    target: Literal["anomalous", "good", "predicted"] = "anomalous"
+class GradcamParams(_Recorded):
+    """gradcam: which map, of which class, and how it is scored against the masks."""
+
+    method: CamMethod = "gradcam++"
+    layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer2"
+    target: CamTarget = "anomalous"
     train_images: int = _range(0, 100000, default=8)
     tolerance_px: int = _range(0, 1024, default=4)
     min_peak: float = _range(0.0, None, default=1e-6)
-    flat_fraction: float = _range(0.0, 1.0, default=0.9)
+    flat_fraction: float = _range(0.01, 1.0, default=0.9)
     fpr_limit: float = _range(0.01, 1.0, default=0.3)
 
 
 @dataclass(frozen=True)
-class EvaluateParams:
-    threshold: float = _range(0.0, 1.0, default=0.5)
-    scores: list[Literal["softmax", "knn", "gaussian"]] = field(
-        default_factory=lambda: ["softmax", "knn", "gaussian"]
-    )
+class EvaluateParams(_Recorded):
+    """evaluate: the anomaly scores and the softmax operating point."""
+
+    threshold: float = _range(0.0, 1.0, default=0.5)  # the article's softmax cut
+    scores: list[ScoreName] = field(default_factory=lambda: list(typing.get_args(ScoreName)))
     knn_k: int = _range(1, 10000, default=5)
+    # Each score's operating point, from the good validation images only: their
+    # `threshold_quantile` quantile, or mean + `threshold_sd` standard deviations.
+    threshold_method: Literal["quantile", "mean_sd"] = "quantile"
+    threshold_quantile: float = _range(0.5, 1.0, default=0.99)
+    threshold_sd: float = _range(0.0, 100.0, default=3.0)
+    verdict_score: ScoreName = "gaussian"  # the score behind predict's verdict
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(_Recorded):
+    """params.yaml: every section."""
+
     epochs: int = _range(1, 100000, default=300)
     data: DataParams = field(default_factory=DataParams)
     split: SplitParams = field(default_factory=SplitParams)
@@ -143,6 +204,33 @@ class Params:
     tsne: TsneParams = field(default_factory=TsneParams)
     gradcam: GradcamParams = field(default_factory=GradcamParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+
+def _register_prefixes(cls: type, prefix: str = "") -> None:
+    _prefixes[cls] = prefix
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            _register_prefixes(hints[f.name], f"{prefix}{f.name}.")
+
+
+_register_prefixes(Params)
+
+
+def _record_reads(folder: str) -> None:
+    """Note every param read from now on; at exit write them to folder/<stage>.txt."""
+    global _reads
+    if _reads is not None:
+        return
+    _reads = set()
+    stage = Path(sys.argv[0]).stem
+
+    def write() -> None:
+        from metricad.files import write_text  # here: files loads numpy, params must not
+
+        write_text(Path(folder, f"{stage}.txt"), "".join(f"{key}\n" for key in sorted(_reads)))
+
+    atexit.register(write)
 
 
 def _type_name(kind: Any) -> str:
@@ -253,6 +341,12 @@ def _check_relations(params: Params) -> None:
         raise MetricadError(
             f"params: data.category must be a folder name, got {_path(data.category)}"
         )
+    evaluate = params.evaluate
+    if evaluate.verdict_score not in evaluate.scores:
+        raise MetricadError(
+            f"params: evaluate.verdict_score is {evaluate.verdict_score!r}, which "
+            f"evaluate.scores does not list ({', '.join(evaluate.scores)})"
+        )
     weights = params.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise MetricadError(
@@ -281,9 +375,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as error:
         reason = str(error).replace("\n", " ")
         raise MetricadError(f"{path}: not valid YAML: {reason}") from None
-    return params_from_dict(values if values is not None else {})
+    params = params_from_dict(values if values is not None else {})
+    if os.environ.get(READS_ENV):  # after the validation, which reads every key
+        _record_reads(os.environ[READS_ENV])
+    return params
 
 
-def params_to_dict(params: Params) -> dict[str, Any]:
-    """Plain nested dict (for checkpoints and reports)."""
-    return dataclasses.asdict(params)
+def trained_with(params: Params) -> dict[str, Any]:
+    """The params that decide the trained weights (the train stage's), as a plain dict: what
+    a checkpoint records and a resumable state must match."""
+    return {
+        "epochs": params.epochs,
+        "model": dataclasses.asdict(params.model),
+        "train": dataclasses.asdict(params.train),
+        "resize.size": params.resize.size,
+        "split.anomalous_train_fraction": params.split.anomalous_train_fraction,
+    }

@@ -13,6 +13,7 @@ SYNTHETIC_MASKS = SYNTHETIC_SAMPLE_DIR / "masks.npy"
 SYNTHETIC_INDEX = SYNTHETIC_SAMPLE_DIR / "index.csv"
 MODEL = Path("models/model.pt")
 TRAIN_STATE = Path("models/train_state.pt")
+SCORER = Path("models/scorer.npz")  # the embedding scores and their operating points
 EMBEDDINGS_DIR = Path("data/embeddings")
 EMBEDDINGS = EMBEDDINGS_DIR / "embeddings.npy"
 PREDICTIONS = EMBEDDINGS_DIR / "predictions.csv"

@@ -11,16 +11,17 @@ matplotlib.use("Agg")  # no display on servers and CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.ndimage import binary_erosion  # noqa: E402
 
 from metricad.files import atomic_path  # noqa: E402
+from metricad.images import save_png  # noqa: E402
+from metricad.layout import SYNTHETIC  # noqa: E402
 
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p")
 CLASS_COLOURS = {0: "#1f77b4", 1: "#d62728"}
-# The synthetic training anomalies carry this defect name in a t-SNE map, drawn in their own
-# colour and marker.
-SYNTHETIC_DEFECT = "synthetic"
+# The synthetic training anomalies (defect SYNTHETIC) get their own colour and marker.
 SYNTHETIC_COLOUR, SYNTHETIC_MARKER = "#ff7f0e", "d"  # "d": no defect uses it
 
 
@@ -51,7 +52,7 @@ def tsne_figure(
                 continue
             colour = CLASS_COLOURS[int(labels[chosen][0])]
             marker = MARKERS[index % len(MARKERS)]
-            if defect == SYNTHETIC_DEFECT:
+            if defect == SYNTHETIC:
                 colour, marker = SYNTHETIC_COLOUR, SYNTHETIC_MARKER
             hollow = train_flag is False
             suffix = "" if train_flag is None else (" (train)" if train_flag else " (test)")
@@ -145,3 +146,63 @@ def synthetic_figure(
     ]
     captions = [f"good | {kind} | {kind}, pasted area outlined" for kind in kinds]
     return gallery_figure(panels, captions, title, columns=columns, empty_text=NO_SYNTHETIC)
+
+
+GALLERY_SIZE = 12  # panels per kind gallery; the counts in metrics/ cover every image
+
+
+def write_gradcam_figures(
+    folder: Path,
+    rows: pd.DataFrame,
+    images: np.ndarray,
+    heatmaps: np.ndarray,
+    masks: np.ndarray,
+    kinds: Sequence[str],
+    kind_names: Sequence[str],
+    describe: str,
+    synthetic_kind: str,
+) -> None:
+    """The article's figure per real image (images/), one gallery per kind (`kind_names`) of
+    the test defect images (kinds/<kind>.png) and one of the synthetic training anomalies
+    (synthetic.png). `describe` names the maps in the gallery titles (method, layer, target,
+    epochs)."""
+    panels = [gradcam_panel(images[i], heatmaps[i], masks[i]) for i in range(len(rows))]
+    split, defects = rows["split"].to_numpy(), rows["defect"].to_numpy()
+    stems = [Path(path).stem for path in rows["path"]]
+    for i in np.flatnonzero(split != SYNTHETIC):
+        save_png(panels[i], folder / "images" / f"{split[i]}_{defects[i]}_{stems[i]}.png")
+    chosen = np.flatnonzero(split == SYNTHETIC)[:GALLERY_SIZE]
+    figure = gallery_figure(
+        [panels[i] for i in chosen],
+        [f"synthetic {stems[i]}: {kinds[i].replace('_', ' ')}" for i in chosen],
+        f"synthetic training anomalies ({synthetic_kind}; white: pasted area)",
+        empty_text=NO_SYNTHETIC,
+    )
+    save_figure(figure, folder / "synthetic.png")
+    for kind in kind_names:
+        chosen = [i for i in range(len(rows)) if split[i] == "test" and kinds[i] == kind]
+        title = f"{kind.replace('_', ' ')}: {len(chosen)} test defect images ({describe})"
+        captions = [f"{defects[i]} {stems[i]}" for i in chosen[:GALLERY_SIZE]]
+        figure = gallery_figure([panels[i] for i in chosen[:GALLERY_SIZE]], captions, title)
+        save_figure(figure, folder / "kinds" / f"{kind}.png")
+
+
+def targets_figure(
+    images: np.ndarray,
+    masks: np.ndarray,
+    defects: Sequence[str],
+    maps: dict[tuple[str, str], np.ndarray],
+    layer: str,
+) -> Figure:
+    """One row per (method, target) of `maps`, one column per image (one per defect type)."""
+    panels, captions = [], []
+    for (method, target), heatmaps in maps.items():
+        for image, mask, heatmap, defect in zip(images, masks, heatmaps, defects, strict=True):
+            panels.append(gradcam_panel(image, heatmap, mask))
+            captions.append(f"{defect}: {method}, target {target}")
+    return gallery_figure(
+        panels,
+        captions,
+        f"{layer}: the class explained decides where the heat goes",
+        columns=max(1, len(images)),
+    )

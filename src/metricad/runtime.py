@@ -34,6 +34,6 @@ def make_deterministic(seed: int) -> None:
 
 def memory_format_for(device: torch.device) -> torch.memory_format:
     """channels_last on CUDA, where it is the fast layout for convolutions (1.6x for a bf16
-    training step, issue 11). The CPU keeps the default layout: channels_last is only about 5 %
+    training step). The CPU keeps the default layout: channels_last is only about 5 %
     faster there, and it rounds differently, so the demo would train another model."""
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format

@@ -1,4 +1,5 @@
-"""The network: ResNet18 encoder -> 512-d embedding, and the metric-learning heads.
+"""The network: ResNet18 encoder -> 512-d embedding, and the metric-learning heads, and the
+factory that builds it from params or from a checkpoint's architecture record.
 
 Pure torch modules, no file I/O (weights and checkpoints live in checkpoint.py).
 """
@@ -7,13 +8,47 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from metricad.params import Params
+
+CLASSES = ("good", "anomalous")
 BACKBONE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+LOG2_E = 1.0 / math.log(2.0)
+
+# On the CPU, torch.exp, log, sqrt and acos run MKL's vector math library, and nn.Dropout2d
+# draws its mask with MKL's random streams; both choose their code by CPU vendor, so Intel and
+# AMD processors get other last bits (docs/reproducibility.md). The code below uses
+# exp2, log1p, rsqrt and torch.rand instead: ATen's own kernels, the same on every AVX2 CPU.
+
+
+def stable_sqrt(values: torch.Tensor) -> torch.Tensor:
+    """sqrt of positive values through ATen's rsqrt kernel (CPU-independent, unlike sqrt)."""
+    return values * torch.rsqrt(values)
+
+
+class ChannelDropout(nn.Module):
+    """Dropout2d (zero whole channels in training, scale the rest by 1/(1-p)) with a mask
+    from torch.rand rather than bernoulli_ (MKL's random streams on the CPU)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1.0 - self.p
+        drawn = torch.rand(x.shape[0], x.shape[1], 1, 1, device=x.device)
+        return x * ((drawn < keep).to(x.dtype) / keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class Encoder(nn.Module):
@@ -25,6 +60,7 @@ class Encoder(nn.Module):
 
     def __init__(self, input_size: int, embedding_dim: int = 512, dropout: float = 0.5) -> None:
         super().__init__()
+        self.input_size = input_size
         resnet = torchvision.models.resnet18(weights=None)
         self.backbone = nn.Sequential(
             OrderedDict((name, getattr(resnet, name)) for name in BACKBONE_LAYERS)
@@ -38,7 +74,7 @@ class Encoder(nn.Module):
         self.backbone.train()
         self.neck = nn.Sequential(
             nn.BatchNorm2d(channels),
-            nn.Dropout2d(dropout),
+            ChannelDropout(dropout),
             nn.Flatten(),
             nn.Linear(channels * height * width, embedding_dim),
             nn.BatchNorm1d(embedding_dim),
@@ -57,7 +93,10 @@ class CosineHead(nn.Module):
         nn.init.xavier_uniform_(self.weight)
 
     def cosines(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.normalize(embeddings), F.normalize(self.weight)).clamp(-1.0, 1.0)
+        # A product and a sum, not F.linear: MKL's kernel for a two-column matrix product
+        # gives other last bits on Intel and AMD processors.
+        products = F.normalize(embeddings)[:, None, :] * F.normalize(self.weight)[None]
+        return products.sum(dim=2).clamp(-1.0, 1.0)
 
 
 class AdaCos(CosineHead):
@@ -84,9 +123,12 @@ class AdaCos(CosineHead):
     @torch.no_grad()
     def _update_scale(self, cosines: torch.Tensor, labels: torch.Tensor) -> None:
         one_hot = F.one_hot(labels, cosines.shape[1]).bool()
-        b_avg = torch.where(one_hot, 0.0, torch.exp(self.scale * cosines)).sum(dim=1).mean()
-        theta_med = torch.acos(cosines[one_hot]).median()
-        new_scale = torch.log(b_avg) / torch.cos(torch.clamp(theta_med, max=math.pi / 4))
+        exps = torch.exp2(self.scale * cosines * LOG2_E)
+        b_avg = torch.where(one_hot, 0.0, exps).sum(dim=1).mean()
+        # cos(min(median angle, pi/4)) without acos/cos: the median angle (torch.median's
+        # lower median) is the angle of the matching median cosine, -median(-cosines).
+        cos_med = -torch.median(-cosines[one_hot])
+        new_scale = torch.log1p(b_avg - 1.0) / cos_med.clamp(min=math.cos(math.pi / 4))
         # The cap keeps exp(scale * cos) finite in float32 (and float16 under AMP).
         self.scale.copy_(new_scale.clamp(min=self.min_scale, max=64.0))
 
@@ -105,9 +147,13 @@ class ArcFace(CosineHead):
         cosines = self.cosines(embeddings)
         if labels is None or not self.training:
             return self.scale * cosines
-        theta = torch.acos(cosines.clamp(-1.0 + 1e-7, 1.0 - 1e-7))
+        # cos(min(theta + m, pi)) = cos(theta)cos(m) - sin(theta)sin(m), and -1 once theta
+        # passes pi - m, i.e. cos(theta) < -cos(m); written without acos (see above).
+        inside = cosines.clamp(-1.0 + 1e-7, 1.0 - 1e-7)
+        sines = stable_sqrt(1.0 - inside * inside)
+        shifted = inside * math.cos(self.margin) - sines * math.sin(self.margin)
+        with_margin = torch.where(inside < -math.cos(self.margin), -1.0, shifted)
         target = F.one_hot(labels, cosines.shape[1]).bool()
-        with_margin = torch.cos(torch.clamp(theta + self.margin, max=math.pi))
         return self.scale * torch.where(target, with_margin, cosines)
 
 
@@ -145,3 +191,23 @@ def build_model(
     else:
         raise ValueError(f"unknown head {head!r}")
     return AnomalyNet(encoder, metric_head)
+
+
+def arch_from_params(params: Params) -> dict[str, Any]:
+    """Everything needed to rebuild the network, as recorded in the checkpoint."""
+    model = params.model
+    return {
+        "backbone": "resnet18",
+        "input_size": params.resize.size,
+        "embedding_dim": model.embedding_dim,
+        "head": model.head,
+        "num_classes": len(CLASSES),
+        "dropout": model.dropout,
+        "adacos_min_scale": model.adacos_min_scale,
+        "arcface_scale": model.arcface_scale,
+        "arcface_margin": model.arcface_margin,
+    }
+
+
+def model_from_arch(arch: dict[str, Any]) -> AnomalyNet:
+    return build_model(**{k: v for k, v in arch.items() if k != "backbone"})

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from metricad.anomalies import corrupt_batch, kind_for_training
-from metricad.data import augment, normalize
+from metricad.data import MIN_ROWS, augment, eval_batches, normalize
 from metricad.errors import MetricadError
 from metricad.params import Params, TrainParams
+from metricad.resume import TrainingState
 from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
-
-
-@dataclass
-class TrainingState:
-    """Everything needed to continue a run exactly where it stopped."""
-
-    epoch: int
-    model: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    shuffle_rng: torch.Tensor
-    torch_rng: torch.Tensor
-    history: list[dict[str, float]]
 
 
 def settings_for_data(
@@ -76,13 +67,47 @@ def make_optimizer(model: AnomalyNet, params: TrainParams) -> torch.optim.Optimi
             momentum=params.momentum,
             weight_decay=params.weight_decay,
         )
-    return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    # fused: one ATen kernel whose sqrt is the CPU's own instruction; the default per-tensor
+    # Adam takes sqrt from MKL's vector math library, whose bits differ between CPU vendors.
+    return torch.optim.Adam(
+        model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=True
+    )
+
+
+# History keys -> DVCLive metric names (dvclive/plots/metrics/<name>.tsv).
+LIVE_NAMES = {
+    "train_loss": "train/loss",
+    "train_accuracy": "train/accuracy",
+    "test_loss": "test/loss",
+    "test_accuracy": "test/accuracy",
+}
+
+
+def learning_rate(params: TrainParams, step: int, total_steps: int, warmup_steps: int) -> float:
+    """The learning rate of optimizer step `step` (from 0): a linear warm-up over the first
+    `warmup_steps`, then `lr` throughout (constant) or a cosine decay towards 0 at the last
+    step (cosine). A function of the step alone, so a resumed run needs no scheduler state."""
+    if step < warmup_steps:
+        return params.lr * (step + 1) / warmup_steps
+    if params.lr_schedule == "constant":
+        return params.lr
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return params.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def weight_average(model: AnomalyNet, decay: float) -> AveragedModel | None:
+    """An exponential moving average of the weights and of the BatchNorm statistics (and the
+    AdaCos scale), updated after every step; None when `decay` is 0."""
+    if decay == 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A shuffled epoch; a last batch of one joins the one before (BatchNorm needs two)."""
+    """A shuffled epoch; a last batch of fewer than MIN_ROWS joins the one before (BatchNorm
+    needs two rows, and fewer than four take kernels that depend on the CPU, data.MIN_ROWS)."""
     chunks = list(torch.randperm(count, generator=generator).split(batch_size))
-    if len(chunks) > 1 and len(chunks[-1]) == 1:
+    if len(chunks) > 1 and len(chunks[-1]) < MIN_ROWS:
         chunks[-2:] = [torch.cat(chunks[-2:])]
     return chunks
 
@@ -105,11 +130,11 @@ def evaluate_split(
     device = images.device
     loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, len(images), batch_size):
-        x = normalize(images[start : start + batch_size])
-        y = labels[start : start + batch_size]
+    done = 0
+    for batch, count in eval_batches(images, batch_size):
+        y, done = labels[done : done + count], done + count
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(x).float()
+            logits = model(normalize(batch)).float()[:count]
         loss += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -144,12 +169,15 @@ def train(
     model.to(device=device, memory_format=memory_format_for(device)).train()
     forward = torch.compile(model) if params.compile else model
     optimizer = make_optimizer(model, params)
+    average = weight_average(model, params.ema_decay)
     shuffle_rng = torch.Generator().manual_seed(params.seed)
     history: list[dict[str, float]] = []
     start = 0
     if resume is not None:
         model.load_state_dict(resume.model)
         optimizer.load_state_dict(resume.optimizer)
+        if average is not None and resume.average is not None:
+            average.load_state_dict(resume.average)
         shuffle_rng.set_state(resume.shuffle_rng)
         torch.set_rng_state(resume.torch_rng)
         history, start = list(resume.history), resume.epoch
@@ -170,7 +198,16 @@ def train(
             shuffle_rng.get_state(),
             torch.get_rng_state(),
             list(history),
+            None
+            if average is None
+            else {k: v.cpu().clone() for k, v in average.state_dict().items()},
         )
+
+    # The batch count is the same every epoch (batches() merges the same short last batch).
+    steps_per_epoch = len(batches(len(images), params.batch_size, torch.Generator()))
+    total_steps, warmup_steps = epochs * steps_per_epoch, params.warmup_epochs * steps_per_epoch
+    # What the run hands back and the monitor measures: the average when there is one.
+    trained = model if average is None else average.module
 
     bar = tqdm(
         range(start, epochs),
@@ -184,7 +221,9 @@ def train(
         # Summed on the device (float64, as Python floats would): one sync per epoch.
         total_loss = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        for index in batches(len(images), params.batch_size, shuffle_rng):
+        for step, index in enumerate(
+            batches(len(images), params.batch_size, shuffle_rng), start=epoch * steps_per_epoch
+        ):
             x, y = images[index.to(device)], labels[index]
             if params.augment:
                 x = augment(x, shuffle_rng)
@@ -202,7 +241,11 @@ def train(
             loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(params, step, total_steps, warmup_steps)
             optimizer.step()
+            if average is not None:
+                average.update_parameters(model)
             total_loss += loss.detach().double() * len(index)
             correct += (logits.argmax(1) == y).sum()
         done = epoch + 1
@@ -214,7 +257,7 @@ def train(
         }
         if monitor is not None and (done % params.monitor_every == 0 or done == epochs):
             test_loss, test_accuracy = evaluate_split(
-                forward, *monitor, params.inference_batch_size, amp
+                forward if average is None else trained, *monitor, params.inference_batch_size, amp
             )
             row |= {"test_loss": round(test_loss, 6), "test_accuracy": round(test_accuracy, 6)}
         history.append(row)
@@ -223,5 +266,25 @@ def train(
         bar.set_postfix(loss=row["train_loss"], acc=row["train_accuracy"])
         if save_state is not None and (done == epochs or (save_every and done % save_every == 0)):
             save_state(snapshot(done))
+    if average is not None:
+        model.load_state_dict(average.module.state_dict())
     model.to(memory_format=torch.contiguous_format).eval()
     return history
+
+
+def training_summary(
+    history: list[dict[str, float]], epochs: int, n_train: int, n_train_anomalous: int
+) -> dict[str, Any]:
+    """metrics/train.json: the last epoch's figures, the set's size and, when the test split
+    was monitored, the epoch of its best accuracy (logged, never used to choose)."""
+    summary: dict[str, Any] = {key: value for key, value in history[-1].items() if key != "epoch"}
+    summary |= {"epochs": epochs, "n_train": n_train, "n_train_anomalous": n_train_anomalous}
+    monitored = [row for row in history if "test_accuracy" in row]
+    if monitored:
+        # The first epoch of the best accuracy, as pandas' idxmax picked it.
+        best = max(monitored, key=lambda row: row["test_accuracy"])
+        summary |= {
+            "best_test_accuracy": float(best["test_accuracy"]),
+            "best_test_accuracy_epoch": int(best["epoch"]),
+        }
+    return summary

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
+from metricad.layout import synthetic_rows
+from metricad.params import TsneParams
 from metricad.scores import unit_rows
 
 MIN_POINTS = 2  # a t-SNE map of fewer points is not drawn
@@ -68,3 +73,80 @@ def nearest_is_synthetic(
             chosen = labels == group
             result[key] = round(float(nearer[chosen].mean()), 6) if chosen.any() else None
     return result
+
+
+# The article's three maps: name -> (splits drawn, title).
+MAPS = {
+    "train": (("train",), "train data"),
+    "test": (("test",), "test data"),
+    "all": (("train", "test"), "train + test data (one fit)"),
+}
+
+
+@dataclass
+class TsneMap:
+    """One map: its rows (label, defect, split; the real images first, then the synthetic
+    sample), their embeddings, 2-D points (NaN when too few to draw) and the real count."""
+
+    name: str
+    title: str
+    rows: pd.DataFrame
+    vectors: np.ndarray
+    points: np.ndarray
+    real: int
+    perplexity: float | None
+
+    def table(self) -> pd.DataFrame:
+        """plots/tsne/<name>.csv, what `dvc plots show` draws."""
+        labels = self.rows["label"].to_numpy()
+        return pd.DataFrame(
+            {
+                "x": self.points[:, 0].round(4),
+                "y": self.points[:, 1].round(4),
+                "class": np.where(labels == 1, "anomalous", "good"),
+                "defect": self.rows["defect"].to_numpy(),
+                "split": self.rows["split"].to_numpy(),
+            }
+        )
+
+    def separation(self) -> dict[str, float | None]:
+        """Silhouette of the real images only (the synthetic sample would flatter it), in the
+        map and in the embedding space."""
+        labels = self.rows["label"].to_numpy()[: self.real]
+        return {
+            "tsne_2d": silhouette(self.points[: self.real], labels),
+            "embedding": silhouette(self.vectors[: self.real], labels, metric="cosine"),
+        }
+
+
+def tsne_maps(
+    predictions: pd.DataFrame,
+    embeddings: np.ndarray,
+    synthetic: np.ndarray,
+    settings: TsneParams,
+) -> tuple[list[TsneMap], list[str]]:
+    """The three maps; the train and train+test ones also hold the synthetic sample. A
+    perplexity the map cannot use is lowered, a map of fewer than two images is not drawn:
+    each says so in a warning."""
+    sample = synthetic_rows(len(synthetic), split="train")[["label", "defect", "split"]]
+    maps, warnings = [], []
+    for name, (splits, title) in MAPS.items():
+        chosen = predictions["split"].isin(splits).to_numpy()
+        rows, vectors = predictions[chosen], embeddings[chosen]
+        real = len(rows)
+        if name != "test":
+            rows = pd.concat([rows, sample], ignore_index=True)
+            vectors = np.concatenate([vectors, synthetic])
+        perplexity = usable_perplexity(settings.perplexity, len(vectors))
+        if perplexity is None:
+            warnings.append(f"tsne: the {name} map has {len(vectors)} image(s); no map drawn")
+            points = np.full((len(vectors), 2), np.nan, dtype=np.float32)
+        else:
+            if perplexity != settings.perplexity:
+                warnings.append(
+                    f"tsne.perplexity={settings.perplexity} is not below the number of images "
+                    f"in the {name} map ({len(vectors)}); used {perplexity}"
+                )
+            points = tsne_map(vectors, perplexity, settings.seed, settings.max_iter)
+        maps.append(TsneMap(name, title, rows, vectors, points, real, perplexity))
+    return maps, warnings

@@ -12,18 +12,13 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from metricad.demo_data import DEFECTS, MARKER, generate, render_sample
 from metricad.errors import MetricadError
 from metricad.images import resize_mask, resize_rgb
 from metricad.layout import scan_mvtec
-from metricad.synthetic import (
-    MARKER,
-    SYNTHETIC_DEFECTS,
-    generate_synthetic,
-    render_sample,
-)
 
-DEFECTS = SYNTHETIC_DEFECTS["leather"]
-SMALL = {"train_good": 3, "test_good": 2, **dict.fromkeys(DEFECTS, 2)}
+LEATHER = DEFECTS["leather"]
+SMALL = {"train_good": 3, "test_good": 2, **dict.fromkeys(LEATHER, 2)}
 SIZE = 64
 CATEGORIES = ("leather", "carpet", "bottle")
 # sha256 of the leather images and masks of test_textures_are_unchanged, taken before carpet was
@@ -35,14 +30,14 @@ UNCHANGED_SHA256 = {
 
 
 def _small(category: str) -> dict[str, int]:
-    return {"train_good": 3, "test_good": 2, **dict.fromkeys(SYNTHETIC_DEFECTS[category], 2)}
+    return {"train_good": 3, "test_good": 2, **dict.fromkeys(DEFECTS[category], 2)}
 
 
 def _generate(root: Path, **kwargs) -> dict[str, bytes]:
     """Generate a small set; return every visible file's bytes by its path under root."""
     category = kwargs.get("category", "leather")
     arguments = {"image_size": SIZE, "counts": _small(category), "progress": False} | kwargs
-    generate_synthetic(root, **arguments)
+    generate(root, **arguments)
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
@@ -51,17 +46,17 @@ def _generate(root: Path, **kwargs) -> dict[str, bytes]:
 
 
 def test_defect_names():
-    assert DEFECTS == ("color", "cut", "fold", "glue", "poke")
+    assert LEATHER == ("color", "cut", "fold", "glue", "poke")
     # MVTec AD's own carpet defect folders.
-    assert SYNTHETIC_DEFECTS["carpet"] == ("color", "cut", "hole", "metal_contamination", "thread")
+    assert DEFECTS["carpet"] == ("color", "cut", "hole", "metal_contamination", "thread")
     # MVTec AD's own bottle defect folders.
-    assert SYNTHETIC_DEFECTS["bottle"] == ("broken_large", "broken_small", "contamination")
+    assert DEFECTS["bottle"] == ("broken_large", "broken_small", "contamination")
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_layout_names_and_counts(tmp_path, category):
     files = _generate(tmp_path, category=category)
-    defects = SYNTHETIC_DEFECTS[category]
+    defects = DEFECTS[category]
     expected = {f"{category}/train/good/{i:03d}.png" for i in range(3)}
     expected |= {f"{category}/test/good/{i:03d}.png" for i in range(2)}
     for defect in defects:
@@ -121,7 +116,7 @@ def test_changing_one_count_keeps_the_other_images(tmp_path):
 @pytest.mark.parametrize("category", UNCHANGED_SHA256)
 def test_textures_are_unchanged(category):
     digest = hashlib.sha256()
-    for kind in ("good", *SYNTHETIC_DEFECTS[category]):
+    for kind in ("good", *DEFECTS[category]):
         sample = render_sample(category, kind, seed=0, index=0, image_size=256)
         digest.update(sample.image.tobytes())
         if sample.mask is not None:
@@ -131,7 +126,7 @@ def test_textures_are_unchanged(category):
 
 @pytest.mark.parametrize(
     ("category", "defect"),
-    [(category, defect) for category in CATEGORIES for defect in SYNTHETIC_DEFECTS[category]],
+    [(category, defect) for category in CATEGORIES for defect in DEFECTS[category]],
 )
 def test_defects_alter_exactly_the_masked_pixels(category, defect):
     # At the default size, where the pipeline takes its images from.
@@ -159,7 +154,7 @@ def _at_96_px(category: str, defect: str, index: int) -> tuple[np.ndarray, np.nd
 
 def test_carpet_defects_stay_visible_at_96_px():
     # The pipeline may shrink 256 px images to 96: every defect must still show there.
-    for defect in SYNTHETIC_DEFECTS["carpet"]:
+    for defect in DEFECTS["carpet"]:
         for index in range(3):
             mask, change = _at_96_px("carpet", defect, index)
             assert mask.any() and change[mask].max() > 40, (defect, index)
@@ -182,7 +177,7 @@ def _bottle_region(clean: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(clean.mean(axis=2) > 30)
 
 
-@pytest.mark.parametrize("defect", SYNTHETIC_DEFECTS["bottle"])
+@pytest.mark.parametrize("defect", DEFECTS["bottle"])
 @pytest.mark.parametrize("size", [SIZE, 256])
 def test_bottle_defects_lie_on_the_bottle(defect, size):
     for index in range(6):
@@ -195,7 +190,7 @@ def test_bottle_defects_lie_on_the_bottle(defect, size):
 
 def test_bottle_breaks_are_on_the_lip_and_contamination_on_the_shoulder():
     # The lip, the bright ring around the mouth, lies between about 0.34 and 0.46 bottle radii.
-    for defect in SYNTHETIC_DEFECTS["bottle"]:
+    for defect in DEFECTS["bottle"]:
         for index in range(6):
             sample = render_sample("bottle", defect, seed=0, index=index, image_size=256)
             bottle = _bottle_region(sample.clean)
@@ -252,7 +247,7 @@ def test_replaces_its_own_tree_but_never_other_folders(tmp_path):
     (real / "leather" / "train" / "good").mkdir(parents=True)
     (real / "leather" / "train" / "good" / "000.png").write_bytes(b"precious")
     with pytest.raises(MetricadError, match="refusing"):
-        generate_synthetic(real, image_size=SIZE, counts=SMALL, progress=False)
+        generate(real, image_size=SIZE, counts=SMALL, progress=False)
     assert (real / "leather" / "train" / "good" / "000.png").read_bytes() == b"precious"
 
 
@@ -269,5 +264,5 @@ def test_replaces_its_own_tree_but_never_other_folders(tmp_path):
 )
 def test_argument_errors(tmp_path, arguments, message):
     with pytest.raises(MetricadError, match=message):
-        generate_synthetic(tmp_path, **({"progress": False} | arguments))
+        generate(tmp_path, **({"progress": False} | arguments))
     assert not any(tmp_path.iterdir())

@@ -1,0 +1,152 @@
+"""How much does one training run's result owe to its seed? Trains the demo (after
+`dvc repro resize`) for several seeds under both protocols and prints each run's test image
+AUROC (softmax, kNN, Gaussian), then mean ± sd and min per protocol, recipe and epoch count.
+
+- article: good images + half of each defect type in training;
+- good-only: MVTec's protocol, train/good only with CutPaste anomalies, the whole test set;
+both with the committed split.seed and split.validation_fraction (held out, unused here).
+
+A recipe is a set of train params (`--recipe name:key=value,key=value`); `article` and
+`default` are built in. A recipe whose learning rate does not depend on the epoch count and
+that averages no weights (the article's) is trained once to the largest epoch count and
+measured at each smaller one on the way: the weights are those a shorter run would end with.
+
+    python scripts/seed_survey.py --seeds 0 1 2 3 4 --epochs 300 500 1000 \
+        [--protocols article good-only] [--recipes article default] [--device cpu]
+"""
+
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
+import argparse
+import copy
+import dataclasses
+import time
+
+import numpy as np
+
+from metricad.data import labels_tensor, load_image_tensor
+from metricad.errors import run_stage
+from metricad.inference import embed_and_score
+from metricad.layout import read_manifest, split_manifest
+from metricad.metrics import auroc_by_defect
+from metricad.params import load_params
+from metricad.paths import RESIZED_MANIFEST
+from metricad.runtime import make_deterministic, select_device
+from metricad.scores import SCORES, anomaly_scores
+from metricad.torch_model import arch_from_params, model_from_arch
+from metricad.training import train
+
+RECIPES = {
+    "article": {"lr_schedule": "constant", "warmup_epochs": 0, "ema_decay": 0.0},
+    "default": {},
+}
+PROTOCOLS = {  # split.anomalous_train_fraction, train.synthetic_anomalies
+    "article": (0.5, "none"),
+    "good-only": (0.0, "cutpaste"),
+}
+
+
+def parse_recipe(text: str) -> tuple[str, dict]:
+    if text in RECIPES:
+        return text, RECIPES[text]
+    name, _, items = text.partition(":")
+    changes = {}
+    for item in filter(None, items.split(",")):
+        key, value = item.split("=")
+        changes[key] = type(getattr(load_params().train, key))(value)
+    return name, changes
+
+
+def test_aurocs(model, manifest, train_rows, test_rows, params, device) -> dict[str, float]:
+    rows = manifest.loc[list(train_rows.index) + list(test_rows.index)]
+    embeddings, probabilities = embed_and_score(
+        model, load_image_tensor(rows), params.train.inference_batch_size, device, progress=False
+    )
+    is_test = np.arange(len(rows)) >= len(train_rows)
+    reference = ~is_test & (rows["label"].to_numpy() == 0)
+    report = anomaly_scores(
+        SCORES, embeddings, probabilities[:, 1], reference, params.evaluate.knn_k
+    )
+    labels, defects = rows["label"].to_numpy()[is_test], rows["defect"].to_numpy()[is_test]
+    return {
+        name: auroc_by_defect(labels, report.scores[name][is_test], defects)["auroc"]
+        for name in SCORES
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", nargs="+", type=int, default=[300])
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    parser.add_argument("--recipes", nargs="+", default=["article", "default"])
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    params = load_params()
+    device = select_device(args.device or params.train.device)
+    manifest = read_manifest(RESIZED_MANIFEST)
+    results: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    for name, changes in map(parse_recipe, args.recipes):
+        for protocol in args.protocols:
+            fraction, synthetic = PROTOCOLS[protocol]
+            split = split_manifest(
+                manifest, fraction, params.split.seed, params.split.validation_fraction
+            )["split"]
+            train_rows, test_rows = manifest[split == "train"], manifest[split == "test"]
+            images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
+            train_params = dataclasses.replace(
+                params.train, **({"synthetic_anomalies": synthetic} | changes)
+            )
+            shared = train_params.lr_schedule == "constant" and train_params.ema_decay == 0
+            runs = [max(args.epochs)] if shared else sorted(args.epochs)
+            for seed in args.seeds:
+                seeded = dataclasses.replace(train_params, seed=seed)
+                for epochs in runs:
+                    make_deterministic(seed)
+                    model = model_from_arch(arch_from_params(params))
+                    snapshots = {}
+
+                    def keep(row, model=model, snapshots=snapshots):
+                        if row["epoch"] in args.epochs:
+                            snapshots[row["epoch"]] = copy.deepcopy(model.state_dict())
+
+                    start = time.perf_counter()
+                    train(
+                        model,
+                        images,
+                        labels,
+                        seeded,
+                        epochs,
+                        device,
+                        progress=False,
+                        on_epoch=keep if shared else None,
+                    )
+                    seconds = time.perf_counter() - start
+                    for measured in sorted(snapshots) if shared else [epochs]:
+                        if shared:
+                            model.load_state_dict(snapshots[measured])
+                        aurocs = test_aurocs(model, manifest, train_rows, test_rows, params, device)
+                        results.setdefault((protocol, name, measured), []).append(aurocs)
+                        cells = " ".join(f"{k}={v:.3f}" for k, v in aurocs.items())
+                        print(
+                            f"{protocol:9s} {name:10s} seed {seed} {measured:5d} ep "
+                            f"({seconds:5.0f} s) {cells}",
+                            flush=True,
+                        )
+    print("\n| protocol | recipe | epochs | " + " | ".join(SCORES) + " | best per seed (min) |")
+    print("|---|---|---|" + "---|" * len(SCORES) + "---|")
+    for (protocol, name, epochs), rows in results.items():
+        table = np.array([[row[s] for s in SCORES] for row in rows], dtype=float)
+        cells = [
+            f"{m:.3f} ± {s:.3f}" for m, s in zip(table.mean(0), table.std(0, ddof=1), strict=True)
+        ]
+        print(
+            f"| {protocol} | {name} | {epochs} | "
+            + " | ".join(cells)
+            + f" | {np.nanmax(table, axis=1).min():.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,141 @@
+"""dvc.yaml tells the truth about every stage: its code deps are exactly the stage script and
+the library modules it imports (the whole import closure), and its params cover every param it
+reads and nothing it does not. A module or param missing there would let `dvc repro` call
+stale outputs up to date; one too many reruns a stage for nothing."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+LIBRARY = "metricad"
+# numerics.py reads these from params.yaml itself, before the params are loaded (they pin the
+# libraries' kernels and threads at import): every stage that imports it reads them.
+NUMERICS = ("src/metricad/numerics.py", {"train.threads", "train.cpu_kernels"})
+
+
+def _module_file(src: Path, dotted: str) -> Path | None:
+    path = src.joinpath(*dotted.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(file: Path, src: Path) -> set[Path]:
+    """The library files a file imports directly (`import metricad.x`, `from metricad.x import
+    y`, `from metricad import x`; a package's import includes its __init__)."""
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for name in names:
+            if name == LIBRARY or name.startswith(f"{LIBRARY}."):
+                parts = name.split(".")
+                # A package on the way (metricad.report.tables) imports its __init__ too.
+                for depth in range(2, len(parts) + 1):
+                    module = _module_file(src, ".".join(parts[:depth]))
+                    if module is not None:
+                        found.add(module)
+    return found - {src / LIBRARY / "__init__.py"}
+
+
+def import_closure(script: Path, src: Path) -> set[Path]:
+    """Every library file `script` runs: its imports, theirs, and so on."""
+    closure: set[Path] = set()
+    todo = [script]
+    while todo:
+        for module in _imported(todo.pop(), src) - closure:
+            closure.add(module)
+            todo.append(module)
+    return closure
+
+
+def dag_problems(
+    stages: dict, closures: dict[str, set[str]], reads: dict[str, set[str]]
+) -> list[str]:
+    """What dvc.yaml's `stages` get wrong, one line each: `closures` maps a stage to the code
+    files it runs (relative paths), `reads` to the params it read."""
+    problems = []
+    for name, stage in stages.items():
+        deps = {str(dep) for dep in stage.get("deps", [])}
+        code = {dep for dep in deps if dep.endswith(".py")}
+        for missing in sorted(closures[name] - code):
+            problems.append(f"stage {name} runs {missing}, which its deps do not list")
+        for extra in sorted(code - closures[name]):
+            problems.append(f"stage {name} lists {extra} in its deps but does not run it")
+        declared, read = stage.get("params", []), reads[name]
+
+        def covers(entry: str, key: str) -> bool:
+            return key == entry or key.startswith(f"{entry}.")
+
+        for key in sorted(read):
+            if not any(covers(entry, key) for entry in declared):
+                problems.append(f"stage {name} reads param {key}, which its params do not list")
+        for entry in declared:
+            if not any(covers(entry, key) for key in read):
+                problems.append(f"stage {name} lists param {entry} but reads none of it")
+    return problems
+
+
+def _pipeline(repo: Path, reads_dir: Path) -> tuple[dict, dict, dict]:
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    closures, reads = {}, {}
+    for name, stage in stages.items():
+        script = repo / stage["cmd"].split()[-1]
+        files = {script, *import_closure(script, repo / "src")}
+        closures[name] = {str(f.relative_to(repo)) for f in files}
+        reads[name] = set((reads_dir / f"{script.stem}.txt").read_text().split())
+        if NUMERICS[0] in closures[name]:
+            reads[name] |= NUMERICS[1]
+    return stages, closures, reads
+
+
+@pytest.mark.slow
+def test_dvc_yaml_declares_what_every_stage_imports_and_reads(tiny_run):
+    stages, closures, reads = _pipeline(REPO, tiny_run["reads"])
+    assert set(stages) == set(closures) and all(reads.values())
+    assert dag_problems(stages, closures, reads) == []
+
+
+def test_an_undeclared_import_or_param_is_named():
+    stages = {
+        "embed": {
+            "deps": ["stages/embed.py", "src/metricad/inference.py", "src/metricad/tsne.py"],
+            "params": ["model", "train.seed"],
+        }
+    }
+    closures = {"embed": {"stages/embed.py", "src/metricad/inference.py", "src/metricad/data.py"}}
+    reads = {"embed": {"model.head", "train.seed", "epochs"}}
+    assert dag_problems(stages, closures, reads) == [
+        "stage embed runs src/metricad/data.py, which its deps do not list",
+        "stage embed lists src/metricad/tsne.py in its deps but does not run it",
+        "stage embed reads param epochs, which its params do not list",
+    ]
+    reads["embed"] = {"model.head"}
+    assert dag_problems(stages, closures, reads)[-1] == (
+        "stage embed lists param train.seed but reads none of it"
+    )
+
+
+def test_import_closure_follows_imports_through_the_library(tmp_path):
+    library = tmp_path / "src" / LIBRARY
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text("")
+    (library / "a.py").write_text("from metricad import b\n")
+    (library / "b.py").write_text("import metricad.c as c\nimport numpy\n")
+    (library / "c.py").write_text("")
+    (library / "unused.py").write_text("")
+    script = tmp_path / "stage.py"
+    script.write_text("import metricad.a  # noqa\n")
+    assert import_closure(script, tmp_path / "src") == {
+        library / n for n in ("a.py", "b.py", "c.py")
+    }

@@ -1,0 +1,141 @@
+"""`python -m metricad.predict`, the Detector and the ONNX export on the shared tiny run: the
+same scores as the pipeline's own (bit for bit), new images of any size, one clear line for
+every bad input."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import make_mvtec_tree
+from test_pipeline import _run
+
+from metricad.detector import Detector
+from metricad.scores import load_scoring
+
+pytestmark = pytest.mark.slow
+
+
+def _predict(project: Path, *args: str, check: bool = True):
+    return _run([sys.executable, "-m", "metricad.predict", *args], project, check=check)
+
+
+def _pipeline_scores(project: Path) -> pd.DataFrame:
+    """What the evaluate stage scores, per test image: the stored scoring applied to the
+    embed stage's embeddings, keyed by <defect>/<file name>."""
+    predictions = pd.read_csv(project / "data/embeddings/predictions.csv", keep_default_na=False)
+    scoring, _ = load_scoring(project / "models/scorer.npz")
+    embeddings = np.load(project / "data/embeddings/embeddings.npy")
+    scores = pd.DataFrame(scoring.scores(embeddings, predictions["prob_anomalous"].to_numpy()))
+    scores.index = ["/".join(Path(p).parts[-2:]) for p in predictions["path"]]
+    return scores[(predictions["split"] == "test").to_numpy()]
+
+
+def test_predict_on_the_test_images_gives_the_pipelines_scores_bit_for_bit(tiny_run, tmp_path):
+    project = tiny_run["project"]
+    # The original (unresized) test images: predict resizes them as the resize stage did.
+    test_folder = project / "data/prepared/synthetic/leather/test"
+    done = _predict(project, str(test_folder), "--out", str(tmp_path / "out"))
+    assert done.stdout.strip().splitlines()[-1].startswith("predict: ")
+    table = pd.read_csv(tmp_path / "out/predictions.csv")
+    table.index = ["/".join(Path(p).parts[-2:]) for p in table["path"]]
+    expected = _pipeline_scores(project)
+    # The folder also holds the defect images the split put in training.
+    assert len(table) == len(list(test_folder.rglob("*.png")))
+    assert set(expected.index) <= set(table.index)
+    for name in expected.columns:
+        assert (table.loc[expected.index, name].to_numpy() == expected[name].to_numpy()).all(), name
+    assert table["normalized"].between(0, 1).all()
+    assert len(list((tmp_path / "out/heatmaps").glob("*.png"))) == len(table)
+
+
+def test_new_images_of_another_size_and_a_broken_file(tiny_run, tmp_path):
+    project = tiny_run["project"]
+    folder = make_mvtec_tree(tmp_path / "new", size=80, counts={"test_good": 3, "cut": 2})
+    (folder / "test" / "cut" / "broken.png").write_text("not an image")
+    done = _predict(project, str(folder / "test"), "--out", str(tmp_path / "out"), check=False)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.png: not an image" in errors[0]
+    table = pd.read_csv(tmp_path / "out/predictions.csv")
+    assert len(table) == 5 and list(table.columns) == [
+        "path",
+        "softmax",
+        "knn",
+        "gaussian",
+        "normalized",
+        "anomalous",
+        "heatmap",
+    ]
+    assert sorted(p.name for p in (tmp_path / "out/heatmaps").glob("*.png")) == [
+        "000-1.png",
+        "000.png",
+        "001-1.png",
+        "001.png",
+        "002.png",
+    ]
+    assert "5 image(s) scored" in done.stdout and "1 unreadable" in done.stdout
+
+    # The same from Python.
+    detector = Detector.load(project / "models")
+    from metricad.images import load_rgb
+
+    paths = [Path(p) for p in table["path"]]
+    result = detector.predict([load_rgb(p) for p in paths])
+    for name in ("softmax", "knn", "gaussian", "normalized"):
+        np.testing.assert_array_equal(result.table[name].to_numpy(), table[name].to_numpy())
+
+
+def test_bad_inputs_are_one_line(tiny_run, tmp_path):
+    project = tiny_run["project"]
+    image = project / "data/prepared/synthetic/leather/test/good/000.png"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other = tmp_path / "other-version"
+    shutil.copytree(project / "models", other)
+    checkpoint = torch.load(other / "model.pt", weights_only=True)
+    checkpoint["format"] = "metricad-checkpoint/0"
+    torch.save(checkpoint, other / "model.pt")
+    cases = {
+        (str(image), "--model", str(tmp_path / "nowhere")): "model.pt: checkpoint not found",
+        (str(empty),): "empty: folder holds no image",
+        (str(tmp_path / "*.jpg"),): "no such file, folder or matching files",
+        (str(image), "--model", str(other)): "written by another metricad version",
+    }
+    for args, message in cases.items():
+        done = _predict(project, *args, "--out", str(tmp_path / "out"), check=False)
+        assert done.returncode == 1, args
+        assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    (other / "model.pt").unlink()
+    shutil.copy(project / "models/model.pt", other / "model.pt")
+    (other / "scorer.npz").write_bytes(b"broken")
+    done = _predict(project, str(image), "--model", str(other), check=False)
+    assert done.returncode == 1 and "scorer.npz: not a readable scorer" in done.stderr
+
+
+def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    project = tiny_run["project"]
+    out = tmp_path / "model.onnx"
+    done = _run([sys.executable, "-m", "metricad.export", "--out", str(out)], project)
+    assert "wrote" in done.stdout
+    detector = Detector.load(project / "models", "cpu")
+    folder = project / "data/prepared/synthetic/leather/test"
+    from metricad.images import load_rgb
+
+    images = [load_rgb(p) for p in sorted(folder.rglob("*.png"))]
+    result = detector.predict(images, heatmaps=False)
+    session = onnxruntime.InferenceSession(str(out))
+    batch = np.ascontiguousarray(result.images.transpose(0, 3, 1, 2))
+    embedding, *scores = session.run(None, {"image": batch})
+    assert embedding.shape == (len(images), 32)
+    # Measured: at most 2e-6 (softmax, which predict rounds to 6 decimals) and a relative 3e-7.
+    np.testing.assert_allclose(scores[0], result.table["softmax"], atol=5e-6)
+    for name, values in zip(("knn", "gaussian"), scores[1:], strict=True):
+        np.testing.assert_allclose(values, result.table[name], rtol=1e-5, err_msg=name)

@@ -100,7 +100,7 @@ def test_the_kernel_free_rewrites_compute_the_textbook_formulas():
         head.min_scale = -100.0  # unclamped, to compare the formula itself
         head._update_scale(cosines, labels)
         assert float(head.scale.detach()) == pytest.approx(
-            float(expected.clamp(max=64.0)), rel=1e-5
+            float(expected.detach().clamp(max=64.0)), rel=1e-5
         )
     arcface = ArcFace(16, 2, scale=1.0, margin=0.5).train()
     theta = torch.acos(arcface.cosines(embeddings).clamp(-1 + 1e-7, 1 - 1e-7))

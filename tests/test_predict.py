@@ -15,7 +15,9 @@ import torch
 from conftest import make_mvtec_tree
 from test_pipeline import _run
 
+from metricad import predict
 from metricad.detector import Detector
+from metricad.errors import run_stage
 from metricad.scores import load_scoring
 
 pytestmark = pytest.mark.slow
@@ -23,6 +25,15 @@ pytestmark = pytest.mark.slow
 
 def _predict(project: Path, *args: str, check: bool = True):
     return _run([sys.executable, "-m", "metricad.predict", *args], project, check=check)
+
+
+def _predict_here(capsys, *args: str) -> str:
+    """`python -m metricad.predict ARGS` in this process: its stderr, after checking that it
+    exited with status 1."""
+    with pytest.raises(SystemExit) as exit_:
+        run_stage(lambda: predict.main(args))
+    assert exit_.value.code == 1
+    return capsys.readouterr().err
 
 
 def _pipeline_scores(project: Path) -> pd.DataFrame:
@@ -91,8 +102,9 @@ def test_new_images_of_another_size_and_a_broken_file(tiny_run, tmp_path):
         np.testing.assert_array_equal(result.table[name].to_numpy(), table[name].to_numpy())
 
 
-def test_bad_inputs_are_one_line(tiny_run, tmp_path):
+def test_bad_inputs_are_one_line(tiny_run, tmp_path, capsys, monkeypatch):
     project = tiny_run["project"]
+    monkeypatch.chdir(project)  # as the command runs: models/ in the project
     image = project / "data/prepared/synthetic/leather/test/good/000.png"
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -101,22 +113,23 @@ def test_bad_inputs_are_one_line(tiny_run, tmp_path):
     checkpoint = torch.load(other / "model.pt", weights_only=True)
     checkpoint["format"] = "metricad-checkpoint/0"
     torch.save(checkpoint, other / "model.pt")
+    # The command once as a user runs it (a fresh process), the other cases in this one.
+    done = _predict(project, str(image), "--model", str(tmp_path / "nowhere"), check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "model.pt: checkpoint not found" in done.stderr
     cases = {
-        (str(image), "--model", str(tmp_path / "nowhere")): "model.pt: checkpoint not found",
         (str(empty),): "empty: folder holds no image",
         (str(tmp_path / "*.jpg"),): "no such file, folder or matching files",
         (str(image), "--model", str(other)): "written by another metricad version",
     }
     for args, message in cases.items():
-        done = _predict(project, *args, "--out", str(tmp_path / "out"), check=False)
-        assert done.returncode == 1, args
-        assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr
+        stderr = _predict_here(capsys, *args, "--out", str(tmp_path / "out"))
+        assert stderr.count("\n") == 1 and message in stderr, stderr
     (other / "model.pt").unlink()
     shutil.copy(project / "models/model.pt", other / "model.pt")
     (other / "scorer.npz").write_bytes(b"broken")
-    done = _predict(project, str(image), "--model", str(other), check=False)
-    assert done.returncode == 1 and "scorer.npz: not a readable scorer" in done.stderr
+    stderr = _predict_here(capsys, str(image), "--model", str(other))
+    assert "scorer.npz: not a readable scorer" in stderr
 
 
 def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):

@@ -189,14 +189,14 @@ def test_good_only_training_end_to_end(tmp_path):
     assert "scores.gaussian.auroc" in diff.get("metrics/evaluate.json", {})
 
 
-def test_mvtec_source_end_to_end(tmp_path):
+def test_mvtec_source_is_split_with_a_validation_share(tmp_path):
     root = tmp_path / "mvtec"
     make_mvtec_tree(
         root, "leather", size=96, counts={"train_good": 8, "test_good": 4, "color": 4, "cut": 4}
     )
     params = _merge(json.loads(json.dumps(TINY)), {"data": {"source": "mvtec", "root": str(root)}})
     project = _project(tmp_path, params)
-    _run(["dvc", "repro"], project)
+    _run(["dvc", "repro", "prepare"], project)  # the rest runs on MVTec trees in test_small_data
     data = json.loads((project / "metrics" / "data.json").read_text())
     # split.validation_fraction 0.2 of the 8 good training images is held out.
     assert data["images"]["train"] == {"good": 6, "color": 2, "cut": 2}
@@ -212,9 +212,11 @@ def test_user_mistake_is_one_line_and_nonzero(tmp_path):
     assert not (project / "data").exists()
 
 
-def test_gradcam_stage_refuses_a_checkpoint_without_its_head(tmp_path):
-    project = _project(tmp_path, TINY)
-    _run(["dvc", "repro", "train"], project)
+def test_gradcam_stage_refuses_a_checkpoint_without_its_head(tiny_run, tmp_path):
+    # A copy of the shared tiny run: its checkpoint is damaged here.
+    project = tmp_path / "project"
+    shutil.copytree(tiny_run["project"], project, symlinks=True)
+    written = (project / "metrics" / "gradcam.json").read_bytes()
     model = project / "models" / "model.pt"
     checkpoint = torch.load(model, weights_only=True)
     del checkpoint["state_dict"]["head.weight"]
@@ -222,7 +224,7 @@ def test_gradcam_stage_refuses_a_checkpoint_without_its_head(tmp_path):
     done = _run([sys.executable, "stages/gradcam.py"], project, check=False)
     assert done.returncode == 1
     assert "missing tensor(s) head.weight" in done.stderr
-    assert not (project / "metrics" / "gradcam.json").exists()
+    assert (project / "metrics" / "gradcam.json").read_bytes() == written
 
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path):

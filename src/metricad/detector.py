@@ -67,7 +67,7 @@ class Detector:
         model, trained_with = read_checkpoint(folder / MODEL_FILE)
         scoring, record = load_scoring(folder / SCORER_FILE)
         if batch_size is None:
-            batch_size = trained_with.get("train", {}).get("inference_batch_size", 64)
+            batch_size = trained_with["train"]["inference_batch_size"]
         return cls(model, scoring, tuple(record["cam"]), select_device(device), batch_size)
 
     def predict(self, images: list[np.ndarray], heatmaps: bool = True) -> Predictions:

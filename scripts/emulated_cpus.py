@@ -3,7 +3,7 @@ processors: another vendor, other cache sizes, another model number. The expecte
 tests/test_golden.py's; each CPU model gets "all N steps match" or its first difference.
 
 Needs qemu-user (Debian: `apt-get install qemu-user`); QEMU 7.2 emulates AVX2 but not AVX-512,
-and each model takes a few minutes (two run at a time).
+and each model is slow: `--cpus Haswell-v4 --jobs 1` took 35 min on a 2-core AMD EPYC Zen 3.
 
     python scripts/emulated_cpus.py [--cpus Haswell-v4 EPYC-Milan ...] [--jobs 2]
 """

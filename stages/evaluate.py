@@ -35,7 +35,7 @@ def main() -> None:
         )
         for scope, rows in (
             ("test", test),
-            ("all", predictions[predictions["split"] != "validation"]),
+            ("train_and_test", predictions[predictions["split"] != "validation"]),
         )
     }
     # The embedding scores measure distance to the good training images, so only test

@@ -35,9 +35,9 @@ def main() -> None:
     model = model_from_arch(arch_from_params(params))
     load_backbone_weights(model, params.model.weights)
     fingerprint = resume_fingerprint(params, images, labels)
-    resume = load_training_state(TRAIN_STATE, fingerprint)
+    resume = load_training_state(TRAIN_STATE, fingerprint, params.epochs)
     if resume is not None:
-        print(f"train: resuming from epoch {resume.epoch} ({TRAIN_STATE})")
+        print(f"train: continuing from the state of epoch {resume.epoch} ({TRAIN_STATE})")
 
     # DVCLive rewrites its metrics.json and appends to its plots after every epoch, so
     # `dvc exp show` follows a running (or queued) experiment, and `dvc plots show` one

@@ -55,6 +55,9 @@ def test_table_shows_differing_params_and_rounded_metrics():
     assert rows["evaluate", "test.errors"] == ("", "2")
     # A metric nobody has is still a row, with empty cells.
     assert rows["tsne", "silhouette.all"] == ("", "")
+    # The softmax figures over train + test are named so, never a bare "all" beside test.*.
+    assert rows["evaluate", "train_and_test.auroc"] == ("", "")
+    assert not [key for source, key in rows if source == "evaluate" and key.startswith("all.")]
     assert rows["train", "best_test_accuracy_epoch"] == ("", "")
 
     names, table = _rows(render_markdown(columns, build_table(columns)))
@@ -226,3 +229,57 @@ def test_seed_rows_give_mean_sample_sd_and_min_per_setting():
 
 def test_a_revision_report_reads_every_file_the_rows_come_from():
     assert {path for _, path, _ in METRIC_ROWS} == set(METRICS_FILES)
+
+
+def _cell(folder: Path, setting: str, seed: int, epochs: int, gaussian: float) -> None:
+    cell = {
+        "setting": setting,
+        "seed": seed,
+        "epochs": epochs,
+        "commit": "c" * 40,
+        "metrics": {
+            "metrics/evaluate.json": {"scores": {"gaussian": {"auroc": gaussian}}},
+            "metrics/tsne.json": {"silhouette": {"test": {"embedding": 0.5}}},
+        },
+    }
+    path = folder / setting / f"seed{seed}-{epochs}ep.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cell), encoding="utf-8")
+
+
+def test_survey_cells_give_a_table_per_setting_and_epoch_count(tmp_path):
+    survey = tmp_path / "survey"
+    for seed, gaussian in enumerate([0.9, 0.7]):
+        _cell(survey, "article", seed, 300, gaussian)
+    _cell(survey, "article", 0, 1000, 0.8)
+    _cell(survey, "good-only", 0, 300, 0.95)
+    (survey / ".states").mkdir()  # the runner's training states are no cells
+    (survey / ".states" / "x.json").write_text("{}", encoding="utf-8")
+    out = tmp_path / "out"
+    done = _run(
+        [sys.executable, "-m", "metricad.compare", "--survey", str(survey), "--out", str(out)],
+        tmp_path,
+    )
+    assert "3 table(s)" in done.stdout
+    tables = {t["group"]: t for t in json.loads((out / "benchmark.json").read_text())}
+    assert list(tables) == [
+        "setting=article, epochs=300",
+        "setting=article, epochs=1000",
+        "setting=good-only, epochs=300",
+    ]
+    short = tables["setting=article, epochs=300"]
+    assert list(short["rows"]) == ["0", "1"]
+    assert short["mean"]["image AUROC gaussian"] == pytest.approx(0.8)
+    assert short["mean"]["silhouette 512-d (test)"] == 0.5
+    assert "| **sd** |" in (out / "benchmark.md").read_text()
+
+
+def test_survey_refuses_a_folder_without_cells(tmp_path):
+    done = _run(
+        [sys.executable, "-m", "metricad.compare", "--survey", str(tmp_path / "none")],
+        tmp_path,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: --survey ")
+    assert "no cell files" in done.stderr

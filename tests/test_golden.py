@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -102,6 +103,21 @@ def test_first_difference_names_the_earliest_step():
     message = first_difference([("a", "1"), ("b", "9"), ("c", "8")], expected)
     assert message.startswith("first step that differs: 'b' (expected 2, got 9); 1 later")
     assert "'a'" not in first_difference([("a", "1")], expected)
+
+
+def test_help_prints_usage_without_computing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "metricad.golden", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,  # the import of torch; the chain itself is never started
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m metricad.golden")
+    assert "The golden computation" in done.stdout
+    assert not re.search(r"^[0-9a-f]{32}  ", done.stdout, re.MULTILINE), "it ran the chain"
 
 
 @pytest.mark.skipif(

@@ -93,6 +93,7 @@ def test_demo_pipeline_end_to_end(tiny_run):
     assert set(metrics) == {"data.json", "train.json", "tsne.json", "gradcam.json", "evaluate.json"}
     evaluate = json.loads(metrics["evaluate.json"])
     assert {"accuracy", "errors", "precision", "recall", "f1", "auroc"} <= set(evaluate["test"])
+    assert "train_and_test" in evaluate and "all" not in evaluate  # not read as a test result
     assert set(evaluate["scores"]) == {"softmax", "knn", "gaussian"}
     assert "silhouette" in json.loads(metrics["tsne.json"])
     for name in ("train", "test", "all"):

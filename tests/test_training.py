@@ -13,9 +13,9 @@ from metricad.checkpoint import load_backbone_weights, load_checkpoint, save_che
 from metricad.data import augment
 from metricad.errors import MetricadError
 from metricad.params import params_from_dict
-from metricad.resume import TrainingState, load_training_state, save_training_state
+from metricad.resume import load_training_state, resume_fingerprint, save_training_state
 from metricad.torch_model import arch_from_params, model_from_arch
-from metricad.training import batches, learning_rate, train
+from metricad.training import TrainingState, batches, learning_rate, train
 
 PARAMS = params_from_dict(
     {
@@ -97,10 +97,70 @@ def test_training_state_file_round_trip_and_fingerprint(tmp_path):
     _run(save_state=saved.append, save_every=2)
     path = tmp_path / "state.pt"
     save_training_state(path, saved[0], "abc")
-    loaded = load_training_state(path, "abc")
+    loaded = load_training_state(path, "abc", epochs=4)
     assert loaded is not None and loaded.epoch == 2
-    assert load_training_state(path, "other params") is None
-    assert load_training_state(tmp_path / "none.pt", "abc") is None
+    assert load_training_state(path, "other params", epochs=4) is None
+    assert load_training_state(tmp_path / "none.pt", "abc", epochs=4) is None
+    # A state past the run's epoch count is not where that run passes.
+    assert load_training_state(path, "abc", epochs=1) is None
+
+
+# The default recipe's shape: warm-up, then a constant rate, with the weight average.
+CONSTANT = dataclasses.replace(PARAMS.train, lr_schedule="constant", warmup_epochs=1)
+
+
+def _train_for(epochs: int, **kwargs) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+    model = _fresh_model()
+    images, labels = _data()
+    history = train(
+        model, images, labels, CONSTANT, epochs, torch.device("cpu"), progress=False, **kwargs
+    )
+    return model, history
+
+
+def _weights_at(state: TrainingState) -> dict[str, torch.Tensor]:
+    """The weights a run that ended at `state` hands back: the average, when there is one."""
+    if state.average is None:
+        return state.model
+    prefix = "module."
+    return {k[len(prefix) :]: v for k, v in state.average.items() if k.startswith(prefix)}
+
+
+def test_snapshot_of_a_longer_run_is_the_shorter_run_byte_for_byte():
+    """With a schedule that ignores the epoch count, the 3-epoch state of a 7-epoch run is a
+    3-epoch run (the survey measures 300 and 500 epochs inside one 1000-epoch run), and a
+    finished 3-epoch run continued to 7 epochs is the 7-epoch run, history included."""
+    assert CONSTANT.ema_decay > 0 and CONSTANT.monitor_every == 3
+    states: list[TrainingState] = []
+    long_model, long_history = _train_for(7, save_state=states.append, save_every=3)
+    short_model, short_history = _train_for(3, monitor=_data())
+    at_three = _weights_at(next(s for s in states if s.epoch == 3))
+    for key, tensor in short_model.state_dict().items():
+        assert torch.equal(tensor, at_three[key]), key
+
+    short_states: list[TrainingState] = []
+    _train_for(2, monitor=_data(), save_state=short_states.append)  # monitors epoch 2 (its last)
+    torch.manual_seed(123)  # another process
+    continued, continued_history = _train_for(7, monitor=_data(), resume=short_states[-1])
+    fresh, fresh_history = _train_for(7, monitor=_data())
+    assert continued_history == fresh_history
+    assert [row["epoch"] for row in fresh_history if "test_loss" in row] == [3, 6, 7]
+    for key, tensor in fresh.state_dict().items():
+        assert torch.equal(tensor, continued.state_dict()[key]), key
+    assert any(not torch.equal(t, long_model.state_dict()[k]) for k, t in at_three.items())
+
+
+def test_fingerprint_ignores_the_epoch_count_only_when_the_schedule_does():
+    images, labels = _data()
+
+    def fingerprint(epochs: int, schedule: str) -> str:
+        params = dataclasses.replace(
+            PARAMS, epochs=epochs, train=dataclasses.replace(CONSTANT, lr_schedule=schedule)
+        )
+        return resume_fingerprint(params, images, labels)
+
+    assert fingerprint(300, "constant") == fingerprint(1000, "constant")
+    assert fingerprint(300, "cosine") != fingerprint(1000, "cosine")
 
 
 def test_checkpoint_round_trip_in_eval_mode(tmp_path):

@@ -3,12 +3,14 @@ comparison as one table (compare.md) and one self-contained page with the maps (
 
     python -m metricad.compare [EXP_OR_REV ...] [--out DIR]
     python -m metricad.compare --rows data.category [EXP_OR_REV ...] [--out DIR]
+    python -m metricad.compare --survey surveys/epochs [--rows train.seed] [--out DIR]
 
 With no names it compares every finished experiment of the workspace baseline, oldest first.
 `--rows PARAM` writes the benchmark view instead (benchmark.{md,html,json}): one row per value
 of PARAM (one per category for a category grid, one per seed for `--rows train.seed`), the
 headline metrics as columns and mean, sd and min rows; experiments that also differ in other
-params get one table per combination.
+params get one table per combination. `--survey DIR` draws the same view from the cell files
+of a survey (scripts/survey.py), one table per setting and epoch count.
 Everything comes from what DVC and git already store (`dvc exp show --json`, the experiment
 commits); nothing is retrained.
 """
@@ -21,7 +23,13 @@ from pathlib import Path
 
 from metricad.errors import MetricadError, run_stage
 from metricad.files import write_text
-from metricad.report.experiments import Experiment, experiments_shown, git_file, select_experiments
+from metricad.report.experiments import (
+    Experiment,
+    experiments_shown,
+    git_file,
+    select_experiments,
+    survey_experiments,
+)
 from metricad.report.render import (
     benchmark_json,
     render_benchmark_html,
@@ -60,7 +68,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="PARAM",
         help="benchmark view: a row per value of this param (e.g. data.category) and a mean",
     )
+    parser.add_argument(
+        "--survey",
+        type=Path,
+        metavar="DIR",
+        help="benchmark view of a survey's cell files (scripts/survey.py), rows by train.seed",
+    )
     args = parser.parse_args(argv)
+    if args.survey:
+        if args.names:
+            raise MetricadError("--survey reads its cells from DIR: name no experiments")
+        write_benchmark(survey_experiments(args.survey), args.rows or "train.seed", args.out)
+        return
     experiments = select_experiments(args.names, experiments_shown())
     if args.rows:
         write_benchmark(experiments, args.rows, args.out)

@@ -14,6 +14,7 @@ every CPU); nothing is read from disk.
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
 # isort: split
+import argparse
 import hashlib
 from collections.abc import Iterator
 
@@ -156,7 +157,13 @@ def run() -> Iterator[tuple[str, str]]:
     yield "t-SNE map", md5(tsne_map(embeddings, perplexity=5.0, seed=0, max_iter=250))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m metricad.golden",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(argv)
     for step, digest in run():
         print(f"{digest}  {step}", flush=True)
 

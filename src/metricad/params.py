@@ -100,6 +100,9 @@ class ModelParams(_Recorded):
     weights: str = "none"
     embedding_dim: int = _range(2, 8192, default=512)
     head: Literal["adacos", "arcface"] = "adacos"
+    # flatten: the article's neck, a Linear over the whole layer4 map (built for one image
+    # size); avgpool: the layer4 map averaged over its positions first.
+    neck: Literal["flatten", "avgpool"] = "flatten"
     dropout: float = _range(0.0, 0.99, default=0.5)
     adacos_min_scale: float = _range(0.0, 64.0, default=10.0)
     arcface_scale: float = _range(0.1, 128.0, default=30.0)
@@ -117,13 +120,13 @@ class TrainParams(_Recorded):
     momentum: float = _range(0.0, 1.0, default=0.9)
     # The recipe (docs/results.md: what each does to the spread over seeds). The article's:
     # lr_schedule constant, warmup_epochs 0, ema_decay 0.
-    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: int = _range(0, 100000, default=10)
     ema_decay: float = _range(0.0, 0.9999, default=0.99)
     augment: bool = True
     # Good images turned into synthetic anomalies in each batch (anomalies.py): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
-    synthetic_anomalies: SyntheticKind = "none"
+    synthetic_anomalies: SyntheticKind = "cutpaste"
     synthetic_share: float = _range(0.0, 1.0, default=0.5)
     # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo.
     synthetic_jitter: float = _range(0.0, 1.0, default=0.3)
@@ -137,7 +140,7 @@ class TrainParams(_Recorded):
     compile: bool = False
     # Epochs between passes over the test split (logged, never used for choices); the last
     # epoch is always monitored.
-    monitor_every: int = _range(1, 100000, default=5)
+    monitor_every: int = _range(1, 100000, default=10)
     # Batch of the eval-mode passes (test monitor, embed, gradcam): sized for the device, not a
     # training hyperparameter.
     inference_batch_size: int = _range(1, 4096, default=64)

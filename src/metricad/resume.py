@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from metricad.checkpoint import safe_load, save_torch_file
 from metricad.params import Params, trained_with
+from metricad.training import TrainingState, schedule_depends_on_epochs
 
 TRAINING_STATE_FORMAT = "metricad-training-state/1"
 # The modules whose code decides the trained weights: a state saved by other training code
@@ -21,22 +20,16 @@ TRAINING_STATE_FORMAT = "metricad-training-state/1"
 TRAINING_CODE = ("training.py", "torch_model.py", "anomalies.py", "data.py", "runtime.py")
 
 
-@dataclass
-class TrainingState:
-    """Everything needed to continue a run exactly where it stopped."""
-
-    epoch: int
-    model: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    shuffle_rng: torch.Tensor
-    torch_rng: torch.Tensor
-    history: list[dict[str, float]]
-    average: dict[str, torch.Tensor] | None = None  # the weight average, when there is one
-
-
 def resume_fingerprint(params: Params, images: torch.Tensor, labels: torch.Tensor) -> str:
-    """A state is valid only for the same params, training images, code and torch version."""
-    digest = hashlib.sha256(json.dumps(trained_with(params), sort_keys=True).encode())
+    """A state is valid only for the same params, training images, code and torch version.
+
+    The epoch count is left out when the learning rate does not depend on it: then a state
+    of a shorter run is where a longer one passes, and the longer run continues from it.
+    """
+    settings = trained_with(params)
+    if not schedule_depends_on_epochs(params.train):
+        del settings["epochs"]
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(images.numpy().tobytes())
     digest.update(labels.numpy().tobytes())
     for name in TRAINING_CODE:
@@ -53,14 +46,17 @@ def save_training_state(path: str | Path, state: TrainingState, fingerprint: str
     )
 
 
-def load_training_state(path: str | Path, fingerprint: str) -> TrainingState | None:
-    """The saved state if it belongs to this exact run (same params and data), else None."""
+def load_training_state(path: str | Path, fingerprint: str, epochs: int) -> TrainingState | None:
+    """The saved state if it belongs to this run (same params and data) and has not trained
+    past its `epochs`, else None."""
     if not Path(path).is_file():
         return None
     saved = safe_load(path, "training state")
     if not isinstance(saved, dict) or saved.get("format") != TRAINING_STATE_FORMAT:
         return None
     if saved.get("fingerprint") != fingerprint:
+        return None
+    if saved.get("epoch", epochs + 1) > epochs:
         return None
     fields = {f.name for f in dataclasses.fields(TrainingState)}
     return TrainingState(**{name: saved[name] for name in fields})

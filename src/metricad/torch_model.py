@@ -52,13 +52,20 @@ class ChannelDropout(nn.Module):
 
 
 class Encoder(nn.Module):
-    """ResNet18 conv1..layer4 -> BatchNorm2d -> Dropout2d -> flatten -> Linear -> BatchNorm1d.
+    """ResNet18 conv1..layer4 -> BatchNorm2d -> Dropout2d -> neck -> Linear -> BatchNorm1d.
 
-    The article's feature extractor. The Linear layer sees the whole layer4 map flattened,
-    so the encoder is built for one input size.
+    The article's neck ("flatten") gives the Linear layer the whole layer4 map, each position
+    its own weights, so the encoder is built for one input size. "avgpool" averages the map
+    over its positions first (ResNet's own head): a defect counts the same wherever it lies.
     """
 
-    def __init__(self, input_size: int, embedding_dim: int = 512, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        embedding_dim: int = 512,
+        dropout: float = 0.5,
+        neck: str = "flatten",
+    ) -> None:
         super().__init__()
         self.input_size = input_size
         resnet = torchvision.models.resnet18(weights=None)
@@ -72,11 +79,18 @@ class Encoder(nn.Module):
                 0
             ].shape
         self.backbone.train()
+        if neck == "avgpool":
+            pooling, features = [nn.AdaptiveAvgPool2d(1)], channels
+        elif neck == "flatten":
+            pooling, features = [], channels * height * width
+        else:
+            raise ValueError(f"unknown neck {neck!r}")
         self.neck = nn.Sequential(
             nn.BatchNorm2d(channels),
             ChannelDropout(dropout),
+            *pooling,
             nn.Flatten(),
-            nn.Linear(channels * height * width, embedding_dim),
+            nn.Linear(features, embedding_dim),
             nn.BatchNorm1d(embedding_dim),
         )
 
@@ -181,9 +195,11 @@ def build_model(
     adacos_min_scale: float = 10.0,
     arcface_scale: float = 30.0,
     arcface_margin: float = 0.5,
+    neck: str = "flatten",
 ) -> AnomalyNet:
-    """Build the network from its architecture description (the checkpoint's `arch`)."""
-    encoder = Encoder(input_size, embedding_dim, dropout)
+    """Build the network from its architecture description (the checkpoint's `arch`; one
+    written before `neck` existed is the article's flatten)."""
+    encoder = Encoder(input_size, embedding_dim, dropout, neck)
     if head == "adacos":
         metric_head: AdaCos | ArcFace = AdaCos(embedding_dim, num_classes, adacos_min_scale)
     elif head == "arcface":
@@ -201,6 +217,7 @@ def arch_from_params(params: Params) -> dict[str, Any]:
         "input_size": params.resize.size,
         "embedding_dim": model.embedding_dim,
         "head": model.head,
+        "neck": model.neck,
         "num_classes": len(CLASSES),
         "dropout": model.dropout,
         "adacos_min_scale": model.adacos_min_scale,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -16,9 +16,21 @@ from metricad.anomalies import corrupt_batch, kind_for_training
 from metricad.data import MIN_ROWS, augment, eval_batches, normalize
 from metricad.errors import MetricadError
 from metricad.params import Params, TrainParams
-from metricad.resume import TrainingState
 from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
+
+
+@dataclass
+class TrainingState:
+    """Everything needed to continue a run exactly where it stopped (resume.py saves it)."""
+
+    epoch: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    shuffle_rng: torch.Tensor
+    torch_rng: torch.Tensor
+    history: list[dict[str, float]]
+    average: dict[str, torch.Tensor] | None = None  # the weight average, when there is one
 
 
 def settings_for_data(
@@ -81,6 +93,13 @@ LIVE_NAMES = {
     "test_loss": "test/loss",
     "test_accuracy": "test/accuracy",
 }
+
+
+def schedule_depends_on_epochs(params: TrainParams) -> bool:
+    """Whether the learning rate of a step depends on the run's total epoch count (cosine).
+    When it does not, the first N epochs of a longer run are an N-epoch run, step for step:
+    a finished run can be continued to more epochs, and one long run measured on the way."""
+    return params.lr_schedule == "cosine"
 
 
 def learning_rate(params: TrainParams, step: int, total_steps: int, warmup_steps: int) -> float:
@@ -181,6 +200,10 @@ def train(
         shuffle_rng.set_state(resume.shuffle_rng)
         torch.set_rng_state(resume.torch_rng)
         history, start = list(resume.history), resume.epoch
+        if history and start < epochs and start % params.monitor_every:
+            # A shorter run monitored its last epoch off the cadence; continued, it is
+            # an epoch like any other (as in a run that was this long from the start).
+            history[-1] = {k: v for k, v in history[-1].items() if not k.startswith("test_")}
     amp = params.amp and device.type == "cuda"
     # Every image crosses to the device once, as uint8; the random draws (order, flips,
     # synthetic anomalies) stay on the CPU generator, so a run draws the same on any device.

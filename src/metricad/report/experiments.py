@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -136,6 +137,27 @@ def revision_experiment(name: str) -> Experiment | None:
         if raw is not None:
             files[path] = _parse_file(name, path, raw)
     return Experiment(name, sha, files.pop(PARAMS_FILE, None) or {}, files)
+
+
+def survey_experiments(folder: Path) -> list[Experiment]:
+    """The cells of a survey (scripts/survey.py): one experiment per cell file, with the
+    survey's dimensions as its params (setting, epochs, train.seed) and its metrics as run."""
+    paths = sorted(p for p in Path(folder).glob("*/*.json") if not p.parent.name.startswith("."))
+    if not paths:
+        raise MetricadError(f"--survey {folder}: no cell files (<setting>/seed<N>-<E>ep.json)")
+    experiments = []
+    for path in paths:
+        try:
+            cell = json.loads(path.read_text(encoding="utf-8"))
+            params = {
+                "setting": cell["setting"],
+                "epochs": cell["epochs"],
+                "train": {"seed": cell["seed"]},
+            }
+            experiments.append(Experiment(path.stem, cell["commit"], params, cell["metrics"]))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise MetricadError(f"{path}: not a survey cell ({error})") from None
+    return experiments
 
 
 def select_experiments(

@@ -27,10 +27,10 @@ METRIC_ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "test.recall_per_defect",
             "scores",
             "score_settings",
-            "all.accuracy",
-            "all.errors",
-            "all.auroc",
-            "all.f1",
+            "train_and_test.accuracy",
+            "train_and_test.errors",
+            "train_and_test.auroc",
+            "train_and_test.f1",
         ),
     ),
     (
@@ -127,6 +127,7 @@ BENCHMARK_COLUMNS = (
     ("AUPRO", "metrics/gradcam.json", "test.aupro"),
     ("pointing game", "metrics/gradcam.json", "test.pointing_game"),
     ("test errors", "metrics/evaluate.json", "test.errors"),
+    ("silhouette 512-d (test)", "metrics/tsne.json", "silhouette.test.embedding"),
 )
 EVALUATE_FILE = "metrics/evaluate.json"
 

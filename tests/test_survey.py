@@ -1,0 +1,34 @@
+"""scripts/survey.py: every setting is a valid params.yaml, and a cell is what it names."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metricad.params import params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("survey", ROOT / "scripts" / "survey.py")
+survey = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(survey)
+
+
+@pytest.mark.parametrize("setting", list(survey.SETTINGS))
+def test_each_setting_is_valid_params_with_the_cells_seed_and_epochs(setting):
+    base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = params_from_dict(survey.cell_params(base, setting, seed=7, epochs=500))
+    assert (params.train.seed, params.epochs) == (7, 500)
+    for key, value in survey.SETTINGS[setting].items():
+        section, name = key.split(".")
+        assert getattr(getattr(params, section), name) == value, key
+    assert base["epochs"] != 500  # the committed params are left as they were
+
+
+def test_article_recipe_is_the_articles_and_good_only_trains_on_good_images():
+    base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    article = params_from_dict(survey.cell_params(base, "article-recipe", 0, 300)).train
+    assert (article.lr_schedule, article.warmup_epochs, article.ema_decay) == ("constant", 0, 0)
+    good = params_from_dict(survey.cell_params(base, "good-only", 0, 300))
+    assert good.split.anomalous_train_fraction == 0
+    assert good.train.synthetic_anomalies != "none"

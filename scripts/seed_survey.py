@@ -7,44 +7,55 @@ AUROC (softmax, kNN, Gaussian), then mean ± sd and min per protocol, recipe and
 both with the committed split.seed and split.validation_fraction (held out, unused here).
 
 A recipe is a set of train params (`--recipe name:key=value,key=value`); `article` and
-`default` are built in. A recipe whose learning rate does not depend on the epoch count and
-that averages no weights (the article's) is trained once to the largest epoch count and
-measured at each smaller one on the way: the weights are those a shorter run would end with.
+`default` are built in. A recipe whose learning rate does not depend on the epoch count (both
+built-in ones) is trained once to the largest epoch count and measured at each smaller one on
+the way: the weights are those a shorter run would end with (tests/test_training.py).
 
     python scripts/seed_survey.py --seeds 0 1 2 3 4 --epochs 300 500 1000 \
-        [--protocols article good-only] [--recipes article default] [--device cpu]
+        [--protocols article good-only] [--recipes article default] [--device cpu] \
+        [--set model.neck=avgpool ...] [--show-monitor]
+
+`--set KEY=VALUE` changes any param for every run (validated as params.yaml would be);
+`--show-monitor` prints the test accuracy the monitor logged every `train.monitor_every`
+epochs (logged only, as in the pipeline). The whole pipeline over seeds, with every metric
+and resumable cells: scripts/survey.py.
 """
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
 # isort: split
 import argparse
-import copy
 import dataclasses
+import math
 import time
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from metricad.data import labels_tensor, load_image_tensor
 from metricad.errors import run_stage
 from metricad.inference import embed_and_score
 from metricad.layout import read_manifest, split_manifest
 from metricad.metrics import auroc_by_defect
-from metricad.params import load_params
+from metricad.params import Params, load_params, params_from_dict, set_dotted
 from metricad.paths import RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device
 from metricad.scores import SCORES, anomaly_scores
 from metricad.torch_model import arch_from_params, model_from_arch
-from metricad.training import train
+from metricad.training import TrainingState, schedule_depends_on_epochs, train
 
 RECIPES = {
-    "article": {"lr_schedule": "constant", "warmup_epochs": 0, "ema_decay": 0.0},
+    "article": {
+        "lr_schedule": "constant",
+        "warmup_epochs": 0,
+        "ema_decay": 0.0,
+        "synthetic_anomalies": "none",
+    },
     "default": {},
 }
-PROTOCOLS = {  # split.anomalous_train_fraction, train.synthetic_anomalies
-    "article": (0.5, "none"),
-    "good-only": (0.0, "cutpaste"),
-}
+# split.anomalous_train_fraction; good only trains with CutPaste where a recipe has none.
+PROTOCOLS = {"article": 0.5, "good-only": 0.0}
 
 
 def parse_recipe(text: str) -> tuple[str, dict]:
@@ -56,6 +67,17 @@ def parse_recipe(text: str) -> tuple[str, dict]:
         key, value = item.split("=")
         changes[key] = type(getattr(load_params().train, key))(value)
     return name, changes
+
+
+def params_with(changes: list[str]) -> Params:
+    """params.yaml with each KEY=VALUE of `changes` set (VALUE read as YAML), validated."""
+    if not changes:
+        return load_params()
+    values = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    for change in changes:
+        key, _, value = change.partition("=")
+        set_dotted(values, key, yaml.safe_load(value))
+    return params_from_dict(values)
 
 
 def test_aurocs(model, manifest, train_rows, test_rows, params, device) -> dict[str, float]:
@@ -82,56 +104,68 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     parser.add_argument("--recipes", nargs="+", default=["article", "default"])
     parser.add_argument("--device", default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--show-monitor", action="store_true")
     args = parser.parse_args()
-    params = load_params()
+    params = params_with(args.set)
     device = select_device(args.device or params.train.device)
     manifest = read_manifest(RESIZED_MANIFEST)
     results: dict[tuple[str, str, int], list[dict[str, float]]] = {}
     for name, changes in map(parse_recipe, args.recipes):
         for protocol in args.protocols:
-            fraction, synthetic = PROTOCOLS[protocol]
+            fraction = PROTOCOLS[protocol]
             split = split_manifest(
                 manifest, fraction, params.split.seed, params.split.validation_fraction
             )["split"]
             train_rows, test_rows = manifest[split == "train"], manifest[split == "test"]
             images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
-            train_params = dataclasses.replace(
-                params.train, **({"synthetic_anomalies": synthetic} | changes)
-            )
-            shared = train_params.lr_schedule == "constant" and train_params.ema_decay == 0
+            monitor = (load_image_tensor(test_rows), labels_tensor(test_rows))
+            train_params = dataclasses.replace(params.train, **changes)
+            if fraction == 0 and train_params.synthetic_anomalies == "none":
+                train_params = dataclasses.replace(train_params, synthetic_anomalies="cutpaste")
+            # One run to the largest epoch count, measured at each on the way (the shorter
+            # runs' weights, tests/test_training.py), unless the schedule depends on the total.
+            shared = not schedule_depends_on_epochs(train_params)
             runs = [max(args.epochs)] if shared else sorted(args.epochs)
             for seed in args.seeds:
                 seeded = dataclasses.replace(train_params, seed=seed)
                 for epochs in runs:
                     make_deterministic(seed)
                     model = model_from_arch(arch_from_params(params))
-                    snapshots = {}
+                    snapshots: dict[int, dict] = {}
 
-                    def keep(row, model=model, snapshots=snapshots):
-                        if row["epoch"] in args.epochs:
-                            snapshots[row["epoch"]] = copy.deepcopy(model.state_dict())
+                    def keep(state: TrainingState, snapshots=snapshots) -> None:
+                        if state.epoch in args.epochs:
+                            snapshots[state.epoch] = state.final_weights()
 
                     start = time.perf_counter()
-                    train(
+                    history = train(
                         model,
                         images,
                         labels,
                         seeded,
                         epochs,
                         device,
+                        monitor=monitor if args.show_monitor else None,
                         progress=False,
-                        on_epoch=keep if shared else None,
+                        save_state=keep,
+                        save_every=math.gcd(*args.epochs),
                     )
                     seconds = time.perf_counter() - start
-                    for measured in sorted(snapshots) if shared else [epochs]:
-                        if shared:
-                            model.load_state_dict(snapshots[measured])
+                    for measured in sorted(snapshots):
+                        model.load_state_dict(snapshots[measured])
                         aurocs = test_aurocs(model, manifest, train_rows, test_rows, params, device)
                         results.setdefault((protocol, name, measured), []).append(aurocs)
                         cells = " ".join(f"{k}={v:.3f}" for k, v in aurocs.items())
+                        logged = " ".join(
+                            f"{row['test_accuracy']:.2f}"
+                            for row in history[:measured]
+                            if "test_accuracy" in row
+                        )
                         print(
                             f"{protocol:9s} {name:10s} seed {seed} {measured:5d} ep "
-                            f"({seconds:5.0f} s) {cells}",
+                            f"({seconds:5.0f} s) {cells}"
+                            + (f" test accuracy logged: {logged}" if args.show_monitor else ""),
                             flush=True,
                         )
     print("\n| protocol | recipe | epochs | " + " | ".join(SCORES) + " | best per seed (min) |")

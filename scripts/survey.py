@@ -37,6 +37,7 @@ import yaml
 
 from metricad.errors import MetricadError, run_stage
 from metricad.files import write_json
+from metricad.params import set_dotted
 from metricad.paths import TRAIN_STATE
 from metricad.report.experiments import METRICS_FILES
 
@@ -58,17 +59,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
 MEASURED = ("src", "stages", "dvc.yaml", "pyproject.toml")
 
 
-def set_key(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *sections, last = dotted.split(".")
-    for section in sections:
-        tree = tree.setdefault(section, {})
-    tree[last] = value
-
-
 def cell_params(base: dict[str, Any], setting: str, seed: int, epochs: int) -> dict[str, Any]:
     params = json.loads(json.dumps(base))
     for key, value in {**SETTINGS[setting], "train.seed": seed, "epochs": epochs}.items():
-        set_key(params, key, value)
+        set_dotted(params, key, value)
     return params
 
 

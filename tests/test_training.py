@@ -118,14 +118,6 @@ def _train_for(epochs: int, **kwargs) -> tuple[torch.nn.Module, list[dict[str, f
     return model, history
 
 
-def _weights_at(state: TrainingState) -> dict[str, torch.Tensor]:
-    """The weights a run that ended at `state` hands back: the average, when there is one."""
-    if state.average is None:
-        return state.model
-    prefix = "module."
-    return {k[len(prefix) :]: v for k, v in state.average.items() if k.startswith(prefix)}
-
-
 def test_snapshot_of_a_longer_run_is_the_shorter_run_byte_for_byte():
     """With a schedule that ignores the epoch count, the 3-epoch state of a 7-epoch run is a
     3-epoch run (the survey measures 300 and 500 epochs inside one 1000-epoch run), and a
@@ -134,7 +126,7 @@ def test_snapshot_of_a_longer_run_is_the_shorter_run_byte_for_byte():
     states: list[TrainingState] = []
     long_model, long_history = _train_for(7, save_state=states.append, save_every=3)
     short_model, short_history = _train_for(3, monitor=_data())
-    at_three = _weights_at(next(s for s in states if s.epoch == 3))
+    at_three = next(s for s in states if s.epoch == 3).final_weights()
     for key, tensor in short_model.state_dict().items():
         assert torch.equal(tensor, at_three[key]), key
 

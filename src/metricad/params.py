@@ -358,6 +358,14 @@ def _check_relations(params: Params) -> None:
         )
 
 
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """Set `section.name` (as `dvc exp run -S` spells it) in a params.yaml mapping."""
+    *sections, last = key.split(".")
+    for section in sections:
+        values = values.setdefault(section, {})
+    values[last] = value
+
+
 def params_from_dict(values: Any) -> Params:
     """Validate a nested mapping (as read from params.yaml) into Params."""
     if not isinstance(values, dict):

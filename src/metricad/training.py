@@ -32,6 +32,13 @@ class TrainingState:
     history: list[dict[str, float]]
     average: dict[str, torch.Tensor] | None = None  # the weight average, when there is one
 
+    def final_weights(self) -> dict[str, torch.Tensor]:
+        """The weights a run that ended here hands back: the average, when there is one."""
+        if self.average is None:
+            return self.model
+        prefix = "module."
+        return {k[len(prefix) :]: v for k, v in self.average.items() if k.startswith(prefix)}
+
 
 def settings_for_data(
     params: Params, n_images: int, real_anomalies: int

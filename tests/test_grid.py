@@ -126,6 +126,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
         "AUPRO": ("metrics/gradcam.json", "test.aupro"),
         "pointing game": ("metrics/gradcam.json", "test.pointing_game"),
         "test errors": ("metrics/evaluate.json", "test.errors"),
+        "silhouette 512-d (test)": ("metrics/tsne.json", "silhouette.test.embedding"),
     }
     assert set(grid_table["columns"]) == set(checked)
     for column, (path, key) in checked.items():

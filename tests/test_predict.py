@@ -53,7 +53,7 @@ def test_predict_on_the_test_images_gives_the_pipelines_scores_bit_for_bit(tiny_
     test_folder = project / "data/prepared/synthetic/leather/test"
     done = _predict(project, str(test_folder), "--out", str(tmp_path / "out"))
     assert done.stdout.strip().splitlines()[-1].startswith("predict: ")
-    table = pd.read_csv(tmp_path / "out/predictions.csv")
+    table = pd.read_csv(tmp_path / "out/predictions.csv", float_precision="round_trip")
     table.index = ["/".join(Path(p).parts[-2:]) for p in table["path"]]
     expected = _pipeline_scores(project)
     # The folder also holds the defect images the split put in training.
@@ -73,7 +73,7 @@ def test_new_images_of_another_size_and_a_broken_file(tiny_run, tmp_path):
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.png: not an image" in errors[0]
-    table = pd.read_csv(tmp_path / "out/predictions.csv")
+    table = pd.read_csv(tmp_path / "out/predictions.csv", float_precision="round_trip")
     assert len(table) == 5 and list(table.columns) == [
         "path",
         "softmax",

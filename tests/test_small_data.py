@@ -41,12 +41,16 @@ def test_batch_size_is_lowered_to_the_training_set():
 
 
 def test_no_defect_to_spare_trains_on_synthetic_anomalies_instead():
-    params = params_from_dict({"split": {"anomalous_train_fraction": 0.5}})
+    params = params_from_dict(
+        {"split": {"anomalous_train_fraction": 0.5}, "train": {"synthetic_anomalies": "none"}}
+    )
     train_params, warnings = settings_for_data(params, n_images=4, real_anomalies=0)
     assert train_params.synthetic_anomalies == "cutpaste"
     assert "trained with train.synthetic_anomalies=cutpaste" in warnings[0]
     # Asked for good-only training without synthetic anomalies: still an error.
-    good_only = params_from_dict({"split": {"anomalous_train_fraction": 0.0}})
+    good_only = params_from_dict(
+        {"split": {"anomalous_train_fraction": 0.0}, "train": {"synthetic_anomalies": "none"}}
+    )
     with pytest.raises(MetricadError, match="train.synthetic_anomalies is 'none'"):
         settings_for_data(good_only, n_images=4, real_anomalies=0)
 
@@ -139,7 +143,6 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
     expected = (
         "split.anomalous_train_fraction=0.5 puts no image of color (1), cut (1), fold (1), "
         "glue (1), poke (1) in training",
-        "trained with train.synthetic_anomalies=cutpaste",
         "train.batch_size=16 is above the number of training images (3); used 3",
         "tsne.perplexity=10.0 is not below the number of images in the test map (9); used 8.0",
         "evaluate.knn_k=5 is above the number of good training images (3); used k=3",
@@ -147,6 +150,8 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
     )
     for text in expected:
         assert any(text in line for line in warnings), (text, warnings)
+    # The committed recipe already trains with CutPaste: nothing to fall back to.
+    assert not any("trained with train.synthetic_anomalies" in line for line in warnings)
     metrics = {p.stem: json.loads(p.read_text()) for p in (project / "metrics").glob("*.json")}
     assert metrics["train"]["batch_size_used"] == 3
     assert metrics["train"]["synthetic_anomalies_used"] == "cutpaste"

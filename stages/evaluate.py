@@ -7,11 +7,10 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 
 # isort: split
 import numpy as np
-import pandas as pd
 
 from metricad import metrics
 from metricad.errors import run_stage
-from metricad.files import fresh_folder, write_csv, write_json
+from metricad.files import fresh_folder, read_csv, write_csv, write_json
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORER
 from metricad.scores import load_scoring
@@ -20,7 +19,7 @@ from metricad.scores import load_scoring
 def main() -> None:
     params = load_params()
     cut = params.evaluate.threshold
-    predictions = pd.read_csv(PREDICTIONS, keep_default_na=False)
+    predictions = read_csv(PREDICTIONS)
     scoring, _ = load_scoring(SCORER)
     is_test = (predictions["split"] == "test").to_numpy()
     test = predictions[is_test]

@@ -6,9 +6,9 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 
 # isort: split
 import numpy as np
-import pandas as pd
 
 from metricad.errors import run_stage
+from metricad.files import read_csv
 from metricad.layout import validation_rows
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, PREDICTIONS, SCORER
@@ -18,7 +18,7 @@ from metricad.scores import Scoring, fit_scorer, operating_point, save_scoring
 def main() -> None:
     params = load_params()
     settings = params.evaluate
-    predictions = pd.read_csv(PREDICTIONS, keep_default_na=False)
+    predictions = read_csv(PREDICTIONS)
     embeddings = np.load(EMBEDDINGS)
     split, labels = predictions["split"].to_numpy(), predictions["label"].to_numpy()
     good_train = (split == "train") & (labels == 0)

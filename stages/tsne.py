@@ -8,10 +8,9 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 
 # isort: split
 import numpy as np
-import pandas as pd
 
 from metricad.errors import run_stage
-from metricad.files import fresh_folder, write_csv, write_json
+from metricad.files import fresh_folder, read_csv, write_csv, write_json
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SYNTHETIC_EMBEDDINGS
 from metricad.plots import save_figure, tsne_figure
@@ -21,7 +20,7 @@ from metricad.tsne import nearest_is_synthetic, tsne_maps
 def main() -> None:
     params = load_params()
     embeddings = np.load(EMBEDDINGS)
-    predictions = pd.read_csv(PREDICTIONS, keep_default_na=False)
+    predictions = read_csv(PREDICTIONS)
     synthetic = np.load(SYNTHETIC_EMBEDDINGS)
     maps, warnings = tsne_maps(predictions, embeddings, synthetic, params.tsne)
     for warning in warnings:

@@ -6,6 +6,12 @@ import it (`from conftest import make_mvtec_tree`).
 
 from __future__ import annotations
 
+# First, before numpy and torch load: the test process computes with the kernels and threads of
+# every stage, so what a test computes in-process has the bits the stages' subprocesses give
+# (on an AVX-512 CPU the unpinned kernels give others).
+import metricad.numerics  # noqa: F401, I001
+
+# isort: split
 from collections.abc import Collection, Sequence
 from pathlib import Path
 

@@ -272,6 +272,14 @@ def test_survey_cells_give_a_table_per_setting_and_epoch_count(tmp_path):
     assert short["mean"]["image AUROC gaussian"] == pytest.approx(0.8)
     assert short["mean"]["silhouette 512-d (test)"] == 0.5
     assert "| **sd** |" in (out / "benchmark.md").read_text()
+    _run(
+        [sys.executable, "-m", "metricad.compare", "--survey", str(survey), "--seeds", "1"]
+        + ["--out", str(out)],
+        tmp_path,
+    )
+    only = json.loads((out / "benchmark.json").read_text())
+    # One cell left: no dimension differs, so one table without a setting heading.
+    assert [(t["group"], list(t["rows"])) for t in only] == [("", ["1"])]
 
 
 def test_survey_refuses_a_folder_without_cells(tmp_path):

@@ -18,6 +18,7 @@ from test_pipeline import _run
 from metricad import predict
 from metricad.detector import Detector
 from metricad.errors import run_stage
+from metricad.files import read_csv
 from metricad.scores import load_scoring
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ def _predict_here(capsys, *args: str) -> str:
 def _pipeline_scores(project: Path) -> pd.DataFrame:
     """What the evaluate stage scores, per test image: the stored scoring applied to the
     embed stage's embeddings, keyed by <defect>/<file name>."""
-    predictions = pd.read_csv(project / "data/embeddings/predictions.csv", keep_default_na=False)
+    predictions = read_csv(project / "data/embeddings/predictions.csv")
     scoring, _ = load_scoring(project / "models/scorer.npz")
     embeddings = np.load(project / "data/embeddings/embeddings.npy")
     scores = pd.DataFrame(scoring.scores(embeddings, predictions["prob_anomalous"].to_numpy()))

@@ -3,7 +3,7 @@ comparison as one table (compare.md) and one self-contained page with the maps (
 
     python -m metricad.compare [EXP_OR_REV ...] [--out DIR]
     python -m metricad.compare --rows data.category [EXP_OR_REV ...] [--out DIR]
-    python -m metricad.compare --survey surveys/epochs [--rows train.seed] [--out DIR]
+    python -m metricad.compare --survey surveys/epochs [--seeds 0 1 2] [--out DIR]
 
 With no names it compares every finished experiment of the workspace baseline, oldest first.
 `--rows PARAM` writes the benchmark view instead (benchmark.{md,html,json}): one row per value
@@ -74,11 +74,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="DIR",
         help="benchmark view of a survey's cell files (scripts/survey.py), rows by train.seed",
     )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, metavar="N", help="with --survey: only these seeds' cells"
+    )
     args = parser.parse_args(argv)
     if args.survey:
         if args.names:
             raise MetricadError("--survey reads its cells from DIR: name no experiments")
-        write_benchmark(survey_experiments(args.survey), args.rows or "train.seed", args.out)
+        experiments = survey_experiments(args.survey, args.seeds)
+        write_benchmark(experiments, args.rows or "train.seed", args.out)
         return
     experiments = select_experiments(args.names, experiments_shown())
     if args.rows:

@@ -56,6 +56,12 @@ def write_csv(path: str | Path, table: pd.DataFrame) -> None:
         table.to_csv(tmp, index=False)
 
 
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A table write_csv wrote, every float the exact one written (pandas' default parser can
+    be a last bit off), empty cells as empty strings."""
+    return pd.read_csv(path, keep_default_na=False, float_precision="round_trip")
+
+
 def fresh_folder(path: str | Path) -> Path:
     """Empty the folder a stage owns (create it if missing), so that after the stage it holds
     only what this run wrote: `dvc repro` does the same, a stage script run by hand must too."""

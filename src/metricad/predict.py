@@ -8,10 +8,17 @@ Writes OUT/predictions.csv (path, every score, normalized, anomalous, heatmap) a
 OUT/heatmaps/<name>.png (the image | its heat map, as the gradcam stage draws them). Folders
 are searched recursively for PNG, JPEG, BMP and TIFF files. A file that cannot be read gets one
 `error:` line and the others are still scored; the exit status is 1 when any file failed.
+
+The CPU kernels and threads are pinned as in every stage (numerics.py: params.yaml's
+train.threads and train.cpu_kernels where one is in the current folder, else the committed
+defaults), so predict gives the pipeline's bits on any x86-64 CPU, AVX-512 ones included.
 """
 
 from __future__ import annotations
 
+import metricad.numerics  # noqa: F401, I001  (first: pins CPU kernels and threads)
+
+# isort: split
 import argparse
 import glob
 import sys

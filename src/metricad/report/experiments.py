@@ -139,9 +139,10 @@ def revision_experiment(name: str) -> Experiment | None:
     return Experiment(name, sha, files.pop(PARAMS_FILE, None) or {}, files)
 
 
-def survey_experiments(folder: Path) -> list[Experiment]:
+def survey_experiments(folder: Path, seeds: Sequence[int] | None = None) -> list[Experiment]:
     """The cells of a survey (scripts/survey.py): one experiment per cell file, with the
-    survey's dimensions as its params (setting, epochs, train.seed) and its metrics as run."""
+    survey's dimensions as its params (setting, epochs, train.seed) and its metrics as run;
+    only the cells of `seeds` when given."""
     paths = sorted(p for p in Path(folder).glob("*/*.json") if not p.parent.name.startswith("."))
     if not paths:
         raise MetricadError(f"--survey {folder}: no cell files (<setting>/seed<N>-<E>ep.json)")
@@ -154,9 +155,12 @@ def survey_experiments(folder: Path) -> list[Experiment]:
                 "epochs": cell["epochs"],
                 "train": {"seed": cell["seed"]},
             }
-            experiments.append(Experiment(path.stem, cell["commit"], params, cell["metrics"]))
+            if seeds is None or cell["seed"] in seeds:
+                experiments.append(Experiment(path.stem, cell["commit"], params, cell["metrics"]))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise MetricadError(f"{path}: not a survey cell ({error})") from None
+    if not experiments:
+        raise MetricadError(f"--survey {folder}: no cell of seeds {list(seeds or [])}")
     return experiments
 
 

@@ -272,3 +272,16 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     for key, tensor in uninterrupted["state_dict"].items():
         assert torch.equal(tensor, resumed_weights["state_dict"][key]), key
     assert live_log.read_text() == resumed_log
+
+    # A longer run continues the finished one (nothing in the recipe depends on the epoch
+    # count) and ends with the bytes of a run that long from the start.
+    params_file = project / "params.yaml"
+    params_file.write_text(params_file.read_text().replace("epochs: 6", "epochs: 8", 1))
+    continued = _run(["dvc", "repro", "train"], project)
+    assert "continuing from the state of epoch 6" in continued.stdout
+    continued_weights = torch.load(project / "models" / "model.pt", weights_only=True)
+    state.unlink()
+    _run(["dvc", "repro", "--force", "train"], project)
+    fresh = torch.load(project / "models" / "model.pt", weights_only=True)
+    for key, tensor in fresh["state_dict"].items():
+        assert torch.equal(tensor, continued_weights["state_dict"][key]), key

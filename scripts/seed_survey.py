@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from survey import SETTINGS  # scripts/survey.py, beside this script
 
 from metricad.data import labels_tensor, load_image_tensor
 from metricad.errors import run_stage
@@ -45,12 +46,10 @@ from metricad.scores import SCORES, anomaly_scores
 from metricad.torch_model import arch_from_params, model_from_arch
 from metricad.training import TrainingState, schedule_depends_on_epochs, train
 
+# The article's recipe is survey.py's "article-recipe" setting (its train.* keys).
 RECIPES = {
     "article": {
-        "lr_schedule": "constant",
-        "warmup_epochs": 0,
-        "ema_decay": 0.0,
-        "synthetic_anomalies": "none",
+        key.removeprefix("train."): value for key, value in SETTINGS["article-recipe"].items()
     },
     "default": {},
 }

@@ -19,7 +19,6 @@ import metricad.numerics  # noqa: F401  (first: the pinned kernels and threads o
 import argparse
 from datetime import date
 
-import numpy as np
 import torch
 from train_speed import _images, _seconds
 
@@ -28,7 +27,7 @@ from metricad.detector import Detector
 from metricad.inference import embed_and_score
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic, memory_format_for, select_device
-from metricad.scores import SCORES, Scoring, fit_scorer, operating_point
+from metricad.scoring.head import SCORE_NAMES, ScoringHead
 from metricad.torch_model import arch_from_params, model_from_arch
 
 
@@ -49,11 +48,10 @@ def main() -> None:
     originals, _ = _images(args.images, args.source, 1)
     arrays = list(originals.permute(0, 2, 3, 1).numpy())
     reference, _ = embed_and_score(model, _images(64, args.size, 2)[0], 64, device, False)
-    scorer, _ = fit_scorer(reference, params.evaluate.knn_k)
-    points = {name: operating_point(np.arange(10.0), "quantile", 0.99, 3.0) for name in SCORES}
-    scoring = Scoring(scorer, SCORES, points, "gaussian")
+    head = ScoringHead(SCORE_NAMES, "gaussian")
+    head.fit_scores(reference, params.evaluate)
     cam = (params.gradcam.method, layer, params.gradcam.target)
-    detector = Detector(model, scoring, cam, device, args.batch_size)
+    detector = Detector(model, head, cam, device, args.batch_size)
     model.to(device=device, memory_format=memory_format_for(device))
     resized, _ = _images(args.images, args.size, 1)
     inputs = [

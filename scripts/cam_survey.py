@@ -13,8 +13,8 @@ from metricad.checkpoint import load_checkpoint
 from metricad.data import load_image_tensor, load_mask_array
 from metricad.errors import run_stage
 from metricad.gradcam import METHODS, TARGETS, heatmaps_for_images
-from metricad.layout import read_manifest
 from metricad.localization import KindRule, localization_summary
+from metricad.manifest import read_manifest
 from metricad.params import load_params
 from metricad.paths import MODEL, RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device

@@ -37,12 +37,13 @@ from survey import SETTINGS  # scripts/survey.py, beside this script
 from metricad.data import labels_tensor, load_image_tensor
 from metricad.errors import run_stage
 from metricad.inference import embed_and_score
-from metricad.layout import read_manifest, split_manifest
+from metricad.manifest import read_manifest
 from metricad.metrics import auroc_by_defect
 from metricad.params import Params, load_params, params_from_dict, set_dotted
 from metricad.paths import RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device
-from metricad.scores import SCORES, anomaly_scores
+from metricad.scoring.head import SCORE_NAMES, anomaly_scores
+from metricad.split import split_manifest
 from metricad.torch_model import arch_from_params, model_from_arch
 from metricad.training import TrainingState, schedule_depends_on_epochs, train
 
@@ -87,12 +88,12 @@ def test_aurocs(model, manifest, train_rows, test_rows, params, device) -> dict[
     is_test = np.arange(len(rows)) >= len(train_rows)
     reference = ~is_test & (rows["label"].to_numpy() == 0)
     report = anomaly_scores(
-        SCORES, embeddings, probabilities[:, 1], reference, params.evaluate.knn_k
+        SCORE_NAMES, embeddings, probabilities[:, 1], reference, params.evaluate.knn_k
     )
     labels, defects = rows["label"].to_numpy()[is_test], rows["defect"].to_numpy()[is_test]
     return {
         name: auroc_by_defect(labels, report.scores[name][is_test], defects)["auroc"]
-        for name in SCORES
+        for name in SCORE_NAMES
     }
 
 
@@ -167,10 +168,12 @@ def main() -> None:
                             + (f" test accuracy logged: {logged}" if args.show_monitor else ""),
                             flush=True,
                         )
-    print("\n| protocol | recipe | epochs | " + " | ".join(SCORES) + " | best per seed (min) |")
-    print("|---|---|---|" + "---|" * len(SCORES) + "---|")
+    print(
+        "\n| protocol | recipe | epochs | " + " | ".join(SCORE_NAMES) + " | best per seed (min) |"
+    )
+    print("|---|---|---|" + "---|" * len(SCORE_NAMES) + "---|")
     for (protocol, name, epochs), rows in results.items():
-        table = np.array([[row[s] for s in SCORES] for row in rows], dtype=float)
+        table = np.array([[row[s] for s in SCORE_NAMES] for row in rows], dtype=float)
         cells = [
             f"{m:.3f} ± {s:.3f}" for m, s in zip(table.mean(0), table.std(0, ddof=1), strict=True)
         ]

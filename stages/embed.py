@@ -13,7 +13,7 @@ from metricad.data import load_image_tensor
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, write_csv, write_npy
 from metricad.inference import embed_and_score, softmax_score
-from metricad.layout import read_manifest
+from metricad.manifest import read_manifest
 from metricad.params import load_params
 from metricad.paths import (
     EMBEDDINGS,

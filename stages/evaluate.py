@@ -7,20 +7,21 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 
 # isort: split
 import numpy as np
+import torch
 
 from metricad import metrics
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_csv, write_csv, write_json
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORER
-from metricad.scores import load_scoring
+from metricad.scoring.head import load_scoring
 
 
 def main() -> None:
     params = load_params()
     cut = params.evaluate.threshold
     predictions = read_csv(PREDICTIONS)
-    scoring, _ = load_scoring(SCORER)
+    head = load_scoring(SCORER)
     is_test = (predictions["split"] == "test").to_numpy()
     test = predictions[is_test]
     labels, defects = test["label"].to_numpy(), test["defect"].tolist()
@@ -39,19 +40,19 @@ def main() -> None:
     }
     # The embedding scores measure distance to the good training images, so only test
     # images (never seen in training) are scored.
-    values = {
-        name: v[is_test] for name, v in scoring.scores(np.load(EMBEDDINGS), probabilities).items()
-    }
+    all_values = head.score_values(
+        torch.from_numpy(np.load(EMBEDDINGS)), torch.tensor(probabilities)
+    ).numpy()
+    values = {name: all_values[is_test, i] for i, name in enumerate(head.names)}
     results["scores"] = {
         name: metrics.auroc_by_defect(labels, v, defects) for name, v in values.items()
     }
+    thresholds = head.thresholds.tolist()
     results["operating_points"] = {
-        name: metrics.at_operating_point(
-            labels, scoring.points[name].anomalous(v), defects, scoring.points[name].threshold
-        )
-        for name, v in values.items()
+        name: metrics.at_operating_point(labels, v > thresholds[i], defects, thresholds[i])
+        for i, (name, v) in enumerate(values.items())
     }
-    results["score_settings"] = scoring.scorer.used(scoring.names)
+    results["score_settings"] = head.used()
     write_json(METRICS_DIR / "evaluate.json", results)
     folder = fresh_folder(PLOTS_DIR / "evaluate")
     for name, v in values.items():

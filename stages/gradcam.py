@@ -18,10 +18,11 @@ from metricad.data import load_image_tensor, load_mask_array
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, write_csv, write_json, write_npy
 from metricad.gradcam import heatmaps_for_images, maps_per_target
-from metricad.layout import read_manifest, synthetic_rows
 from metricad.localization import KINDS, rows_to_map, score_maps
+from metricad.manifest import read_manifest, synthetic_rows
 from metricad.params import load_params
 from metricad.paths import (
+    CAM_SETTINGS,
     HEATMAP_INDEX,
     HEATMAPS,
     HEATMAPS_DIR,
@@ -72,6 +73,8 @@ def main() -> None:
     write_npy(HEATMAPS, maps)
     write_csv(HEATMAP_INDEX, index)
     write_json(METRICS_DIR / "gradcam.json", scored.metrics)
+    # The heat maps predict draws for new images are made the same way (detector.py).
+    write_json(CAM_SETTINGS, {"method": cam.method, "layer": cam.layer, "target": cam.target})
     pixels = images.permute(0, 2, 3, 1).numpy()
     describe = f"{cam.method}, {cam.layer}, target {cam.target}, {params.epochs} epochs"
     synthetic_kind = params.train.synthetic_anomalies

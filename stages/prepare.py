@@ -1,4 +1,5 @@
-"""Stage `prepare`: the image set (synthetic or the user's MVTec AD copy) -> manifest with split."""
+"""Stage `prepare`: the images `data.*` points at (the demo, an MVTec AD copy, a folder or a
+CSV list) -> the manifest, with the seeded train / validation / test split."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
@@ -6,39 +7,36 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import warnings
 from pathlib import Path
 
-from metricad import demo_data
 from metricad.errors import MetricadError, run_stage
 from metricad.files import fresh_folder, write_json
-from metricad.layout import scan_mvtec, split_manifest, split_warnings, write_manifest
+from metricad.manifest import write_manifest
 from metricad.params import load_params
-from metricad.paths import METRICS_DIR, PREPARED_DIR, PREPARED_MANIFEST, SYNTHETIC_ROOT
+from metricad.paths import METRICS_DIR, PREPARED_DIR, PREPARED_MANIFEST
+from metricad.sources import SOURCES
+from metricad.split import split_manifest, split_warnings
 
 
 def main() -> None:
     params = load_params()
-    data = params.data
+    data, split = params.data, params.split
+    source = SOURCES[data.source]
     owned = PREPARED_DIR.resolve()
-    given = Path(data.root).resolve() if data.source == "mvtec" else None
+    given = Path(data.root).resolve() if data.root and data.source != "synthetic" else None
     if given is not None and (given == owned or owned in given.parents):
         raise MetricadError(
             f"params: data.root: {data.root} lies inside {PREPARED_DIR}, the folder `prepare` "
             "empties on every run; keep your data set outside the pipeline's data/ folders"
         )
     fresh_folder(PREPARED_DIR)
-    if data.source == "synthetic":
-        demo_data.generate(
-            SYNTHETIC_ROOT, data.category, data.synthetic.seed, data.synthetic.image_size
-        )
-        root = SYNTHETIC_ROOT
-    else:
-        root = Path(data.root)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        scan = scan_mvtec(root, data.category)
+        scan = source(data, PREPARED_DIR)
     for warning in caught:
         print(f"warning: {warning.message}")
-    fraction = params.split.anomalous_train_fraction
-    manifest = split_manifest(scan, fraction, params.split.seed, params.split.validation_fraction)
+    fraction = split.anomalous_train_fraction
+    manifest = split_manifest(
+        scan, fraction, split.seed, split.validation_fraction, split.test_fraction
+    )
     for warning in split_warnings(manifest, fraction):
         print(f"warning: {warning}")
     write_manifest(manifest, PREPARED_MANIFEST)
@@ -49,9 +47,9 @@ def main() -> None:
         METRICS_DIR / "data.json",
         {
             "images": {
-                split: {d: int(n) for d, n in counts[split].items()}
-                for split in ("train", "validation", "test")
-                if split in counts.index
+                part: {d: int(n) for d, n in counts[part].items()}
+                for part in ("train", "validation", "test")
+                if part in counts.index
             },
             "anomalous_without_mask": int((anomalous["mask_path"] == "").sum()),
         },

@@ -6,7 +6,7 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 from metricad.errors import run_stage
 from metricad.files import fresh_folder
 from metricad.images import resize_dataset
-from metricad.layout import read_manifest, write_manifest
+from metricad.manifest import read_manifest, write_manifest
 from metricad.params import load_params
 from metricad.paths import PREPARED_MANIFEST, RESIZED_DIR, RESIZED_MANIFEST
 

@@ -1,46 +1,35 @@
-"""Stage `score`: fit the embedding scores on the good training images, and set every
-score's operating point on the good validation images (never on a defect, never on the test
-split); write both once, as models/scorer.npz, for evaluate and predict."""
+"""Stage `score`: fit the anomaly scores on the good training images, and set every score's
+operating point on the good validation images (never on a defect, never on the test split);
+write the head once, as models/scorer.npz, for evaluate and predict."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
 # isort: split
 import numpy as np
+import torch
 
 from metricad.errors import run_stage
 from metricad.files import read_csv
-from metricad.layout import validation_rows
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, PREDICTIONS, SCORER
-from metricad.scores import Scoring, fit_scorer, operating_point, save_scoring
+from metricad.scoring.head import ScoringHead, save_scoring
+from metricad.split import validation_rows
 
 
 def main() -> None:
-    params = load_params()
-    settings = params.evaluate
+    settings = load_params().evaluate
     predictions = read_csv(PREDICTIONS)
     embeddings = np.load(EMBEDDINGS)
     split, labels = predictions["split"].to_numpy(), predictions["label"].to_numpy()
-    good_train = (split == "train") & (labels == 0)
-    scorer, warnings = fit_scorer(embeddings[good_train], settings.knn_k, settings.scores)
+    head = ScoringHead(settings.scores, settings.verdict_score)
+    warnings = head.fit_scores(embeddings[(split == "train") & (labels == 0)], settings)
     validation, fallback = validation_rows(split, labels)
-    warnings += fallback
-    probabilities = predictions["prob_anomalous"].to_numpy()
-    values = scorer.scores(settings.scores, embeddings[validation], probabilities[validation])
-    points = {
-        name: operating_point(
-            values[name],
-            settings.threshold_method,
-            settings.threshold_quantile,
-            settings.threshold_sd,
-        )
-        for name in settings.scores
-    }
-    for warning in warnings:
+    probabilities = torch.tensor(predictions["prob_anomalous"].to_numpy()[validation])
+    values = head.score_values(torch.from_numpy(embeddings[validation]), probabilities)
+    head.set_operating_points(values, settings)
+    for warning in warnings + fallback:
         print(f"warning: {warning}")
-    cam = params.gradcam
-    scoring = Scoring(scorer, tuple(settings.scores), points, settings.verdict_score)
-    save_scoring(SCORER, scoring, {"cam": [cam.method, cam.layer, cam.target]})
+    save_scoring(SCORER, head)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from metricad.anomalies import kind_for_training, synthetic_sample
 from metricad.data import load_image_tensor
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, write_csv, write_npy
-from metricad.layout import read_manifest
+from metricad.manifest import read_manifest
 from metricad.params import load_params
 from metricad.paths import (
     PLOTS_DIR,

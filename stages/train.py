@@ -8,7 +8,7 @@ from metricad.checkpoint import load_backbone_weights, save_checkpoint
 from metricad.data import labels_tensor, load_image_tensor
 from metricad.errors import run_stage
 from metricad.files import write_json
-from metricad.layout import read_manifest
+from metricad.manifest import read_manifest
 from metricad.numerics import pinned
 from metricad.params import load_params
 from metricad.paths import LIVE_DIR, METRICS_DIR, MODEL, RESIZED_MANIFEST, TRAIN_STATE

@@ -74,6 +74,32 @@ def make_mvtec_tree(
     return category_dir
 
 
+def make_photo_folder(
+    root: str | Path, good: int = 12, defects: dict[str, int] | None = None, masked: int = 1
+) -> Path:
+    """A user's photo folder (data.source: folder): JPEGs of mixed sizes, good ones nested in
+    two sub-folders, one folder per defect type, and masks (masks/<defect>/<name>.png) for the
+    first `masked` images of each defect. Deterministic; returns `root`."""
+    root = Path(root)
+    for kind, count in {"good": good, **(defects or {})}.items():
+        for index in range(count):
+            rng = np.random.default_rng([len(kind), index])
+            height, width = 48 + 8 * (index % 3), 48 + 16 * (index % 2)
+            image = rng.normal(128, 20, (height, width, 3))
+            mask = np.zeros((height, width), np.uint8)
+            if kind != "good":
+                mask[height // 4 : height // 2, width // 4 : width // 2] = 255
+                image[mask > 0] = 240
+            name = f"{kind}{index:02d}"
+            folder = root / kind / (f"line{index % 2}" if kind == "good" else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"{name}.jpg")
+            if kind != "good" and index < masked:
+                (root / "masks" / kind).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask).save(root / "masks" / kind / f"{name}.png")
+    return root
+
+
 def _in_mode(rgb: np.ndarray, mode: str) -> Image.Image:
     """An RGB uint8 array as a PIL image in `mode`; "I;16" stretches grey to the 16-bit range."""
     if mode == "I;16":

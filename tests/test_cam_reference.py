@@ -125,7 +125,7 @@ def test_raw_maps_match_pytorch_grad_cam(model_and_images, method, layer, target
     """Unnormalised maps (after ReLU and upsampling): the same to 1e-5 of the largest peak,
     for all three methods (Grad-CAM++ without pytorch-grad-cam's epsilon)."""
     model, images = model_and_images
-    maps, peaks, classes = class_activation_maps(model, images, target, layer, method)
+    maps, peaks, classes, *_ = class_activation_maps(model, images, target, layer, method)
     _, raw = _reference(model, images, method, layer, target)
     if (method, layer, target) == ALL_ZERO:
         assert float(peaks.max()) == 0.0
@@ -145,7 +145,7 @@ def test_normalised_maps_match_pytorch_grad_cam(model_and_images, method, layer,
     """Grad-CAM and HiResCAM, each library's own output: equal once metricad's max-normalised
     map is min-max normalised like pytorch-grad-cam's (all-zero maps: zero in both)."""
     model, images = model_and_images
-    maps, _, _ = class_activation_maps(model, images, target, layer, method)
+    maps, _, _, *_ = class_activation_maps(model, images, target, layer, method)
     reference, _ = _reference(model, images, method, layer, target)
     assert np.isfinite(reference).all()
     np.testing.assert_allclose(_min_max(maps.numpy()), reference, rtol=0, atol=1e-5)
@@ -159,7 +159,7 @@ def test_grad_cam_plus_plus_differs_only_by_the_epsilon(model_and_images, layer,
     gradients near 1e-4, up to 0.12: see the module docstring.) Without the epsilon
     they are equal (test_raw_maps_match_pytorch_grad_cam)."""
     model, images = model_and_images
-    maps, _, _ = class_activation_maps(model, images, target, layer, "gradcam++")
+    maps, _, _, *_ = class_activation_maps(model, images, target, layer, "gradcam++")
     reference, _ = _reference(model, images, "gradcam++", layer, target)
     ours = _min_max(maps.numpy())
     difference = np.abs(ours - reference).max()
@@ -172,7 +172,7 @@ def test_all_zero_maps_stay_zero_in_both(model_and_images):
     """A map that the ReLU zeroes everywhere: metricad gives zeros and peak 0, pytorch-grad-cam
     zeros (its epsilon keeps 0 / 0 away), not NaN."""
     model, images = model_and_images
-    maps, peaks, _ = class_activation_maps(model, images, "anomalous", "layer4", "gradcam")
+    maps, peaks, _, *_ = class_activation_maps(model, images, "anomalous", "layer4", "gradcam")
     reference, _ = _reference(model, images, "gradcam", "layer4", "anomalous")
     assert float(peaks.abs().max()) == 0.0 and float(maps.abs().max()) == 0.0
     assert np.isfinite(reference).all() and float(np.abs(reference).max()) == 0.0

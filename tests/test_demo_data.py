@@ -15,7 +15,7 @@ from scipy import ndimage
 from metricad.demo_data import DEFECTS, MARKER, generate, render_sample
 from metricad.errors import MetricadError
 from metricad.images import resize_mask, resize_rgb
-from metricad.layout import scan_mvtec
+from metricad.sources.mvtec import scan_mvtec
 
 LEATHER = DEFECTS["leather"]
 SMALL = {"train_good": 3, "test_good": 2, **dict.fromkeys(LEATHER, 2)}

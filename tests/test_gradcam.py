@@ -23,9 +23,14 @@ class RedDetector(nn.Module):
             OrderedDict(layer1=red, relu=nn.ReLU(), layer4=nn.AvgPool2d(4))
         )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.encoder.backbone(images).mean(dim=(2, 3))
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder.backbone(images).mean(dim=(2, 3))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
         return torch.stack([features[:, 1], features[:, 0]], dim=1)  # (good, anomalous)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(images))
 
 
 def _grey_with_red_square(row: int, col: int) -> torch.Tensor:
@@ -38,7 +43,7 @@ def _grey_with_red_square(row: int, col: int) -> torch.Tensor:
 @pytest.mark.parametrize(("row", "col"), [(4, 4), (40, 10), (24, 44)])
 def test_map_peaks_where_the_toy_model_reacts(method, row, col):
     model = RedDetector().eval()
-    maps, peaks, classes = class_activation_maps(
+    maps, peaks, classes, *_ = class_activation_maps(
         model, _grey_with_red_square(row, col), "anomalous", "layer4", method
     )
     assert maps.shape == (1, 64, 64) and classes.tolist() == [1]
@@ -52,8 +57,8 @@ def test_map_peaks_where_the_toy_model_reacts(method, row, col):
 def test_good_target_explains_the_other_class():
     model = RedDetector().eval()
     image = _grey_with_red_square(40, 40)
-    anomalous, _, _ = class_activation_maps(model, image, "anomalous", "layer4")
-    good, good_peaks, classes = class_activation_maps(model, image, "good", "layer4")
+    anomalous, _, _, *_ = class_activation_maps(model, image, "anomalous", "layer4")
+    good, good_peaks, classes, *_ = class_activation_maps(model, image, "good", "layer4")
     assert classes.tolist() == [0]
     # For 'good' the red square lowers the score: that region gets no heat ("inverted").
     assert good[0, 40:52, 40:52].mean() < anomalous[0, 40:52, 40:52].mean()
@@ -61,7 +66,7 @@ def test_good_target_explains_the_other_class():
 
 def test_predicted_target_follows_the_logits():
     model = RedDetector().eval()
-    _, _, classes = class_activation_maps(model, _grey_with_red_square(8, 8), "predicted")
+    _, _, classes, *_ = class_activation_maps(model, _grey_with_red_square(8, 8), "predicted")
     assert classes.tolist() == [1]
 
 
@@ -97,5 +102,5 @@ def test_all_zero_map_keeps_zero_peak():
     model = RedDetector().eval()
     image = torch.zeros(1, 3, 64, 64)
     image[:, 1:] = 1.0  # no red anywhere: the anomalous feature is zero everywhere
-    maps, peaks, _ = class_activation_maps(model, image, "anomalous", "layer4")
+    maps, peaks, _, *_ = class_activation_maps(model, image, "anomalous", "layer4")
     assert float(peaks[0]) == 0.0 and float(maps.abs().max()) == 0.0

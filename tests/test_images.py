@@ -21,7 +21,8 @@ from metricad.images import (
     resize_rgb,
     save_png,
 )
-from metricad.layout import scan_mvtec, split_manifest
+from metricad.sources.mvtec import scan_mvtec
+from metricad.split import split_manifest
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (12, 10, 3), dtype=np.uint8)
@@ -149,14 +150,14 @@ def test_resize_dataset_mirrors_layout_with_relative_paths(tmp_path, monkeypatch
 
     assert len(resized) == sum(TREE_COUNTS.values())
     assert list(resized.columns) == list(manifest.columns)
-    unchanged = ["label", "defect", "mvtec_split", "split"]
+    unchanged = ["label", "defect", "source_split", "name", "split"]
     assert resized[unchanged].equals(manifest[unchanged])
     for row in resized.itertuples():
         stem = Path(row.path).stem
-        assert row.path == f"resized/{row.mvtec_split}/{row.defect}/{stem}.png"
+        assert row.path == f"resized/{row.source_split}/{row.defect}/{stem}.png"
         assert load_rgb(row.path).shape == (24, 24, 3)
         if row.label:
-            assert row.mask_path == f"resized/ground_truth/{row.defect}/{stem}_mask.png"
+            assert row.mask_path == f"resized/ground_truth/{row.name}_mask.png"
             assert set(np.unique(np.asarray(Image.open(row.mask_path)))) <= {0, 255}
             assert load_mask(row.mask_path).any()
         else:
@@ -164,7 +165,7 @@ def test_resize_dataset_mirrors_layout_with_relative_paths(tmp_path, monkeypatch
 
 
 def test_resize_dataset_rejects_mask_of_other_size(tmp_path, make_mvtec_tree):
-    # scan_mvtec refuses such a mask already (tests/test_layout.py); resize checks again for
+    # scan_mvtec refuses such a mask already (tests/test_mvtec_source.py); resize checks again for
     # a manifest written by hand or by an older version.
     category_dir = make_mvtec_tree(tmp_path, counts={"train_good": 1, "cut": 1})
     manifest = scan_mvtec(tmp_path, "leather")

@@ -65,7 +65,7 @@ def _project(tmp_path: Path, params: dict) -> Path:
     """A copy of the pipeline (no outputs, no lock) as its own git + DVC repository."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("dvc.yaml", "stages", "src", ".dvc", ".gitignore", "plots_template"):
+    for name in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore", "plots_template"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(

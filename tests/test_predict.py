@@ -19,7 +19,7 @@ from metricad import predict
 from metricad.detector import Detector
 from metricad.errors import run_stage
 from metricad.files import read_csv
-from metricad.scores import load_scoring
+from metricad.scoring.head import load_scoring
 
 pytestmark = pytest.mark.slow
 
@@ -41,9 +41,10 @@ def _pipeline_scores(project: Path) -> pd.DataFrame:
     """What the evaluate stage scores, per test image: the stored scoring applied to the
     embed stage's embeddings, keyed by <defect>/<file name>."""
     predictions = read_csv(project / "data/embeddings/predictions.csv")
-    scoring, _ = load_scoring(project / "models/scorer.npz")
-    embeddings = np.load(project / "data/embeddings/embeddings.npy")
-    scores = pd.DataFrame(scoring.scores(embeddings, predictions["prob_anomalous"].to_numpy()))
+    head = load_scoring(project / "models/scorer.npz")
+    embeddings = torch.from_numpy(np.load(project / "data/embeddings/embeddings.npy"))
+    probabilities = torch.tensor(predictions["prob_anomalous"].to_numpy())
+    scores = pd.DataFrame(head.score_values(embeddings, probabilities).numpy(), columns=head.names)
     scores.index = ["/".join(Path(p).parts[-2:]) for p in predictions["path"]]
     return scores[(predictions["split"] == "test").to_numpy()]
 
@@ -147,9 +148,26 @@ def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
     result = detector.predict(images, heatmaps=False)
     session = onnxruntime.InferenceSession(str(out))
     batch = np.ascontiguousarray(result.images.transpose(0, 3, 1, 2))
-    embedding, *scores = session.run(None, {"image": batch})
+    names = [output.name for output in session.get_outputs()]
+    assert names == [
+        "embedding",
+        "score_softmax",
+        "score_knn",
+        "score_gaussian",
+        "normalized",
+        "anomalous",
+    ]
+    embedding, softmax, *scores, normalized, anomalous = session.run(None, {"image": batch})
     assert embedding.shape == (len(images), 32)
-    # Measured: at most 2e-6 (softmax, which predict rounds to 6 decimals) and a relative 3e-7.
-    np.testing.assert_allclose(scores[0], result.table["softmax"], atol=5e-6)
-    for name, values in zip(("knn", "gaussian"), scores[1:], strict=True):
+    # The one scoring head (scoring/head.py) in both. Measured: at most 2e-6 (softmax, which
+    # predict rounds to 6 decimals) and a relative 3e-7.
+    np.testing.assert_allclose(softmax, result.table["softmax"], atol=5e-6)
+    for name, values in zip(("knn", "gaussian"), scores, strict=True):
         np.testing.assert_allclose(values, result.table[name], rtol=1e-5, err_msg=name)
+    # normalized divides the score by the span: its difference is the score's, over the span.
+    np.testing.assert_allclose(normalized, result.table["normalized"], atol=1e-4)
+    # The verdict agrees wherever the score is not within rounding of the threshold.
+    threshold = float(detector.head.thresholds[detector.head.names.index("gaussian")])
+    decisive = (np.abs(result.table["gaussian"] - threshold) > 1e-5 * abs(threshold)).to_numpy()
+    assert decisive.any()
+    assert (anomalous[decisive] == result.table["anomalous"].to_numpy()[decisive]).all()

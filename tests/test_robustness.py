@@ -1,7 +1,7 @@
 """Robust to what real users feed it: every bad input ends in one clear line, nothing
 half-written, and nothing a user gives runs code.
 
-The per-module cases live beside their code (test_images, test_layout, test_params,
+The per-module cases live beside their code (test_images, test_mvtec_source, test_params,
 test_training); this file holds what crosses modules: the stages run as a user runs them,
 property-based fuzzing of the loaders and the params validator, and source audits.
 """

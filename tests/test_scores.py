@@ -1,4 +1,5 @@
-"""Embedding anomaly scores against a direct scikit-learn / numpy computation."""
+"""The anomaly scores (scoring/) against a direct scikit-learn / numpy computation, the head
+that holds them with their operating points, its file, and the registry."""
 
 from __future__ import annotations
 
@@ -6,25 +7,35 @@ import typing
 
 import numpy as np
 import pytest
+import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 from metricad.errors import MetricadError
 from metricad.metrics import at_operating_point, auroc_by_defect
-from metricad.params import EvaluateParams
-from metricad.scores import (
-    SCORES,
-    Scoring,
+from metricad.params import EvaluateParams, ScoreName
+from metricad.scoring import SCORES
+from metricad.scoring.head import (
+    SCORE_NAMES,
+    ScoringHead,
     anomaly_scores,
-    fit_scorer,
-    gaussian_distance,
-    knn_distance,
     load_scoring,
     operating_point,
     save_scoring,
-    unit_rows,
 )
+from metricad.tsne import unit_rows
+
+
+def _fitted(reference: np.ndarray, k: int = 3, names=SCORE_NAMES) -> ScoringHead:
+    head = ScoringHead(names, names[-1])
+    head.fit_scores(reference, EvaluateParams(knn_k=k))
+    return head
+
+
+def _scores(head: ScoringHead, queries: np.ndarray) -> dict[str, np.ndarray]:
+    values = head.score_values(torch.from_numpy(queries), torch.zeros(len(queries)))
+    return {name: values[:, i].numpy() for i, name in enumerate(head.names)}
 
 
 def _toy(seed: int = 0, good: int = 30, dim: int = 6):
@@ -36,7 +47,7 @@ def _toy(seed: int = 0, good: int = 30, dim: int = 6):
 
 def test_knn_is_the_mean_cosine_distance_to_the_k_nearest():
     reference, queries = _toy()
-    ours = knn_distance(reference, queries, k=3)
+    ours = _scores(_fitted(reference, k=3), queries)["knn"]
     cosine = 1 - unit_rows(queries) @ unit_rows(reference).T
     direct = np.sort(cosine, axis=1)[:, :3].mean(axis=1)
     np.testing.assert_allclose(ours, direct, atol=1e-12)
@@ -48,20 +59,23 @@ def test_knn_is_the_mean_cosine_distance_to_the_k_nearest():
 
 def test_gaussian_is_the_mahalanobis_distance_under_ledoit_wolf():
     reference, queries = _toy()
-    ours, shrinkage = gaussian_distance(reference, queries)
+    head = _fitted(reference)
+    ours = _scores(head, queries)["gaussian"]
+    # The scores see unit-length embeddings (the cosine head only sees direction).
+    reference, queries = unit_rows(reference), unit_rows(queries)
     estimator = LedoitWolf().fit(reference)
     centred = queries - reference.mean(axis=0)
     precision = np.linalg.inv(estimator.covariance_)
     direct = np.sqrt(np.einsum("ij,jk,ik->i", centred, precision, centred))
     np.testing.assert_allclose(ours, direct, rtol=1e-8)
-    assert shrinkage == pytest.approx(estimator.shrinkage_)
+    assert head.used()["gaussian_shrinkage"] == pytest.approx(estimator.shrinkage_, abs=1e-6)
 
 
 def test_scores_rank_the_far_cluster_higher():
     reference, queries = _toy()
     embeddings = np.concatenate([reference, queries])
     is_reference = np.arange(len(embeddings)) < len(reference)
-    report = anomaly_scores(SCORES, embeddings, np.zeros(len(embeddings)), is_reference, k=5)
+    report = anomaly_scores(SCORE_NAMES, embeddings, np.zeros(len(embeddings)), is_reference, k=5)
     labels = np.r_[np.zeros(5), np.ones(5)]
     for name in ("knn", "gaussian"):
         assert roc_auc_score(labels, report.scores[name][~is_reference]) > 0.9
@@ -79,10 +93,13 @@ def test_small_sets_lower_k_and_shrink_with_warnings():
     assert np.isfinite(report.scores["gaussian"]).all()
 
 
-def test_scores_in_params_are_the_scores_computed():
+def test_the_registry_holds_every_score_the_params_schema_names():
     hint = typing.get_type_hints(EvaluateParams)["scores"]
-    assert typing.get_args(typing.get_args(hint)[0]) == SCORES
-    assert EvaluateParams().scores == list(SCORES)
+    assert typing.get_args(typing.get_args(hint)[0]) == SCORE_NAMES
+    assert EvaluateParams().scores == list(SCORE_NAMES)
+    SCORES.check_names(ScoreName)
+    with pytest.raises(MetricadError, match=r"evaluate.scores: no score named 'lof'"):
+        SCORES["lof"]
 
 
 def test_auroc_by_defect_against_sklearn():
@@ -101,33 +118,47 @@ def test_auroc_by_defect_against_sklearn():
 
 def test_operating_points_come_from_good_images_only():
     good = np.linspace(1.0, 2.0, 11)
-    point = operating_point(good, "quantile", 0.9, 3.0)
-    assert point.threshold == pytest.approx(1.9) and point.span == pytest.approx(1.0)
-    # No good validation image is above the 1.0 quantile: nothing good is flagged, and a
-    # set of good images alone never makes everything anomalous.
-    strict = operating_point(good, "quantile", 1.0, 3.0)
-    assert not strict.anomalous(good).any() and strict.anomalous(np.array([2.5])).all()
-    spread = operating_point(good, "mean_sd", 0.99, 2.0)
-    assert spread.threshold == pytest.approx(good.mean() + 2.0 * good.std(ddof=1))
-    assert point.normalized(np.array([1.9, 0.0, 100.0])).tolist() == [0.5, 0.0, 1.0]
-    single = operating_point(np.array([3.0]), "quantile", 0.99, 3.0)
-    assert (single.threshold, single.span) == (3.0, 3.0)  # no spread: scaled by the threshold
-    undefined = operating_point(np.full(4, np.nan), "quantile", 0.99, 3.0)
-    assert np.isnan(undefined.threshold) and not undefined.anomalous(np.array([1e9])).any()
+    threshold, span = operating_point(good, "quantile", 0.9, 3.0)
+    assert threshold == pytest.approx(1.9) and span == pytest.approx(1.0)
+    # No good validation image is above the 1.0 quantile: nothing good is flagged.
+    assert operating_point(good, "quantile", 1.0, 3.0)[0] == good.max()
+    spread, _ = operating_point(good, "mean_sd", 0.99, 2.0)
+    assert spread == pytest.approx(good.mean() + 2.0 * good.std(ddof=1))
+    assert operating_point(np.array([3.0]), "quantile", 0.99, 3.0) == (3.0, 3.0)  # no spread
+    undefined, _ = operating_point(np.full(4, np.nan), "quantile", 0.99, 3.0)
+    assert np.isnan(undefined)
+
+
+def test_the_head_normalises_and_decides_on_the_verdict_score():
+    reference, queries = _toy()
+    head = _fitted(reference)
+    good = torch.from_numpy(reference[:10])
+    head.set_operating_points(head.score_values(good, torch.zeros(10)), EvaluateParams())
+    values, normalized, anomalous = head(torch.from_numpy(queries), torch.zeros(len(queries)))
+    column = head.names.index("gaussian")
+    threshold, span = float(head.thresholds[column]), float(head.spans[column])
+    expected = np.clip((values[:, column].numpy() - threshold) / span + 0.5, 0.0, 1.0)
+    np.testing.assert_allclose(normalized.numpy(), expected)
+    assert (anomalous.numpy() == (values[:, column].numpy() > threshold)).all()
+    assert anomalous[5:].all() and not anomalous[:5].all()  # the far cluster is flagged
 
 
 def test_the_scorer_file_round_trips_and_refuses_foreign_files(tmp_path):
     reference, queries = _toy()
-    scorer, _ = fit_scorer(reference, 3)
-    points = {name: operating_point(np.arange(5.0), "quantile", 0.9, 3.0) for name in SCORES}
-    scoring = Scoring(scorer, SCORES, points, "gaussian")
+    head = _fitted(reference)
+    head.set_operating_points(torch.arange(15.0, dtype=torch.float64).view(5, 3), EvaluateParams())
     path = tmp_path / "scorer.npz"
-    save_scoring(path, scoring, {"cam": ["gradcam++", "layer2", "anomalous"]})
-    loaded, record = load_scoring(path)
-    assert record["cam"] == ["gradcam++", "layer2", "anomalous"] and loaded.points == points
-    probabilities = np.zeros(len(queries))
-    for name, values in scoring.scores(queries, probabilities).items():
-        np.testing.assert_array_equal(loaded.scores(queries, probabilities)[name], values)
+    save_scoring(path, head)
+    loaded = load_scoring(path)
+    assert loaded.names == head.names and loaded.verdict == head.verdict
+    assert loaded.used() == head.used()
+    probabilities = torch.full((len(queries),), 0.25, dtype=torch.float64)
+    for ours, theirs in zip(
+        head(torch.from_numpy(queries), probabilities),
+        loaded(torch.from_numpy(queries), probabilities),
+        strict=True,
+    ):
+        assert torch.equal(ours, theirs)
     path.write_bytes(b"not a zip")
     with pytest.raises(MetricadError, match="scorer.npz: not a readable scorer"):
         load_scoring(path)

@@ -15,9 +15,10 @@ from test_pipeline import _project, _run
 
 from metricad.errors import MetricadError
 from metricad.images import check_image, load_mask
-from metricad.layout import scan_mvtec, split_manifest, split_warnings
 from metricad.params import params_from_dict
-from metricad.scores import anomaly_scores
+from metricad.scoring.head import anomaly_scores
+from metricad.sources.mvtec import scan_mvtec
+from metricad.split import split_manifest, split_warnings
 from metricad.training import settings_for_data
 from metricad.tsne import usable_perplexity
 

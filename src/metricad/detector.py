@@ -1,5 +1,5 @@
 """The trained model applied to new images: every score, the normalised score, a verdict and
-a heat map per image, from models/model.pt and models/scorer.npz alone.
+a heat map per image, from models/ alone (model.pt, scorer.npz, cam.json).
 
     detector = Detector.load("models")
     result = detector.predict([load_rgb("photo.png")])   # any size; resized as in training
@@ -8,6 +8,7 @@ a heat map per image, from models/model.pt and models/scorer.npz alone.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +17,15 @@ import pandas as pd
 import torch
 
 from metricad.checkpoint import read_checkpoint
-from metricad.gradcam import heatmaps_for_images
+from metricad.errors import MetricadError
+from metricad.gradcam import explain_images
 from metricad.images import resize_rgb
 from metricad.inference import embed_and_score, softmax_score
 from metricad.runtime import select_device
-from metricad.scores import Scoring, load_scoring
+from metricad.scoring.head import ScoringHead, load_scoring
 from metricad.torch_model import AnomalyNet
 
-MODEL_FILE, SCORER_FILE = "model.pt", "scorer.npz"
+MODEL_FILE, SCORER_FILE, CAM_FILE = "model.pt", "scorer.npz", "cam.json"
 
 
 @dataclass
@@ -38,18 +40,18 @@ class Predictions:
 
 
 class Detector:
-    """The trained network and its scoring, in eval mode."""
+    """The trained network and its scoring head, in eval mode."""
 
     def __init__(
         self,
         model: AnomalyNet,
-        scoring: Scoring,
+        head: ScoringHead,
         cam: tuple[str, str, str],
         device: torch.device,
         batch_size: int = 64,
     ) -> None:
         self.model = model.eval()
-        self.scoring = scoring
+        self.head = head.eval()
         self.cam = cam
         self.device = device
         self.batch_size = batch_size
@@ -59,33 +61,44 @@ class Detector:
     def load(
         cls, folder: str | Path = "models", device: str = "auto", batch_size: int | None = None
     ) -> Detector:
-        """The detector of a trained pipeline's models/ folder (model.pt and scorer.npz).
+        """The detector of a trained pipeline's models/ folder (model.pt, scorer.npz and the
+        gradcam stage's cam.json).
 
         `batch_size` defaults to the pipeline's own (train.inference_batch_size): every batch
         is padded to it, and with the same batch size predict gives the pipeline's bits."""
         folder = Path(folder)
         model, trained_with = read_checkpoint(folder / MODEL_FILE)
-        scoring, record = load_scoring(folder / SCORER_FILE)
+        head = load_scoring(folder / SCORER_FILE)
+        cam_file = folder / CAM_FILE
+        if not cam_file.is_file():
+            raise MetricadError(
+                f"{cam_file}: heat-map settings not found (run `dvc repro gradcam`)"
+            )
+        cam = json.loads(cam_file.read_text(encoding="utf-8"))
         if batch_size is None:
             batch_size = trained_with["train"]["inference_batch_size"]
-        return cls(model, scoring, tuple(record["cam"]), select_device(device), batch_size)
+        settings = (cam["method"], cam["layer"], cam["target"])
+        return cls(model, head, settings, select_device(device), batch_size)
 
     def predict(self, images: list[np.ndarray], heatmaps: bool = True) -> Predictions:
         """Score uint8 HxWx3 images of any size (each resized to the training size first)."""
         resized = np.stack([resize_rgb(image, self.size) for image in images])
         tensor = torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
-        embeddings, probabilities = embed_and_score(
-            self.model, tensor, self.batch_size, self.device, progress=False
-        )
-        prob_anomalous = softmax_score(probabilities)
-        table = pd.DataFrame(self.scoring.scores(embeddings, prob_anomalous))
-        point = self.scoring.points[self.scoring.verdict]
-        table["normalized"] = point.normalized(table[self.scoring.verdict].to_numpy())
-        table["anomalous"] = point.anomalous(table[self.scoring.verdict].to_numpy())
         maps = None
-        if heatmaps:
+        if heatmaps:  # one pass: the CAM's forward gives the embeddings too
             method, layer, target = self.cam
-            maps = heatmaps_for_images(
+            explained = explain_images(
                 self.model, tensor, self.device, self.batch_size, target, layer, method, False
-            )[0].numpy()
+            )
+            maps = explained[0].numpy()
+            embeddings, probabilities = explained[3].numpy(), explained[4].numpy()
+        else:
+            embeddings, probabilities = embed_and_score(
+                self.model, tensor, self.batch_size, self.device, progress=False
+            )
+        prob_anomalous = torch.from_numpy(softmax_score(probabilities))
+        values, normalized, anomalous = self.head(torch.from_numpy(embeddings), prob_anomalous)
+        table = pd.DataFrame(values.numpy(), columns=list(self.head.names))
+        table["normalized"] = normalized.numpy()
+        table["anomalous"] = anomalous.numpy()
         return Predictions(table, maps, resized)

@@ -28,7 +28,7 @@ from metricad.inference import embed_and_score
 from metricad.localization import aupro, pixel_auroc
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
-from metricad.scores import SCORES, anomaly_scores
+from metricad.scoring.head import SCORE_NAMES, anomaly_scores
 from metricad.torch_model import AdaCos, ChannelDropout, build_model
 from metricad.training import make_optimizer, train
 from metricad.tsne import tsne_map
@@ -151,8 +151,8 @@ def run() -> Iterator[tuple[str, str]]:
         "pixel AUROC and AUPRO",
         md5(np.array([pixel_auroc(maps.numpy(), masks), aupro(maps.numpy(), masks)])),
     )
-    report = anomaly_scores(SCORES, embeddings, probabilities[:, 1], labels.numpy() == 0, k=3)
-    for name in SCORES:
+    report = anomaly_scores(SCORE_NAMES, embeddings, probabilities[:, 1], labels.numpy() == 0, k=3)
+    for name in SCORE_NAMES:
         yield f"{name} score", md5(report.scores[name])
     yield "t-SNE map", md5(tsne_map(embeddings, perplexity=5.0, seed=0, max_iter=250))
 

@@ -1,4 +1,5 @@
-"""Class activation maps (Grad-CAM, Grad-CAM++, HiResCAM) for AnomalyNet, in eval mode only.
+"""Class activation maps for AnomalyNet, in eval mode only: the hook on a backbone layer, the
+target class, and the method registered in cams/ (Grad-CAM, Grad-CAM++, HiResCAM).
 
 Pure torch, no I/O. A map is computed for one target class per image at one backbone
 layer, upsampled to the input size, and returned normalised by its own maximum together
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metricad.cams import CAMS
 from metricad.data import eval_batches, normalize
 from metricad.params import CamMethod, CamTarget
 from metricad.runtime import memory_format_for
@@ -23,36 +25,17 @@ TARGETS = typing.get_args(CamTarget)
 CLASS_INDEX = {"good": 0, "anomalous": 1}
 
 
-def _weighted_activations(
-    activations: torch.Tensor, gradients: torch.Tensor, method: str
-) -> torch.Tensor:
-    """Per-pixel sum over channels of weight x activation, before the ReLU."""
-    if method == "hirescam":
-        # HiResCAM (Draelos & Carin 2020): the gradient itself weighs each position. Faithful
-        # when the head sees every position separately (flatten + Linear, as here), where
-        # Grad-CAM's averaged gradient can cancel out.
-        return (gradients * activations).sum(dim=1, keepdim=True)
-    if method == "gradcam":
-        weights = gradients.mean(dim=(2, 3))
-    else:
-        # Grad-CAM++ (Chattopadhyay et al. 2018), closed form for an exponential score.
-        grads2, grads3 = gradients.pow(2), gradients.pow(3)
-        total = activations.sum(dim=(2, 3), keepdim=True)
-        denominator = (2 * grads2 + total * grads3).where(gradients != 0, torch.ones_like(grads2))
-        weights = (grads2 / denominator * F.relu(gradients)).sum(dim=(2, 3))
-    return (weights[:, :, None, None] * activations).sum(dim=1, keepdim=True)
-
-
 def class_activation_maps(
     model: AnomalyNet,
     images: torch.Tensor,
     target: str = "anomalous",
     layer: str = "layer4",
     method: str = "gradcam",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Maps for a batch of normalised images (N, 3, H, W).
+) -> tuple[torch.Tensor, ...]:
+    """Maps for a batch of normalised images (N, 3, H, W), and what the same forward pass gave.
 
-    Returns (maps (N, H, W) in [0, 1], peaks (N,), target class index (N,)).
+    Returns (maps (N, H, W) in [0, 1], peaks (N,), target class index (N,), embeddings (N, D),
+    class probabilities (N, C)): predict scores and explains an image in one pass.
     Refuses a model in training mode: Dropout2d and batch statistics would make the map
     change from run to run, the original article's unexplained instability.
     """
@@ -66,7 +49,8 @@ def class_activation_maps(
     )
     try:
         with torch.enable_grad():
-            logits = model(images)
+            embeddings = model.embed(images)
+            logits = model.head(embeddings)
             if target == "predicted":
                 classes = logits.argmax(dim=1)
             else:
@@ -79,11 +63,12 @@ def class_activation_maps(
         hook.remove()
     # Under autocast the layer runs in bfloat16; the map itself is computed in float32.
     activations, gradients = captured[0].detach().float(), gradients.float()
-    cams = F.relu(_weighted_activations(activations, gradients, method))
+    cams = F.relu(CAMS[method](activations, gradients))
     cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     peaks = cams.amax(dim=(1, 2))
     maps = torch.where(peaks[:, None, None] > 0, cams / peaks.clamp_min(1e-12)[:, None, None], 0.0)
-    return maps, peaks, classes
+    probabilities = torch.softmax(logits.detach().float(), dim=1)
+    return maps, peaks, classes, embeddings.detach().float(), probabilities
 
 
 def heatmaps_for_images(
@@ -97,22 +82,46 @@ def heatmaps_for_images(
     progress: bool = True,
     amp: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch-wise maps for uint8 images (N, 3, H, W); results on the CPU.
+    """Batch-wise maps, peaks and target classes for uint8 images (N, 3, H, W), on the CPU.
 
     `amp`: the network in bfloat16 autocast on CUDA (ignored on the CPU).
     """
+    explained = explain_images(
+        model, images, device, batch_size, target, layer, method, progress, amp
+    )
+    return explained[:3]
+
+
+def explain_images(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    device: torch.device,
+    batch_size: int,
+    target: str = "anomalous",
+    layer: str = "layer4",
+    method: str = "gradcam",
+    progress: bool = True,
+    amp: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """heatmaps_for_images, plus the embeddings (N, D) and class probabilities (N, C) of the
+    same forward passes: one network pass per batch for both the scores and the maps."""
     model.to(device=device, memory_format=memory_format_for(device))
     parts = []
     for batch, count in eval_batches(images, batch_size, "gradcam" if progress else None):
         x = normalize(batch.to(device))
         with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
-            maps = class_activation_maps(model, x, target, layer, method)
-        parts.append([t[:count].cpu() for t in maps])
+            explained = class_activation_maps(model, x, target, layer, method)
+        parts.append([t[:count].cpu() for t in explained])
     if not parts:
-        size = images.shape[-2:]
-        return torch.zeros(0, *size), torch.zeros(0), torch.zeros(0, dtype=torch.long)
-    maps, peaks, classes = (torch.cat(column) for column in zip(*parts, strict=True))
-    return maps, peaks, classes
+        classes, dim = model.head.weight.shape
+        return (
+            torch.zeros(0, *images.shape[-2:]),
+            torch.zeros(0),
+            torch.zeros(0, dtype=torch.long),
+            torch.zeros(0, dim),
+            torch.zeros(0, classes),
+        )
+    return tuple(torch.cat(column) for column in zip(*parts, strict=True))
 
 
 def maps_per_target(

@@ -1,5 +1,5 @@
 """Image and mask I/O: robust loading of any PIL mode, deterministic resizing and PNG writing,
-and resizing a whole manifest into a mirror of MVTec AD's folder layout."""
+and resizing a whole manifest into a folder of same-size PNGs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from tqdm import tqdm
 from metricad.errors import MetricadError
 from metricad.files import atomic_path
 
-# The formats IMAGE_EXTENSIONS in layout.py stands for; no other PIL plugin is ever tried.
+# MVTec ships PNG; the others let users bring their own photos. The PIL plugins for the formats
+# IMAGE_EXTENSIONS stands for; no other PIL plugin is ever tried.
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
 # What to do about a broken file, appended to each such error.
 _FIX = "replace it with a good copy or remove it"
@@ -24,8 +26,8 @@ _WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 def _open(path: str | Path) -> Image.Image:
     """Open an image of an allowed format, lazily (header only); failures become MetricadError."""
     try:
-        # Only the formats the layout lists: PIL would otherwise pick a plugin by content, and
-        # an EPS file renamed to .png would be rendered by Ghostscript, an external program.
+        # Only the formats IMAGE_EXTENSIONS stands for: PIL would otherwise pick a plugin by
+        # content, and an EPS file renamed to .png would be rendered by Ghostscript.
         return Image.open(path, formats=ALLOWED_FORMATS)
     except FileNotFoundError:
         raise MetricadError(
@@ -171,26 +173,25 @@ def save_png(array: np.ndarray, path: str | Path) -> None:
 def resize_dataset(
     manifest: pd.DataFrame, size: int, out_dir: str | Path, progress: bool = True
 ) -> pd.DataFrame:
-    """Resize every manifest image (and mask) into `out_dir` in MVTec's layout.
+    """Resize every manifest image (and mask) into `out_dir`.
 
-    Images go to out_dir/<mvtec_split>/<defect>/<stem>.png, masks to
-    out_dir/ground_truth/<defect>/<stem>_mask.png; non-square images are stretched to the
-    square (see `resize_rgb`). A mask whose size differs from its image's is an error naming
-    both files. Returns a copy of the manifest whose
-    path/mask_path name the new files (posix strings, relative if out_dir was relative).
+    Images go to out_dir/<name>.png, masks to out_dir/ground_truth/<name>_mask.png (the
+    manifest's `name` is unique); non-square images are stretched to the square (see
+    `resize_rgb`). A mask whose size differs from its image's is an error naming both files.
+    Returns a copy of the manifest whose path/mask_path name the new files (posix strings,
+    relative if out_dir was relative).
     """
     _check_size(size)
     out_dir = Path(out_dir)
     resized = manifest.copy()
     new_paths: list[str] = []
     new_masks: list[str] = []
-    rows = manifest[["path", "mask_path", "mvtec_split", "defect"]].itertuples(index=False)
-    for path, mask_path, mvtec_split, defect in tqdm(
+    rows = manifest[["path", "mask_path", "name"]].itertuples(index=False)
+    for path, mask_path, name in tqdm(
         rows, total=len(manifest), desc="resize", disable=not progress
     ):
-        stem = Path(path).stem
         image = load_rgb(path)
-        target = out_dir / mvtec_split / defect / f"{stem}.png"
+        target = out_dir / f"{name}.png"
         save_png(resize_rgb(image, size), target)
         new_paths.append(target.as_posix())
         if not mask_path:
@@ -202,7 +203,7 @@ def resize_dataset(
                 f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
                 f"{path} is {image.shape[1]}x{image.shape[0]}"
             )
-        mask_target = out_dir / "ground_truth" / defect / f"{stem}_mask.png"
+        mask_target = out_dir / "ground_truth" / f"{name}_mask.png"
         save_png(resize_mask(mask, size), mask_target)
         new_masks.append(mask_target.as_posix())
     resized["path"] = new_paths

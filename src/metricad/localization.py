@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from metricad.layout import SYNTHETIC
+from metricad.manifest import SYNTHETIC
 from metricad.metrics import json_float
 from metricad.params import GradcamParams
 

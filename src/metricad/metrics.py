@@ -54,9 +54,10 @@ def classification_metrics(
     """Accuracy, errors, precision/recall/F1 (anomalous = positive), AUROC, per-defect recall.
 
     `defects` names each image's defect type ("good" for defect-free images) and must agree
-    with `labels`. Precision, recall and F1 are 0.0 when their denominator is 0 (sklearn's
-    zero_division=0). `auroc` is None when only one class is present. `specificity` is the
-    share of good images predicted good, None without good images.
+    with `labels`. Without anomalous images (a good-only test split) precision, recall and F1
+    are None (undefined, not failed); otherwise they are 0.0 when their denominator is 0
+    (sklearn's zero_division=0). `auroc` is None when only one class is present.
+    `specificity` is the share of good images predicted good, None without good images.
     """
     prob = np.asarray(prob_anomalous, dtype=float).ravel()
     truth = _binary(labels, prob.shape[0])
@@ -82,9 +83,9 @@ def classification_metrics(
         "threshold": json_float(threshold),
         "accuracy": json_float(1 - errors / prob.shape[0]) if prob.shape[0] else None,
         "errors": errors,
-        "precision": json_float(precision),
-        "recall": json_float(recall),
-        "f1": json_float(f1),
+        "precision": json_float(precision) if truth.any() else None,
+        "recall": json_float(recall) if truth.any() else None,
+        "f1": json_float(f1) if truth.any() else None,
         "auroc": json_float(roc_auc_score(truth, prob)) if both_classes else None,
         "specificity": _share(pred[truth == 0] == 0),
         "recall_per_defect": {

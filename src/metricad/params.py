@@ -53,6 +53,7 @@ CamMethod = Literal["gradcam", "gradcam++", "hirescam"]
 CamTarget = Literal["anomalous", "good", "predicted"]
 SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "mixed"]
 ScoreName = Literal["softmax", "knn", "gaussian"]
+SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
 
 # numpy's legacy RandomState (behind scikit-learn's t-SNE) takes seeds below 2**32 only.
 _SEED_MAX = 2**32 - 1
@@ -68,11 +69,14 @@ class SyntheticParams(_Recorded):
 
 @dataclass(frozen=True)
 class DataParams(_Recorded):
-    """data: which images (the generated demo, or the user's MVTec AD copy)."""
+    """data: which images (the generated demo, an MVTec AD copy, a folder or a CSV list of
+    the user's photos; src/metricad/sources/)."""
 
-    source: Literal["synthetic", "mvtec"] = "synthetic"
+    source: SourceName = "synthetic"
     root: str | None = None
     category: str = "leather"
+    good: str = "good"  # folder source: the folder of good images under data.root
+    masks: str = "masks"  # folder source: the folder of masks, masks/<defect>/<name>.png
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
 
 
@@ -83,6 +87,8 @@ class SplitParams(_Recorded):
     anomalous_train_fraction: float = _range(0.0, 1.0, default=0.5)
     # Share of train/good held out of training: the good images thresholds are chosen on.
     validation_fraction: float = _range(0.0, 0.9, default=0.2)
+    # Share of the good images held out for test where the source gives no split (folder, csv).
+    test_fraction: float = _range(0.0, 0.9, default=0.2)
     seed: int = _range(0, _SEED_MAX, default=0)
 
 
@@ -335,11 +341,19 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 def _check_relations(params: Params) -> None:
     """Checks that involve more than one key or the file system."""
     data = params.data
-    if data.source == "mvtec":
+    if data.source != "synthetic":
         if not data.root:
-            raise MetricadError("params: data.root must be set when data.source is 'mvtec'")
-        if not Path(data.root).is_dir():
+            raise MetricadError(
+                f"params: data.root must be set when data.source is {data.source!r}"
+            )
+        if data.source == "csv" and not Path(data.root).is_file():
+            raise MetricadError(f"params: data.root: CSV file {_path(data.root)} does not exist")
+        if data.source != "csv" and not Path(data.root).is_dir():
             raise MetricadError(f"params: data.root: folder {_path(data.root)} does not exist")
+    for key in ("good", "masks"):
+        name = getattr(data, key)
+        if not name or "/" in name or name.startswith("."):
+            raise MetricadError(f"params: data.{key} must be a folder name, got {_path(name)}")
     if not data.category or "/" in data.category or data.category.startswith("."):
         raise MetricadError(
             f"params: data.category must be a folder name, got {_path(data.category)}"

@@ -32,8 +32,7 @@ from tqdm import tqdm
 from metricad.detector import Detector
 from metricad.errors import MetricadError, run_stage
 from metricad.files import write_csv
-from metricad.images import load_rgb, save_png
-from metricad.layout import IMAGE_EXTENSIONS
+from metricad.images import IMAGE_EXTENSIONS, load_rgb, save_png
 from metricad.plots import gradcam_panel
 
 
@@ -118,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = table[["path", *(c for c in table.columns if c != "path")]]
     write_csv(args.out / "predictions.csv", table)
     seconds = time.perf_counter() - started
-    verdict = detector.scoring.verdict
-    threshold = detector.scoring.points[verdict].threshold
+    verdict = detector.head.verdict
+    threshold = float(detector.head.thresholds[detector.head.names.index(verdict)])
     print(
         f"predict: {len(table)} image(s) scored in {seconds:.1f} s, {int(table['anomalous'].sum())}"
         f" anomalous ({verdict} above {threshold:.6g}), {failed} unreadable; wrote "

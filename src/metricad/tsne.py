@@ -9,11 +9,17 @@ import pandas as pd
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
-from metricad.layout import synthetic_rows
+from metricad.manifest import synthetic_rows
 from metricad.params import TsneParams
-from metricad.scores import unit_rows
 
 MIN_POINTS = 2  # a t-SNE map of fewer points is not drawn
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row divided by its length (float64; a zero row stays zero)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 def usable_perplexity(perplexity: float, count: int) -> float | None:

@@ -26,7 +26,7 @@ from metricad.demo_data.primitives import Category, FloatImage
 from metricad.errors import MetricadError
 from metricad.files import write_json
 from metricad.images import save_png
-from metricad.layout import DEFECT_FREE
+from metricad.manifest import DEFECT_FREE
 
 # Counts per folder: keys are "train_good", "test_good" and the category's defect names.
 DEFAULT_GOOD_COUNTS = {"train_good": 40, "test_good": 10}

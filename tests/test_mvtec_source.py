@@ -1,4 +1,4 @@
-"""Scanning MVTec AD trees, their error cases, the seeded split and the manifest CSV."""
+"""The MVTec AD source (scanning trees, their error cases), the seeded split, the manifest."""
 
 from __future__ import annotations
 
@@ -13,15 +13,9 @@ from conftest import TREE_COUNTS
 from PIL import Image
 
 from metricad.errors import MetricadError
-from metricad.layout import (
-    MANIFEST_COLUMNS,
-    MVTEC_CATEGORIES,
-    read_manifest,
-    scan_mvtec,
-    split_manifest,
-    validation_rows,
-    write_manifest,
-)
+from metricad.manifest import MANIFEST_COLUMNS, SOURCE_COLUMNS, read_manifest, write_manifest
+from metricad.sources.mvtec import MVTEC_CATEGORIES, scan_mvtec
+from metricad.split import split_manifest, validation_rows
 
 
 def _scan(root: Path, category: str = "leather"):
@@ -38,9 +32,9 @@ def test_categories():
 def test_scan_lists_every_image_with_label_defect_and_mask(tmp_path, make_mvtec_tree):
     category_dir = make_mvtec_tree(tmp_path)
     scan = _scan(tmp_path)
-    assert list(scan.columns) == MANIFEST_COLUMNS[:-1]
+    assert list(scan.columns) == SOURCE_COLUMNS
     assert len(scan) == sum(TREE_COUNTS.values())
-    assert scan.groupby(["mvtec_split", "defect"]).size().to_dict() == {
+    assert scan.groupby(["source_split", "defect"]).size().to_dict() == {
         ("train", "good"): 4,
         ("test", "good"): 2,
         **{("test", defect): 2 for defect in ("color", "cut", "fold", "glue", "poke")},
@@ -51,9 +45,9 @@ def test_scan_lists_every_image_with_label_defect_and_mask(tmp_path, make_mvtec_
     assert first["mask_path"] == f"{category_dir}/ground_truth/color/000_mask.png"
     assert (scan.loc[scan["label"] == 0, "mask_path"] == "").all()
     assert all(Path(p).is_file() for p in scan.loc[scan["label"] == 1, "mask_path"])
-    # Sorted by (mvtec_split, defect, file name).
+    # Sorted by (source_split, defect, file name).
     names = scan["path"].map(lambda p: Path(p).name)
-    keys = list(zip(scan["mvtec_split"], scan["defect"], names, strict=True))
+    keys = list(zip(scan["source_split"], scan["defect"], names, strict=True))
     assert keys == sorted(keys)
 
 
@@ -147,9 +141,9 @@ def _split_tree(root: Path, make_mvtec_tree):
 def test_split_counts_per_defect_type(tmp_path, make_mvtec_tree, fraction):
     scan = _split_tree(tmp_path, make_mvtec_tree)
     split = split_manifest(scan, fraction, seed=3)
-    assert split[MANIFEST_COLUMNS[:-1]].equals(scan)  # row order and columns kept
-    assert (split.loc[split["mvtec_split"] == "train", "split"] == "train").all()
-    test_good = (split["mvtec_split"] == "test") & (split["label"] == 0)
+    assert split[SOURCE_COLUMNS].equals(scan)  # row order and columns kept
+    assert (split.loc[split["source_split"] == "train", "split"] == "train").all()
+    test_good = (split["source_split"] == "test") & (split["label"] == 0)
     assert (split.loc[test_good, "split"] == "test").all()
     for defect, n in {"color": 5, "cut": 3, "poke": 1}.items():
         rows = split[split["defect"] == defect]
@@ -305,7 +299,7 @@ def test_operating_points_fall_back_to_good_training_images_with_a_warning():
 def test_split_holds_out_a_seeded_share_of_train_good_only(tmp_path, make_mvtec_tree):
     scan = scan_mvtec(tmp_path, make_mvtec_tree(tmp_path) and "leather")
     split = split_manifest(scan, 0.5, 0, validation_fraction=0.5)["split"]
-    good = (scan["mvtec_split"] == "train").to_numpy()
+    good = (scan["source_split"] == "train").to_numpy()
     assert (split[good] == "validation").sum() == 2 and (split[~good] != "validation").all()
     again = split_manifest(scan, 0.5, 0, validation_fraction=0.5)["split"]
     assert split.equals(again)

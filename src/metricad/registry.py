@@ -1,0 +1,57 @@
+"""A registry per variation point (data sources, scores, CAM methods): a name -> entry map
+filled by the entries' own modules, so adding one is one new file plus its name in the params
+schema (params.py), which `check_names` holds the registry to."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import typing
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+from metricad.errors import MetricadError
+
+Entry = TypeVar("Entry")
+
+
+class Registry(Generic[Entry]):
+    """Named entries of one kind; `register` is the decorator an entry's module applies."""
+
+    def __init__(self, kind: str, param: str) -> None:
+        self.kind, self.param = kind, param
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str) -> Callable[[Entry], Entry]:
+        def add(entry: Entry) -> Entry:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = entry
+            return entry
+
+        return add
+
+    def __getitem__(self, name: str) -> Entry:
+        if name not in self._entries:
+            raise MetricadError(
+                f"params: {self.param}: no {self.kind} named {name!r} "
+                f"(known: {', '.join(self.names())})"
+            )
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def check_names(self, schema: object) -> None:
+        """The registry and the params schema's Literal name the same entries."""
+        declared = sorted(typing.get_args(schema))
+        if declared != self.names():
+            raise RuntimeError(
+                f"{self.kind} registry {self.names()} differs from the params schema {declared}"
+            )
+
+
+def import_entries(package: str, path: Iterable[str]) -> None:
+    """Import every module of a registry package, so each registers its entry."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

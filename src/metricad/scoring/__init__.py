@@ -1,0 +1,14 @@
+"""Image anomaly scores: each one torch module (fit on the good training embeddings, forward,
+its state as buffers) registered under its `evaluate.scores` name by its own file in this
+package. ScoringHead (head.py) holds the chosen scores and their operating points; evaluate,
+predict and the ONNX export all run it. Adding a score: docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from metricad.registry import Registry, import_entries
+from metricad.scoring.base import Score
+
+SCORES: Registry[type[Score]] = Registry("score", "evaluate.scores")
+
+import_entries(__name__, __path__)

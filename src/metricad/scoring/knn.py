@@ -1,0 +1,43 @@
+"""`knn`: mean cosine distance to the k nearest good training embeddings (brute force: one
+matrix product and a top-k; no thread-dependent search structure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from metricad.params import EvaluateParams
+from metricad.scoring import SCORES
+from metricad.scoring.base import Score
+
+
+@SCORES.register("knn")
+class KnnScore(Score):
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = 1
+        self.register_buffer("bank", torch.zeros(1, 1, dtype=torch.float64))
+
+    def fit(self, good: torch.Tensor, settings: EvaluateParams) -> list[str]:
+        self.bank = good.to(torch.float64).clone()
+        self.k = min(settings.knn_k, len(good))
+        if self.k < settings.knn_k:
+            return [
+                f"evaluate.knn_k={settings.knn_k} is above the number of good training images "
+                f"({len(good)}); used k={self.k}"
+            ]
+        return []
+
+    def forward(self, unit: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
+        distances = 1.0 - unit @ self.bank.T
+        return torch.topk(distances, self.k, dim=1, largest=False).values.mean(dim=1)
+
+    def used(self) -> dict[str, float | int]:
+        return {"knn_k": self.k}
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.k = int(state["k"])

@@ -1,0 +1,123 @@
+"""`data.source: folder`: the user's own photos in plain folders under data.root:
+
+    <data.root>/
+      good/                 (data.good) images of good parts, in any nested folders
+      <defect>/             optional, one folder per defect type (its name is the defect)
+      masks/<defect>/       (data.masks) optional: <name>.png or <name>_mask.png per defect
+                            image, mirroring the defect folder's nesting
+
+No split is given: `split.test_fraction` of the good images is held out for test and
+`split.validation_fraction` of the rest for the operating points (split.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from metricad.errors import MetricadError
+from metricad.images import IMAGE_EXTENSIONS
+from metricad.manifest import DEFECT_FREE, SYNTHETIC, source_table
+from metricad.params import DataParams
+from metricad.sources import SOURCES
+from metricad.sources.listing import (
+    check_files,
+    images_by_stem,
+    is_image,
+    subfolders,
+    visible,
+    warn_missing_masks,
+)
+from metricad.sources.mvtec import MASK_SUFFIX
+
+
+def _expected(data: DataParams) -> str:
+    return (
+        f"(folder layout expected: <data.root>/{data.good}/ with images of good parts, optional "
+        f"<data.root>/<defect>/ folders, optional <data.root>/{data.masks}/<defect>/ masks)"
+    )
+
+
+@SOURCES.register("folder")
+def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
+    root = Path(str(data.root))
+    if not root.is_dir():
+        raise MetricadError(f"data.root: folder {root} does not exist {_expected(data)}")
+    for entry in visible(root):
+        if is_image(entry):
+            raise MetricadError(
+                f"{entry}: image directly in data.root; put good images in "
+                f"{root / data.good}/ and defect images in <defect>/ folders"
+            )
+    good_dir = root / data.good
+    if not good_dir.is_dir():
+        raise MetricadError(f"{good_dir}: folder of good images does not exist {_expected(data)}")
+    folders = {DEFECT_FREE: good_dir}
+    for folder in subfolders(root):
+        if folder.name in (data.good, data.masks):
+            continue
+        if folder.name in (DEFECT_FREE, SYNTHETIC):
+            raise MetricadError(
+                f"{folder}: {folder.name!r} cannot name a defect type (data.good is "
+                f"{data.good!r}); rename the folder"
+            )
+        folders[folder.name] = folder
+    images: dict[str, dict[str, Path]] = {}
+    for defect, folder in folders.items():
+        images[defect] = images_by_stem(folder, nested=True)
+        if not images[defect]:
+            kind = "good" if defect == DEFECT_FREE else "defect"
+            raise MetricadError(
+                f"{folder}: {kind} folder has no images "
+                f"({', '.join(sorted(IMAGE_EXTENSIONS))}); add some or remove it"
+            )
+    masks = _scan_masks(root / data.masks, images)
+    rows = [
+        (path, int(defect != DEFECT_FREE), defect, f"{folders[defect].name}/{name}")
+        for defect in sorted(images, key=lambda d: (d != DEFECT_FREE, d))
+        for name, path in sorted(images[defect].items())
+    ]
+    check_files([row[0] for row in rows], masks)
+    warn_missing_masks(
+        root / data.masks,
+        [str(path) for path, label, *_ in rows if label and path not in masks] if masks else [],
+    )
+    return source_table(
+        [
+            {
+                "path": path.as_posix(),
+                "name": name,
+                "label": label,
+                "defect": defect,
+                "mask_path": masks[path].as_posix() if path in masks else "",
+                "source_split": "",
+            }
+            for path, label, defect, name in rows
+        ]
+    )
+
+
+def _scan_masks(masks_dir: Path, images: dict[str, dict[str, Path]]) -> dict[Path, Path]:
+    """Each defect image's mask: masks/<defect>/<name>.png or <name>_mask.png."""
+    masks: dict[Path, Path] = {}
+    if not masks_dir.is_dir():
+        return masks
+    for mask_dir in subfolders(masks_dir):
+        if mask_dir.name not in images or mask_dir.name == DEFECT_FREE:
+            raise MetricadError(
+                f"{mask_dir}: masks for a defect folder that does not exist "
+                f"(defect folders: {', '.join(d for d in sorted(images) if d != DEFECT_FREE)})"
+            )
+        defect_images = images[mask_dir.name]
+        for name, mask in images_by_stem(mask_dir, nested=True).items():
+            image = defect_images.get(name) or defect_images.get(name.removesuffix(MASK_SUFFIX))
+            if image is None:
+                raise MetricadError(
+                    f"{mask}: mask has no image {name.removesuffix(MASK_SUFFIX)}.* in "
+                    f"{masks_dir.parent / mask_dir.name}; masks are named like their image "
+                    f"(<name>.png or <name>{MASK_SUFFIX}.png)"
+                )
+            if image in masks:
+                raise MetricadError(f"{mask}: second mask for {image} (first: {masks[image]})")
+            masks[image] = mask
+    return masks

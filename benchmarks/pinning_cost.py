@@ -47,7 +47,7 @@ def main() -> None:
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / "metricad-pinning-cost"
     folder.mkdir(exist_ok=True)
     (folder / "run.py").write_text(RUN)
-    (folder / "params.yaml").write_text(f"train:\n  threads: {args.threads}\n")
+    (folder / "params.yaml").write_text(f"runtime:\n  threads: {args.threads}\n")
     native_env = {k: v for k, v in os.environ.items() if k not in (*X86_ISA, *THREAD_VARIABLES)}
     best: dict[str, tuple[str, str, float]] = {}
     for _ in range(args.repeats):

@@ -7,7 +7,7 @@ Usage (from the repo root): python benchmarks/step_rate.py [--shapes 96x16 80x16
 
 A step is AnomalyNet + AdaCos forward, cross entropy, backward and a fused Adam step on one
 batch already in memory (no augmentation, no monitor): the kernels' cost alone. Threads and
-kernels are the pinned ones of params.yaml (train.threads, train.cpu_kernels).
+kernels are the pinned ones of params.yaml (runtime.threads, runtime.cpu_kernels).
 """
 
 import metricad.numerics  # noqa: F401  (first: the pinned kernels and threads of every stage)

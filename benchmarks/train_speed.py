@@ -67,7 +67,7 @@ class BareStep:
         self.model = _model(params, device)
         self.forward = torch.compile(self.model) if params.train.compile else self.model
         self.optimizer = make_optimizer(self.model, params.train)
-        self.amp = params.train.amp and device.type == "cuda"
+        self.amp = params.runtime.amp and device.type == "cuda"
         order = batches(len(images), params.train.batch_size, torch.Generator().manual_seed(0))
         self.batches = [(normalize(images[i].to(device)), labels[i].to(device)) for i in order]
 
@@ -107,7 +107,17 @@ def _train_times(
     model = _model(params, device)
 
     def metricad() -> None:
-        train(model, images, labels, params.train, epochs, device, monitor, progress=False)
+        train(
+            model,
+            images,
+            labels,
+            params.train,
+            epochs,
+            device,
+            monitor,
+            progress=False,
+            runtime=params.runtime,
+        )
 
     # Warm-up (and compilation with --compile).
     bare.epoch()
@@ -142,11 +152,11 @@ def bench_small_data(params: Params, args: argparse.Namespace, device: torch.dev
 
 
 def bench_inference(params: Params, args: argparse.Namespace, device: torch.device) -> list[str]:
-    count, batch = args.inference_images, params.train.inference_batch_size
+    count, batch = args.inference_images, params.runtime.inference_batch_size
     images, _ = _images(count, args.size, 2)
     model = _model(params, device).eval()
     prepared = [normalize(images[s : s + batch].to(device)) for s in range(0, count, batch)]
-    amp = params.train.amp and device.type == "cuda"
+    amp = params.runtime.amp and device.type == "cuda"
     layer = args.layer or ("layer2" if args.size <= 128 else "layer3")
     hooked = getattr(model.encoder.backbone, layer)
 
@@ -166,11 +176,11 @@ def bench_inference(params: Params, args: argparse.Namespace, device: torch.devi
         hook.remove()
 
     def embed() -> None:
-        embed_and_score(model, images, batch, device, progress=False, amp=params.train.amp)
+        embed_and_score(model, images, batch, device, progress=False, amp=params.runtime.amp)
 
     def cams() -> tuple[torch.Tensor, ...]:
         return heatmaps_for_images(
-            model, images, device, batch, "anomalous", layer, "gradcam++", False, params.train.amp
+            model, images, device, batch, "anomalous", layer, "gradcam++", False, params.runtime.amp
         )
 
     for warm_up in (bare_embed, embed, bare_backward, cams):
@@ -206,12 +216,13 @@ def main() -> None:
     device = select_device(args.device)
     train_settings = {
         "batch_size": args.batch_size,
-        "inference_batch_size": args.inference_batch_size,
         "monitor_every": args.monitor_every,
-        "amp": args.amp,
         "compile": args.compile,
     }
-    params = params_from_dict({"resize": {"size": args.size}, "train": train_settings})
+    runtime = {"inference_batch_size": args.inference_batch_size, "amp": args.amp}
+    params = params_from_dict(
+        {"resize": {"size": args.size}, "train": train_settings, "runtime": runtime}
+    )
     make_deterministic(0)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(

@@ -26,7 +26,7 @@ def main() -> None:
     params = load_params()
     cam = params.gradcam
     make_deterministic(params.train.seed)
-    device = select_device(params.train.device)
+    device = select_device(params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
     rows = manifest[manifest["split"] == "test"]
     model = load_checkpoint(MODEL)
@@ -38,7 +38,7 @@ def main() -> None:
             model,
             images,
             device,
-            params.train.inference_batch_size,
+            params.runtime.inference_batch_size,
             target,
             layer,
             method,

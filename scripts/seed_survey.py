@@ -83,7 +83,7 @@ def params_with(changes: list[str]) -> Params:
 def test_aurocs(model, manifest, train_rows, test_rows, params, device) -> dict[str, float]:
     rows = manifest.loc[list(train_rows.index) + list(test_rows.index)]
     embeddings, probabilities = embed_and_score(
-        model, load_image_tensor(rows), params.train.inference_batch_size, device, progress=False
+        model, load_image_tensor(rows), params.runtime.inference_batch_size, device, progress=False
     )
     is_test = np.arange(len(rows)) >= len(train_rows)
     reference = ~is_test & (rows["label"].to_numpy() == 0)
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--show-monitor", action="store_true")
     args = parser.parse_args()
     params = params_with(args.set)
-    device = select_device(args.device or params.train.device)
+    device = select_device(args.device or params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
     results: dict[tuple[str, str, int], list[dict[str, float]]] = {}
     for name, changes in map(parse_recipe, args.recipes):

@@ -33,13 +33,13 @@ from metricad.torch_model import arch_from_params
 def main() -> None:
     params = load_params()
     make_deterministic(params.train.seed)
-    device = select_device(params.train.device)
+    device = select_device(params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
     model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
 
     def embed(images: torch.Tensor, table: pd.DataFrame, vectors_path, table_path) -> None:
         embeddings, probabilities = embed_and_score(
-            model, images, params.train.inference_batch_size, device, amp=params.train.amp
+            model, images, params.runtime.inference_batch_size, device, amp=params.runtime.amp
         )
         table["prob_anomalous"] = softmax_score(probabilities)
         write_npy(vectors_path, embeddings.astype(np.float32))

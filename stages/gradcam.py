@@ -22,10 +22,10 @@ from metricad.localization import KINDS, rows_to_map, score_maps
 from metricad.manifest import read_manifest, synthetic_rows
 from metricad.params import load_params
 from metricad.paths import (
-    CAM_SETTINGS,
     HEATMAP_INDEX,
     HEATMAPS,
     HEATMAPS_DIR,
+    INFERENCE_SETTINGS,
     METRICS_DIR,
     MODEL,
     PLOTS_DIR,
@@ -42,7 +42,7 @@ def main() -> None:
     params = load_params()
     cam = params.gradcam
     make_deterministic(params.train.seed)
-    device = select_device(params.train.device)
+    device = select_device(params.runtime.device)
     model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
     real, warnings = rows_to_map(read_manifest(RESIZED_MANIFEST), cam.train_images)
     synthetic_images = torch.from_numpy(np.load(SYNTHETIC_IMAGES))
@@ -52,11 +52,11 @@ def main() -> None:
         model,
         images,
         device,
-        params.train.inference_batch_size,
+        params.runtime.inference_batch_size,
         cam.target,
         cam.layer,
         cam.method,
-        amp=params.train.amp,
+        amp=params.runtime.amp,
     )
     maps, peaks = maps.numpy().astype(np.float32), peaks.numpy()
     masks = np.concatenate([load_mask_array(real, params.resize.size), np.load(SYNTHETIC_MASKS)])
@@ -73,8 +73,14 @@ def main() -> None:
     write_npy(HEATMAPS, maps)
     write_csv(HEATMAP_INDEX, index)
     write_json(METRICS_DIR / "gradcam.json", scored.metrics)
-    # The heat maps predict draws for new images are made the same way (detector.py).
-    write_json(CAM_SETTINGS, {"method": cam.method, "layer": cam.layer, "target": cam.target})
+    # predict explains and scores new images the same way (detector.py).
+    write_json(
+        INFERENCE_SETTINGS,
+        {
+            "cam": {"method": cam.method, "layer": cam.layer, "target": cam.target},
+            "batch_size": params.runtime.inference_batch_size,
+        },
+    )
     pixels = images.permute(0, 2, 3, 1).numpy()
     describe = f"{cam.method}, {cam.layer}, target {cam.target}, {params.epochs} epochs"
     synthetic_kind = params.train.synthetic_anomalies

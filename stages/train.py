@@ -21,7 +21,7 @@ from metricad.training import LIVE_NAMES, settings_for_data, train, training_sum
 def main() -> None:
     params = load_params()
     make_deterministic(params.train.seed)
-    device = select_device(params.train.device)
+    device = select_device(params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
     train_rows = manifest[manifest["split"] == "train"]
     test_rows = manifest[manifest["split"] == "test"]
@@ -63,8 +63,9 @@ def main() -> None:
             monitor=monitor,
             resume=resume,
             save_state=lambda state: save_training_state(TRAIN_STATE, state, fingerprint),
-            save_every=params.train.checkpoint_every,
+            save_every=params.runtime.checkpoint_every,
             on_epoch=log,
+            runtime=params.runtime,
         )
     save_checkpoint(MODEL, model, params)
     summary = training_summary(history, params.epochs, len(train_rows), real_anomalies)

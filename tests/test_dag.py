@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 LIBRARY = "metricad"
 # numerics.py reads these from params.yaml itself, before the params are loaded (they pin the
 # libraries' kernels and threads at import): every stage that imports it reads them.
-NUMERICS = ("src/metricad/numerics.py", {"train.threads", "train.cpu_kernels"})
+NUMERICS = ("src/metricad/numerics.py", {"runtime.threads", "runtime.cpu_kernels"})
 
 
 def _module_file(src: Path, dotted: str) -> Path | None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 CATEGORIES = ("bottle", "carpet", "leather")
 # One thread per run, so two workers fill the two cores without oversubscribing them
 # (docs/grid.md); no resumable state, which these short runs do not need.
-GRID = _merge(json.loads(json.dumps(TINY)), {"train": {"threads": 1, "checkpoint_every": 0}})
+GRID = _merge(json.loads(json.dumps(TINY)), {"runtime": {"threads": 1, "checkpoint_every": 0}})
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 

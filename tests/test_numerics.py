@@ -19,7 +19,7 @@ from metricad.numerics import (
     is_x86,
     settings_from_params,
 )
-from metricad.params import TrainParams
+from metricad.params import RuntimeParams
 
 # A few training steps with synthetic anomalies; prints the capability, the threads and the
 # md5 of the weights. "pinned" imports metricad.numerics first, as every stage does.
@@ -97,14 +97,17 @@ def test_without_pinning_the_same_steps_differ(tmp_path):
 
 
 def test_settings_come_from_params(tmp_path):
-    assert (TrainParams().threads, TrainParams().cpu_kernels) == (DEFAULT_THREADS, DEFAULT_KERNELS)
+    assert (RuntimeParams().threads, RuntimeParams().cpu_kernels) == (
+        DEFAULT_THREADS,
+        DEFAULT_KERNELS,
+    )
     params = tmp_path / "params.yaml"
     assert settings_from_params(params) == (DEFAULT_THREADS, DEFAULT_KERNELS)  # no file
-    params.write_text("train:\n  threads: 6\n  cpu_kernels: native\n")
+    params.write_text("runtime:\n  threads: 6\n  cpu_kernels: native\n")
     assert settings_from_params(params) == (6, "native")
-    params.write_text("train:\n  threads: many\n  cpu_kernels: 7\n")  # reported later
+    params.write_text("runtime:\n  threads: many\n  cpu_kernels: 7\n")  # reported later
     assert settings_from_params(params) == (DEFAULT_THREADS, DEFAULT_KERNELS)
-    params.write_text("train: [1, 2]\n")
+    params.write_text("runtime: [1, 2]\n")
     assert settings_from_params(params) == (DEFAULT_THREADS, DEFAULT_KERNELS)
 
 

@@ -38,7 +38,7 @@ def test_missing_keys_take_defaults():
         ({"train": {"lrr": 0.1}}, "unknown key 'train.lrr' (did you mean 'train.lr'?)"),
         ({"train": {"lr": "fast"}}, "train.lr must be a number"),
         ({"train": {"lr": float("nan")}}, "train.lr must be a finite number"),
-        ({"train": {"device": "tpu"}}, "train.device must be one of 'auto', 'cpu', 'cuda'"),
+        ({"runtime": {"device": "tpu"}}, "runtime.device must be one of 'auto', 'cpu', 'cuda'"),
         ({"resize": {"size": 7}}, "resize.size must be between 32 and 2048"),
         ({"split": {"anomalous_train_fraction": 1.5}}, "split.anomalous_train_fraction"),
         ({"model": {"head": "softmax"}}, "model.head must be one of 'adacos', 'arcface'"),

@@ -25,7 +25,8 @@ TINY = {
     "data": {"synthetic": {"image_size": 64}},
     "resize": {"size": 32},
     "model": {"embedding_dim": 32},
-    "train": {"batch_size": 32, "checkpoint_every": 0},
+    "train": {"batch_size": 32},
+    "runtime": {"checkpoint_every": 0},
     "tsne": {"perplexity": 5.0, "max_iter": 250},
     "gradcam": {"train_images": 4},
 }
@@ -235,7 +236,11 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     # With synthetic anomalies, so their draws resume exactly too.
     params = _merge(
         json.loads(json.dumps(TINY)),
-        {"epochs": 6, "train": {"checkpoint_every": 2, "synthetic_anomalies": "mixed"}},
+        {
+            "epochs": 6,
+            "train": {"synthetic_anomalies": "mixed"},
+            "runtime": {"checkpoint_every": 2},
+        },
     )
     project = _project(tmp_path, params)
     _run(["dvc", "repro", "resize"], project)

@@ -147,7 +147,7 @@ def test_dvc_repro_with_a_typo_in_params_yaml_fails_with_one_line(tmp_path):
         ({"train": {"lr": 10**400}}, "train.lr must be a finite number"),
         ({"train": {"lr": "1e999"}}, "train.lr must be a finite number"),
         ({"epochs": 10**5000}, "epochs must be between 1 and 100000, got an integer too long"),
-        ({"train": {"device": "x" * 5000}}, "train.device must be one of"),
+        ({"runtime": {"device": "x" * 5000}}, "runtime.device must be one of"),
         ({"train": {"bad\nkey": 1}}, r"unknown key 'train.bad\nkey'"),
     ],
 )

@@ -1,5 +1,5 @@
 """The trained model applied to new images: every score, the normalised score, a verdict and
-a heat map per image, from models/ alone (model.pt, scorer.npz, cam.json).
+a heat map per image, from models/ alone (model.pt, scorer.npz, inference.json).
 
     detector = Detector.load("models")
     result = detector.predict([load_rgb("photo.png")])   # any size; resized as in training
@@ -25,7 +25,7 @@ from metricad.runtime import select_device
 from metricad.scoring.head import ScoringHead, load_scoring
 from metricad.torch_model import AnomalyNet
 
-MODEL_FILE, SCORER_FILE, CAM_FILE = "model.pt", "scorer.npz", "cam.json"
+MODEL_FILE, SCORER_FILE, SETTINGS_FILE = "model.pt", "scorer.npz", "inference.json"
 
 
 @dataclass
@@ -62,23 +62,27 @@ class Detector:
         cls, folder: str | Path = "models", device: str = "auto", batch_size: int | None = None
     ) -> Detector:
         """The detector of a trained pipeline's models/ folder (model.pt, scorer.npz and the
-        gradcam stage's cam.json).
+        gradcam stage's inference.json).
 
-        `batch_size` defaults to the pipeline's own (train.inference_batch_size): every batch
+        `batch_size` defaults to the pipeline's own (runtime.inference_batch_size): every batch
         is padded to it, and with the same batch size predict gives the pipeline's bits."""
         folder = Path(folder)
-        model, trained_with = read_checkpoint(folder / MODEL_FILE)
+        model, _ = read_checkpoint(folder / MODEL_FILE)
         head = load_scoring(folder / SCORER_FILE)
-        cam_file = folder / CAM_FILE
-        if not cam_file.is_file():
+        settings_file = folder / SETTINGS_FILE
+        if not settings_file.is_file():
             raise MetricadError(
-                f"{cam_file}: heat-map settings not found (run `dvc repro gradcam`)"
+                f"{settings_file}: inference settings not found (run `dvc repro gradcam`)"
             )
-        cam = json.loads(cam_file.read_text(encoding="utf-8"))
-        if batch_size is None:
-            batch_size = trained_with["train"]["inference_batch_size"]
-        settings = (cam["method"], cam["layer"], cam["target"])
-        return cls(model, head, settings, select_device(device), batch_size)
+        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+        cam = settings["cam"]
+        return cls(
+            model,
+            head,
+            (cam["method"], cam["layer"], cam["target"]),
+            select_device(device),
+            settings["batch_size"] if batch_size is None else batch_size,
+        )
 
     def predict(self, images: list[np.ndarray], heatmaps: bool = True) -> Predictions:
         """Score uint8 HxWx3 images of any size (each resized to the training size first)."""

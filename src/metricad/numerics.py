@@ -3,7 +3,7 @@
 PyTorch's own kernels, oneDNN (convolutions), MKL (matrix products) and OpenBLAS (numpy,
 scipy, scikit-learn) each pick their vector code by the CPU they find, and split reductions by
 their thread count. Both change the last bits of a result, and 300 epochs turn the last bit
-into another model. Pinned to AVX2 and to `train.threads` threads, the same params give the
+into another model. Pinned to AVX2 and to `runtime.threads` threads, the same params give the
 same bytes on every x86-64 CPU with AVX2 (AVX-512 or not, any core count).
 
 The libraries read these settings once, when they load, so a stage imports this module
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from metricad.params import TrainParams
+from metricad.params import RuntimeParams
 
 # Set over whatever the user's environment holds: a setting left there from another project
 # (say ONEDNN_MAX_CPU_ISA=AVX512_CORE) would otherwise change the numbers.
@@ -35,8 +35,8 @@ X86_ISA = {
 }
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # params.py loads neither numpy nor torch, so it may come first.
-DEFAULT_THREADS = TrainParams().threads
-DEFAULT_KERNELS = TrainParams().cpu_kernels
+DEFAULT_THREADS = RuntimeParams().threads
+DEFAULT_KERNELS = RuntimeParams().cpu_kernels
 PARAMS_FILE = Path("params.yaml")
 
 
@@ -45,11 +45,11 @@ def is_x86() -> bool:
 
 
 def settings_from_params(path: Path = PARAMS_FILE) -> tuple[int, str]:
-    """`train.threads` and `train.cpu_kernels` from params.yaml, read without the full
+    """`runtime.threads` and `runtime.cpu_kernels` from params.yaml, read without the full
     validation (which runs later, in the stage, and reports a bad value in one line); the
     defaults where absent or invalid."""
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))["train"]
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))["runtime"]
     except (OSError, yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
         values = {}
     if not isinstance(values, dict):

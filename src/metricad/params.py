@@ -117,7 +117,7 @@ class ModelParams(_Recorded):
 
 @dataclass(frozen=True)
 class TrainParams(_Recorded):
-    """train: the recipe, the synthetic anomalies, and how the run uses the machine."""
+    """train: the recipe and the synthetic anomalies (how a run uses the machine: runtime)."""
 
     batch_size: int = _range(1, 4096, default=16)
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -137,18 +137,26 @@ class TrainParams(_Recorded):
     # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo.
     synthetic_jitter: float = _range(0.0, 1.0, default=0.3)
     seed: int = _range(0, _SEED_MAX, default=0)
-    # CPU threads of every numeric library, in every stage (numerics.py): part of the numbers.
-    threads: int = _range(1, 1024, default=2)
-    cpu_kernels: Literal["avx2", "native"] = "avx2"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True
     # torch.compile of the training step: off by default, it does not pay on the CPU.
     compile: bool = False
     # Epochs between passes over the test split (logged, never used for choices); the last
     # epoch is always monitored.
     monitor_every: int = _range(1, 100000, default=10)
-    # Batch of the eval-mode passes (test monitor, embed, gradcam): sized for the device, not a
-    # training hyperparameter.
+
+
+@dataclass(frozen=True)
+class RuntimeParams(_Recorded):
+    """runtime: how a run uses the machine. Outside the training fingerprint: changing one of
+    these never makes a trained model stale (on the CPU, threads and cpu_kernels still decide
+    the last bits of the numbers: docs/reproducibility.md)."""
+
+    # CPU threads of every numeric library, in every stage (numerics.py).
+    threads: int = _range(1, 1024, default=2)
+    cpu_kernels: Literal["avx2", "native"] = "avx2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    # Batch of the eval-mode passes (test monitor, embed, gradcam, predict): sized for the
+    # device, not a training hyperparameter.
     inference_batch_size: int = _range(1, 4096, default=64)
     checkpoint_every: int = _range(0, 100000, default=50)
 
@@ -209,6 +217,7 @@ class Params(_Recorded):
     resize: ResizeParams = field(default_factory=ResizeParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
+    runtime: RuntimeParams = field(default_factory=RuntimeParams)
     synthesize: SynthesizeParams = field(default_factory=SynthesizeParams)
     tsne: TsneParams = field(default_factory=TsneParams)
     gradcam: GradcamParams = field(default_factory=GradcamParams)
@@ -329,6 +338,8 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            if prefix == "train." and key in _RUNTIME_KEYS:
+                hint = f" (it moved: runtime.{key})"
             raise MetricadError(f"params: unknown key '{prefix}{_key(key)}'{hint}")
     kwargs = {
         f.name: _convert(prefix + f.name, values[f.name], hints[f.name], f.metadata)
@@ -336,6 +347,10 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if f.name in values
     }
     return cls(**kwargs)
+
+
+# Keys that were train.* before the runtime section, for a one-line hint to old params files.
+_RUNTIME_KEYS = {f.name for f in dataclasses.fields(RuntimeParams)}
 
 
 def _check_relations(params: Params) -> None:

@@ -14,7 +14,9 @@ SYNTHETIC_INDEX = SYNTHETIC_SAMPLE_DIR / "index.csv"
 MODEL = Path("models/model.pt")
 TRAIN_STATE = Path("models/train_state.pt")
 SCORER = Path("models/scorer.npz")  # the scores and their operating points (scoring/head.py)
-CAM_SETTINGS = Path("models/cam.json")  # how the gradcam stage drew its maps, for predict
+# How the pipeline ran inference (the gradcam stage's CAM method, layer and target, the eval
+# batch size every batch is padded to): predict does the same, for the same bits.
+INFERENCE_SETTINGS = Path("models/inference.json")
 EMBEDDINGS_DIR = Path("data/embeddings")
 EMBEDDINGS = EMBEDDINGS_DIR / "embeddings.npy"
 PREDICTIONS = EMBEDDINGS_DIR / "predictions.csv"

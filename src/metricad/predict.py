@@ -10,7 +10,7 @@ are searched recursively for PNG, JPEG, BMP and TIFF files. A file that cannot b
 `error:` line and the others are still scored; the exit status is 1 when any file failed.
 
 The CPU kernels and threads are pinned as in every stage (numerics.py: params.yaml's
-train.threads and train.cpu_kernels where one is in the current folder, else the committed
+runtime.threads and runtime.cpu_kernels where one is in the current folder, else the committed
 defaults), so predict gives the pipeline's bits on any x86-64 CPU, AVX-512 ones included.
 """
 

@@ -14,7 +14,7 @@ from metricad.errors import MetricadError
 def select_device(spec: str) -> torch.device:
     """`auto` takes CUDA when present, else the CPU; `cuda` without a GPU is a user error."""
     if spec == "cuda" and not torch.cuda.is_available():
-        raise MetricadError("params: train.device is 'cuda' but no CUDA device is available")
+        raise MetricadError("params: runtime.device is 'cuda' but no CUDA device is available")
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(spec)

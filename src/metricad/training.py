@@ -15,7 +15,7 @@ from tqdm import tqdm
 from metricad.anomalies import corrupt_batch, kind_for_training
 from metricad.data import MIN_ROWS, augment, eval_batches, normalize
 from metricad.errors import MetricadError
-from metricad.params import Params, TrainParams
+from metricad.params import Params, RuntimeParams, TrainParams
 from metricad.runtime import memory_format_for
 from metricad.torch_model import AnomalyNet
 
@@ -180,8 +180,11 @@ def train(
     save_every: int = 0,
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    runtime: RuntimeParams | None = None,
 ) -> list[dict[str, float]]:
     """Train `model` in place and return the per-epoch history.
+
+    `runtime` (amp, the monitor's batch size) defaults to RuntimeParams()'s.
 
     `monitor` (the test split) is only evaluated and logged, never used to choose anything.
     With `resume`, training continues from that state and ends with the same weights as an
@@ -211,7 +214,8 @@ def train(
             # A shorter run monitored its last epoch off the cadence; continued, it is
             # an epoch like any other (as in a run that was this long from the start).
             history[-1] = {k: v for k, v in history[-1].items() if not k.startswith("test_")}
-    amp = params.amp and device.type == "cuda"
+    runtime = runtime or RuntimeParams()
+    amp = runtime.amp and device.type == "cuda"
     # Every image crosses to the device once, as uint8; the random draws (order, flips,
     # synthetic anomalies) stay on the CPU generator, so a run draws the same on any device.
     images = images.to(device)
@@ -287,7 +291,7 @@ def train(
         }
         if monitor is not None and (done % params.monitor_every == 0 or done == epochs):
             test_loss, test_accuracy = evaluate_split(
-                forward if average is None else trained, *monitor, params.inference_batch_size, amp
+                forward if average is None else trained, *monitor, runtime.inference_batch_size, amp
             )
             row |= {"test_loss": round(test_loss, 6), "test_accuracy": round(test_accuracy, 6)}
         history.append(row)

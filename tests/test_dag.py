@@ -1,6 +1,7 @@
 """dvc.yaml tells the truth about every stage: its code deps are exactly the stage script and
-the library modules it imports (the whole import closure), and its params cover every param it
-reads and nothing it does not. A module or param missing there would let `dvc repro` call
+the library modules it imports (the whole import closure), its data and model deps and outs
+are exactly the paths.py places the script uses, and its params cover every param it reads and
+nothing it does not. A module or param missing there would let `dvc repro` call
 stale outputs up to date; one too many reruns a stage for nothing."""
 
 from __future__ import annotations
@@ -148,3 +149,66 @@ def test_import_closure_follows_imports_through_the_library(tmp_path):
     assert import_closure(script, tmp_path / "src") == {
         library / n for n in ("a.py", "b.py", "c.py")
     }
+
+
+def _entries(items: list | None) -> list[str]:
+    """Paths of a dvc.yaml deps / outs / metrics list (an entry may carry options)."""
+    return [next(iter(item)) if isinstance(item, dict) else item for item in items or []]
+
+
+def paths_used(script: Path) -> dict[str, Path]:
+    """The metricad.paths constants a stage script imports, with their values."""
+    import metricad.paths as paths
+
+    names = {
+        alias.name
+        for node in ast.walk(ast.parse(script.read_text(), str(script)))
+        if isinstance(node, ast.ImportFrom) and node.module == "metricad.paths"
+        for alias in node.names
+    }
+    return {name: Path(getattr(paths, name)) for name in names}
+
+
+def data_problems(stages: dict, used: dict[str, dict[str, Path]]) -> list[str]:
+    """What dvc.yaml's data and model deps and outs get wrong, one line each: a place a stage
+    uses (a paths.py constant) that no dep or out is, contains or lies in, and a declared dep
+    or out that no place the stage uses touches."""
+    problems = []
+    for name, stage in stages.items():
+        deps = _entries(stage.get("deps"))
+        data = [d for d in deps if not d.endswith(".py") and not d.startswith("src/")]
+        outs = [*_entries(stage.get("outs")), *_entries(stage.get("metrics"))]
+        declared = [Path(p) for p in data + outs]
+
+        def related(a: Path, b: Path) -> bool:
+            return a == b or b in a.parents or a in b.parents
+
+        for constant, place in sorted(used[name].items()):
+            if not any(related(place, d) for d in declared):
+                problems.append(
+                    f"stage {name} uses {constant} ({place}), which its deps and outs do not "
+                    "declare"
+                )
+        for path in declared:
+            if not any(related(place, path) for place in used[name].values()):
+                problems.append(f"stage {name} declares {path} but uses no place in or above it")
+    return problems
+
+
+def test_dvc_yaml_declares_the_data_each_stage_reads_and_writes():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    used = {name: paths_used(REPO / stage["cmd"].split()[-1]) for name, stage in stages.items()}
+    assert all(used.values())
+    assert data_problems(stages, used) == []
+
+
+def test_an_undeclared_or_unused_data_path_is_named():
+    stages = {"score": {"deps": ["stages/score.py", "data/embeddings"], "outs": ["models/x.npz"]}}
+    used = {"score": {"EMBEDDINGS": Path("data/embeddings/embeddings.npy")}}
+    assert data_problems(stages, used) == [
+        "stage score declares models/x.npz but uses no place in or above it"
+    ]
+    used["score"]["SCORER"] = Path("models/scorer.npz")
+    assert data_problems(stages, used)[0] == (
+        "stage score uses SCORER (models/scorer.npz), which its deps and outs do not declare"
+    )

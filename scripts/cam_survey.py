@@ -34,7 +34,7 @@ def main() -> None:
     masks = load_mask_array(rows, params.resize.size)
     print("method     layer   target     pointing  pixel_auroc  aupro  kinds")
     for method, layer, target in itertools.product(METHODS, LAYERS, TARGETS):
-        maps, peaks, _ = heatmaps_for_images(
+        maps, peaks, *_ = heatmaps_for_images(
             model,
             images,
             device,

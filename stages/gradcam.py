@@ -48,7 +48,7 @@ def main() -> None:
     synthetic_images = torch.from_numpy(np.load(SYNTHETIC_IMAGES))
     rows = pd.concat([real, synthetic_rows(len(synthetic_images))]).reset_index(drop=True)
     images = torch.cat([load_image_tensor(real), synthetic_images])
-    maps, peaks, classes = heatmaps_for_images(
+    maps, peaks, classes, *_ = heatmaps_for_images(
         model,
         images,
         device,

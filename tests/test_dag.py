@@ -212,3 +212,16 @@ def test_an_undeclared_or_unused_data_path_is_named():
     assert data_problems(stages, used)[0] == (
         "stage score uses SCORER (models/scorer.npz), which its deps and outs do not declare"
     )
+
+
+def test_the_resume_fingerprint_covers_the_code_training_runs():
+    """resume.TRAINING_CODE (the modules hashed into a training state's fingerprint) is the
+    training loop's import closure, less the modules that never touch a number: a module
+    newly imported by training must be classified here, or a state saved by other code could
+    be continued."""
+    from metricad.resume import TRAINING_CODE
+
+    library = REPO / "src" / LIBRARY
+    closure = {f.name for f in import_closure(library / "training.py", REPO / "src")}
+    never_numeric = {"errors.py", "files.py", "images.py", "params.py"}
+    assert set(TRAINING_CODE) == ({"training.py"} | closure) - never_numeric

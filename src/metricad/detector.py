@@ -18,7 +18,7 @@ import torch
 
 from metricad.checkpoint import read_checkpoint
 from metricad.errors import MetricadError
-from metricad.gradcam import explain_images
+from metricad.gradcam import heatmaps_for_images
 from metricad.images import resize_rgb
 from metricad.inference import embed_and_score, softmax_score
 from metricad.runtime import select_device
@@ -91,7 +91,7 @@ class Detector:
         maps = None
         if heatmaps:  # one pass: the CAM's forward gives the embeddings too
             method, layer, target = self.cam
-            explained = explain_images(
+            explained = heatmaps_for_images(
                 self.model, tensor, self.device, self.batch_size, target, layer, method, False
             )
             maps = explained[0].numpy()

@@ -141,7 +141,7 @@ def run() -> Iterator[tuple[str, str]]:
     yield "class probabilities", md5(probabilities)
     alone, _ = embed_and_score(model, images[5:6], 64, torch.device("cpu"), False)
     yield "embedding of one image alone (a padded batch)", md5(alone)
-    maps, peaks, classes = heatmaps_for_images(
+    maps, peaks, classes, *_ = heatmaps_for_images(
         model, images[:4], torch.device("cpu"), 64, "anomalous", "layer2", "gradcam++", False
     )
     yield "Grad-CAM++ maps at layer2", md5(maps, peaks, classes)

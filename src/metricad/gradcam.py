@@ -81,30 +81,13 @@ def heatmaps_for_images(
     method: str = "gradcam",
     progress: bool = True,
     amp: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch-wise maps, peaks and target classes for uint8 images (N, 3, H, W), on the CPU.
+) -> tuple[torch.Tensor, ...]:
+    """Batch-wise maps (N, H, W), peaks (N,) and target classes (N,) for uint8 images
+    (N, 3, H, W), with the embeddings (N, D) and class probabilities (N, C) of the same forward
+    passes (one network pass per batch serves both scores and maps); results on the CPU.
 
     `amp`: the network in bfloat16 autocast on CUDA (ignored on the CPU).
     """
-    explained = explain_images(
-        model, images, device, batch_size, target, layer, method, progress, amp
-    )
-    return explained[:3]
-
-
-def explain_images(
-    model: AnomalyNet,
-    images: torch.Tensor,
-    device: torch.device,
-    batch_size: int,
-    target: str = "anomalous",
-    layer: str = "layer4",
-    method: str = "gradcam",
-    progress: bool = True,
-    amp: bool = False,
-) -> tuple[torch.Tensor, ...]:
-    """heatmaps_for_images, plus the embeddings (N, D) and class probabilities (N, C) of the
-    same forward passes: one network pass per batch for both the scores and the maps."""
     model.to(device=device, memory_format=memory_format_for(device))
     parts = []
     for batch, count in eval_batches(images, batch_size, "gradcam" if progress else None):

@@ -8,6 +8,7 @@ type), mask_path ("" without a mask), source_split (the split the data source as
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -23,9 +24,25 @@ SOURCE_COLUMNS = ["path", "name", "label", "defect", "mask_path", "source_split"
 MANIFEST_COLUMNS = [*SOURCE_COLUMNS, "split"]
 
 
-def source_table(rows: list[dict[str, object]]) -> pd.DataFrame:
-    """A data source's rows (dicts with SOURCE_COLUMNS) as a table in that column order."""
-    return pd.DataFrame(rows, columns=SOURCE_COLUMNS)
+def source_table(
+    rows: Iterable[tuple[Path, str, int, str, str]], masks: Mapping[Path, Path]
+) -> pd.DataFrame:
+    """A data source's table (SOURCE_COLUMNS) from one (path, name, label, defect,
+    source_split) tuple per image, each image's mask looked up in `masks`."""
+    return pd.DataFrame(
+        [
+            {
+                "path": path.as_posix(),
+                "name": name,
+                "label": label,
+                "defect": defect,
+                "mask_path": masks[path].as_posix() if path in masks else "",
+                "source_split": source_split,
+            }
+            for path, name, label, defect, source_split in rows
+        ],
+        columns=SOURCE_COLUMNS,
+    )
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> None:

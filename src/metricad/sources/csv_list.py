@@ -94,17 +94,7 @@ def csv_source(data: DataParams, workspace: Path) -> pd.DataFrame:
         raise MetricadError(f"{listing}: CSV file lists no good image (label good)")
     check_files([row[0] for row in rows], masks)
     return source_table(
-        [
-            {
-                "path": path.as_posix(),
-                "name": name,
-                "label": label,
-                "defect": defect,
-                "mask_path": masks[path].as_posix() if path in masks else "",
-                "source_split": "",
-            }
-            for path, label, defect, name in rows
-        ]
+        ((path, name, label, defect, "") for path, label, defect, name in rows), masks
     )
 
 

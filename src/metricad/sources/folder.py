@@ -83,17 +83,7 @@ def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
         [str(path) for path, label, *_ in rows if label and path not in masks] if masks else [],
     )
     return source_table(
-        [
-            {
-                "path": path.as_posix(),
-                "name": name,
-                "label": label,
-                "defect": defect,
-                "mask_path": masks[path].as_posix() if path in masks else "",
-                "source_split": "",
-            }
-            for path, label, defect, name in rows
-        ]
+        ((path, name, label, defect, "") for path, label, defect, name in rows), masks
     )
 
 

@@ -98,17 +98,11 @@ def scan_mvtec(root: str | Path, category: str) -> pd.DataFrame:
         [str(path) for path, label, *_ in rows if label and path not in masks],
     )
     return source_table(
-        [
-            {
-                "path": path.as_posix(),
-                "name": f"{given_split}/{defect}/{path.stem}",
-                "label": label,
-                "defect": defect,
-                "mask_path": masks[path].as_posix() if path in masks else "",
-                "source_split": given_split,
-            }
+        (
+            (path, f"{given_split}/{defect}/{path.stem}", label, defect, given_split)
             for path, label, defect, given_split in rows
-        ]
+        ),
+        masks,
     )
 
 

@@ -365,14 +365,10 @@ def _check_relations(params: Params) -> None:
             raise MetricadError(f"params: data.root: CSV file {_path(data.root)} does not exist")
         if data.source != "csv" and not Path(data.root).is_dir():
             raise MetricadError(f"params: data.root: folder {_path(data.root)} does not exist")
-    for key in ("good", "masks"):
+    for key in ("category", "good", "masks"):
         name = getattr(data, key)
         if not name or "/" in name or name.startswith("."):
             raise MetricadError(f"params: data.{key} must be a folder name, got {_path(name)}")
-    if not data.category or "/" in data.category or data.category.startswith("."):
-        raise MetricadError(
-            f"params: data.category must be a folder name, got {_path(data.category)}"
-        )
     evaluate = params.evaluate
     if evaluate.verdict_score not in evaluate.scores:
         raise MetricadError(

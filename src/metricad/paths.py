@@ -4,7 +4,6 @@ from pathlib import Path
 
 PREPARED_DIR = Path("data/prepared")
 PREPARED_MANIFEST = PREPARED_DIR / "manifest.csv"
-SYNTHETIC_ROOT = PREPARED_DIR / "synthetic"
 RESIZED_DIR = Path("data/resized")
 RESIZED_MANIFEST = RESIZED_DIR / "manifest.csv"
 SYNTHETIC_SAMPLE_DIR = Path("data/synthetic_sample")

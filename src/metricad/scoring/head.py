@@ -26,9 +26,9 @@ SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn,
 _EXTRA = "._extra_state"
 
 
-def unit_embeddings(embeddings: np.ndarray | torch.Tensor) -> torch.Tensor:
+def unit_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
     """Float64 rows of length 1 (a zero row stays zero): the cosine head only sees direction."""
-    return F.normalize(torch.as_tensor(np.asarray(embeddings)).to(torch.float64), dim=1)
+    return F.normalize(embeddings.to(torch.float64), dim=1)
 
 
 def operating_point(
@@ -70,7 +70,7 @@ class ScoringHead(nn.Module):
         """Fit every score on the good training embeddings; warnings for the user."""
         if len(good_embeddings) == 0:
             raise MetricadError("evaluate: the scores need at least one good training image")
-        good = unit_embeddings(good_embeddings)
+        good = unit_embeddings(torch.as_tensor(good_embeddings))
         return [warning for score in self.scores.values() for warning in score.fit(good, settings)]
 
     def set_operating_points(self, good_values: torch.Tensor, settings: EvaluateParams) -> None:
@@ -86,7 +86,7 @@ class ScoringHead(nn.Module):
 
     def score_values(self, embedding: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
         """Every score of every row, (N, S) float64, in `names` order."""
-        unit = F.normalize(embedding.to(torch.float64), dim=1)
+        unit = unit_embeddings(embedding)
         return torch.stack([score(unit, prob_anomalous) for score in self.scores.values()], 1)
 
     def forward(

@@ -89,13 +89,11 @@ def csv_source(data: DataParams, workspace: Path) -> pd.DataFrame:
             number += 1
             name = f"{defect}/{path.stem}-{number}"
         names.add(name)
-        rows.append((path, label, defect, name))
-    if not any(label == 0 for _, label, _, _ in rows):
+        rows.append((path, name, label, defect, ""))
+    if not any(label == 0 for _, _, label, _, _ in rows):
         raise MetricadError(f"{listing}: CSV file lists no good image (label good)")
     check_files([row[0] for row in rows], masks)
-    return source_table(
-        ((path, name, label, defect, "") for path, label, defect, name in rows), masks
-    )
+    return source_table(rows, masks)
 
 
 def _file(listing: Path, text: str, where: str, column: str) -> Path:

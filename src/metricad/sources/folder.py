@@ -73,18 +73,16 @@ def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
             )
     masks = _scan_masks(root / data.masks, images)
     rows = [
-        (path, int(defect != DEFECT_FREE), defect, f"{folders[defect].name}/{name}")
+        (path, f"{folders[defect].name}/{name}", int(defect != DEFECT_FREE), defect, "")
         for defect in sorted(images, key=lambda d: (d != DEFECT_FREE, d))
         for name, path in sorted(images[defect].items())
     ]
     check_files([row[0] for row in rows], masks)
     warn_missing_masks(
         root / data.masks,
-        [str(path) for path, label, *_ in rows if label and path not in masks] if masks else [],
+        [str(path) for path, _, label, *_ in rows if label and path not in masks] if masks else [],
     )
-    return source_table(
-        ((path, name, label, defect, "") for path, label, defect, name in rows), masks
-    )
+    return source_table(rows, masks)
 
 
 def _scan_masks(masks_dir: Path, images: dict[str, dict[str, Path]]) -> dict[Path, Path]:

@@ -20,10 +20,10 @@ if sys.argv[1] == "pinned":
     import metricad.numerics  # noqa: F401
 import time
 import torch
-from metricad.torch_model import arch_from_params, model_from_arch
+from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
-from metricad.training import train
+from metricad.model.training import train
 epochs = int(sys.argv[2])
 params = params_from_dict({})
 make_deterministic(0)

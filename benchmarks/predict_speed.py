@@ -22,13 +22,13 @@ from datetime import date
 import torch
 from train_speed import _images, _seconds
 
-from metricad.data import normalize
-from metricad.detector import Detector
-from metricad.inference import embed_and_score
+from metricad.data.batches import normalize
+from metricad.model.inference import embed_and_score
+from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic, memory_format_for, select_device
 from metricad.scoring.head import SCORE_NAMES, ScoringHead
-from metricad.torch_model import arch_from_params, model_from_arch
+from metricad.serving.detector import Detector
 
 
 def main() -> None:

@@ -27,13 +27,13 @@ from datetime import date
 import torch
 import torch.nn.functional as F
 
-from metricad.data import normalize
-from metricad.gradcam import heatmaps_for_images
-from metricad.inference import embed_and_score
+from metricad.analysis.gradcam import heatmaps_for_images
+from metricad.data.batches import normalize
+from metricad.model.inference import embed_and_score
+from metricad.model.torch_model import AnomalyNet, arch_from_params, model_from_arch
+from metricad.model.training import batches, make_optimizer, train
 from metricad.params import Params, params_from_dict
 from metricad.runtime import make_deterministic, memory_format_for, select_device
-from metricad.torch_model import AnomalyNet, arch_from_params, model_from_arch
-from metricad.training import batches, make_optimizer, train
 
 
 def _sync(device: torch.device) -> None:

@@ -9,12 +9,12 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 # isort: split
 import itertools
 
-from metricad.checkpoint import load_checkpoint
-from metricad.data import load_image_tensor, load_mask_array
+from metricad.analysis.gradcam import METHODS, TARGETS, heatmaps_for_images
+from metricad.analysis.localization import KindRule, localization_summary
+from metricad.data.batches import load_image_tensor, load_mask_array
+from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
-from metricad.gradcam import METHODS, TARGETS, heatmaps_for_images
-from metricad.localization import KindRule, localization_summary
-from metricad.manifest import read_manifest
+from metricad.model.checkpoint import load_checkpoint
 from metricad.params import load_params
 from metricad.paths import MODEL, RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device

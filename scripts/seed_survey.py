@@ -34,18 +34,18 @@ import numpy as np
 import yaml
 from survey import SETTINGS  # scripts/survey.py, beside this script
 
-from metricad.data import labels_tensor, load_image_tensor
+from metricad.analysis.metrics import auroc_by_defect
+from metricad.data.batches import labels_tensor, load_image_tensor
+from metricad.data.manifest import read_manifest
+from metricad.data.split import split_manifest
 from metricad.errors import run_stage
-from metricad.inference import embed_and_score
-from metricad.manifest import read_manifest
-from metricad.metrics import auroc_by_defect
+from metricad.model.inference import embed_and_score
+from metricad.model.torch_model import arch_from_params, model_from_arch
+from metricad.model.training import TrainingState, schedule_depends_on_epochs, train
 from metricad.params import Params, load_params, params_from_dict, set_dotted
 from metricad.paths import RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device
 from metricad.scoring.head import SCORE_NAMES, anomaly_scores
-from metricad.split import split_manifest
-from metricad.torch_model import arch_from_params, model_from_arch
-from metricad.training import TrainingState, schedule_depends_on_epochs, train
 
 # The article's recipe is survey.py's "article-recipe" setting (its train.* keys).
 RECIPES = {

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from metricad.checkpoint import load_checkpoint
-from metricad.data import load_image_tensor
+from metricad.data.batches import load_image_tensor
+from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, write_csv, write_npy
-from metricad.inference import embed_and_score, softmax_score
-from metricad.manifest import read_manifest
+from metricad.model.checkpoint import load_checkpoint
+from metricad.model.inference import embed_and_score, softmax_score
+from metricad.model.torch_model import arch_from_params
 from metricad.params import load_params
 from metricad.paths import (
     EMBEDDINGS,
@@ -27,7 +28,6 @@ from metricad.paths import (
     SYNTHETIC_PREDICTIONS,
 )
 from metricad.runtime import make_deterministic, select_device
-from metricad.torch_model import arch_from_params
 
 
 def main() -> None:

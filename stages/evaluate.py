@@ -9,12 +9,12 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import numpy as np
 import torch
 
-from metricad import metrics
+from metricad.analysis import metrics
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_csv, write_csv, write_json
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORER
-from metricad.scoring.head import load_scoring
+from metricad.scoring.scorer_file import load_scoring
 
 
 def main() -> None:

@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from metricad.checkpoint import load_checkpoint
-from metricad.data import load_image_tensor, load_mask_array
+from metricad.analysis.gradcam import heatmaps_for_images, maps_per_target
+from metricad.analysis.localization import KINDS, rows_to_map, score_maps
+from metricad.data.batches import load_image_tensor, load_mask_array
+from metricad.data.manifest import read_manifest, synthetic_rows
 from metricad.errors import run_stage
-from metricad.files import fresh_folder, write_csv, write_json, write_npy
-from metricad.gradcam import heatmaps_for_images, maps_per_target
-from metricad.localization import KINDS, rows_to_map, score_maps
-from metricad.manifest import read_manifest, synthetic_rows
+from metricad.files import fresh_folder, read_json, write_csv, write_json, write_npy
+from metricad.model.checkpoint import load_checkpoint
+from metricad.model.torch_model import arch_from_params
 from metricad.params import load_params
 from metricad.paths import (
     HEATMAP_INDEX,
@@ -32,10 +33,10 @@ from metricad.paths import (
     RESIZED_MANIFEST,
     SYNTHETIC_IMAGES,
     SYNTHETIC_MASKS,
+    TRAIN_SUMMARY,
 )
-from metricad.plots import save_figure, targets_figure, write_gradcam_figures
+from metricad.report.plots import save_figure, targets_figure, write_gradcam_figures
 from metricad.runtime import make_deterministic, select_device
-from metricad.torch_model import arch_from_params
 
 
 def main() -> None:
@@ -82,8 +83,9 @@ def main() -> None:
         },
     )
     pixels = images.permute(0, 2, 3, 1).numpy()
-    describe = f"{cam.method}, {cam.layer}, target {cam.target}, {params.epochs} epochs"
-    synthetic_kind = params.train.synthetic_anomalies
+    trained = read_json(TRAIN_SUMMARY)
+    describe = f"{cam.method}, {cam.layer}, target {cam.target}, {trained['epochs']} epochs"
+    synthetic_kind = trained["synthetic_anomalies_used"]
     write_gradcam_figures(
         folder, rows, pixels, maps, masks, scored.kinds, KINDS, describe, synthetic_kind
     )

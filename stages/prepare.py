@@ -7,13 +7,13 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import warnings
 from pathlib import Path
 
+from metricad.data.manifest import write_manifest
+from metricad.data.sources import SOURCES
+from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError, run_stage
 from metricad.files import fresh_folder, write_json
-from metricad.manifest import write_manifest
 from metricad.params import load_params
 from metricad.paths import METRICS_DIR, PREPARED_DIR, PREPARED_MANIFEST
-from metricad.sources import SOURCES
-from metricad.split import split_manifest, split_warnings
 
 
 def main() -> None:

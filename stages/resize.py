@@ -3,10 +3,10 @@
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
 # isort: split
+from metricad.data.images import resize_dataset
+from metricad.data.manifest import read_manifest, write_manifest
 from metricad.errors import run_stage
 from metricad.files import fresh_folder
-from metricad.images import resize_dataset
-from metricad.manifest import read_manifest, write_manifest
 from metricad.params import load_params
 from metricad.paths import PREPARED_MANIFEST, RESIZED_DIR, RESIZED_MANIFEST
 

@@ -8,12 +8,13 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import numpy as np
 import torch
 
+from metricad.data.split import validation_rows
 from metricad.errors import run_stage
 from metricad.files import read_csv
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, PREDICTIONS, SCORER
-from metricad.scoring.head import ScoringHead, save_scoring
-from metricad.split import validation_rows
+from metricad.scoring.head import ScoringHead
+from metricad.scoring.scorer_file import save_scoring
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Stage `synthesize`: a fixed, seeded sample of the synthetic anomalies `train` learns from.
+"""Stage `synthesize`: a fixed, seeded sample of the synthetic anomalies `train` learned from
+(the kind it used: metrics/train.json).
 
 `embed` embeds it (the t-SNE maps draw it beside the real defects) and the figure shows each
 one next to the good image it was made from: what the network was taught.
@@ -9,11 +10,11 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 # isort: split
 import pandas as pd
 
-from metricad.anomalies import kind_for_training, synthetic_sample
-from metricad.data import load_image_tensor
+from metricad.data.anomalies import synthetic_sample
+from metricad.data.batches import load_image_tensor
+from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
-from metricad.files import fresh_folder, write_csv, write_npy
-from metricad.manifest import read_manifest
+from metricad.files import fresh_folder, read_json, write_csv, write_npy
 from metricad.params import load_params
 from metricad.paths import (
     PLOTS_DIR,
@@ -22,8 +23,9 @@ from metricad.paths import (
     SYNTHETIC_INDEX,
     SYNTHETIC_MASKS,
     SYNTHETIC_SAMPLE_DIR,
+    TRAIN_SUMMARY,
 )
-from metricad.plots import save_figure, synthetic_figure
+from metricad.report.plots import save_figure, synthetic_figure
 
 FIGURE_PAIRS = 8  # pairs in the figure; the whole sample is embedded
 
@@ -34,12 +36,8 @@ def main() -> None:
     train = manifest[manifest["split"] == "train"]
     good = train[train["label"] == 0]
     images = load_image_tensor(good)
-    # The kind `train` uses, its fallback for too few defect images included.
-    kind = kind_for_training(
-        params.train.synthetic_anomalies,
-        int(train["label"].sum()),
-        params.split.anomalous_train_fraction,
-    )
+    # The kind `train` used, its fallback for too few defect images included.
+    kind = read_json(TRAIN_SUMMARY)["synthetic_anomalies_used"]
     anomalies, masks, sources, kinds = synthetic_sample(
         images,
         params.synthesize.samples,

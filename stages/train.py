@@ -4,18 +4,18 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 
 # isort: split
 from dvclive import Live
-from metricad.checkpoint import load_backbone_weights, save_checkpoint
-from metricad.data import labels_tensor, load_image_tensor
+from metricad.data.batches import labels_tensor, load_image_tensor
+from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
 from metricad.files import write_json
-from metricad.manifest import read_manifest
+from metricad.model.checkpoint import load_backbone_weights, save_checkpoint
+from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
+from metricad.model.torch_model import arch_from_params, model_from_arch
+from metricad.model.training import LIVE_NAMES, settings_for_data, train, training_summary
 from metricad.numerics import pinned
 from metricad.params import load_params
-from metricad.paths import LIVE_DIR, METRICS_DIR, MODEL, RESIZED_MANIFEST, TRAIN_STATE
-from metricad.resume import load_training_state, resume_fingerprint, save_training_state
+from metricad.paths import LIVE_DIR, MODEL, RESIZED_MANIFEST, TRAIN_STATE, TRAIN_SUMMARY
 from metricad.runtime import make_deterministic, select_device
-from metricad.torch_model import arch_from_params, model_from_arch
-from metricad.training import LIVE_NAMES, settings_for_data, train, training_summary
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def main() -> None:
         "synthetic_anomalies_used": train_params.synthetic_anomalies,
         "numerics": pinned(),
     }
-    write_json(METRICS_DIR / "train.json", summary)
+    write_json(TRAIN_SUMMARY, summary)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,19 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 # isort: split
 import numpy as np
 
+from metricad.analysis.tsne import nearest_is_synthetic, tsne_maps
 from metricad.errors import run_stage
-from metricad.files import fresh_folder, read_csv, write_csv, write_json
+from metricad.files import fresh_folder, read_csv, read_json, write_csv, write_json
 from metricad.params import load_params
-from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SYNTHETIC_EMBEDDINGS
-from metricad.plots import save_figure, tsne_figure
-from metricad.tsne import nearest_is_synthetic, tsne_maps
+from metricad.paths import (
+    EMBEDDINGS,
+    METRICS_DIR,
+    PLOTS_DIR,
+    PREDICTIONS,
+    SYNTHETIC_EMBEDDINGS,
+    TRAIN_SUMMARY,
+)
+from metricad.report.plots import save_figure, tsne_figure
 
 
 def main() -> None:
@@ -22,6 +29,7 @@ def main() -> None:
     embeddings = np.load(EMBEDDINGS)
     predictions = read_csv(PREDICTIONS)
     synthetic = np.load(SYNTHETIC_EMBEDDINGS)
+    epochs = read_json(TRAIN_SUMMARY)["epochs"]
     maps, warnings = tsne_maps(predictions, embeddings, synthetic, params.tsne)
     for warning in warnings:
         print(f"warning: {warning}")
@@ -33,7 +41,7 @@ def main() -> None:
             tsne.points,
             tsne.rows["label"].to_numpy(),
             tsne.rows["defect"].tolist(),
-            f"t-SNE, {tsne.title} ({params.epochs} epochs)",
+            f"t-SNE, {tsne.title} ({epochs} epochs)",
             is_train,
         )
         save_figure(figure, folder / f"{tsne.name}.png")

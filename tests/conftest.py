@@ -116,13 +116,10 @@ def make_mvtec_tree_fixture():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """One `dvc repro` of the demo at tiny params, shared: the project, the repro's output,
-    and the params each stage read (metricad.params.READS_ENV)."""
+    """One `dvc repro` of the demo at tiny params, shared: the project and the repro's output."""
     from test_pipeline import TINY, _project, _run
 
     root = tmp_path_factory.mktemp("tiny")
     project = _project(root, TINY)
-    reads = root / "params-read"
-    reads.mkdir()
-    first = _run(["dvc", "repro"], project, env={"METRICAD_PARAMS_READ": str(reads)})
-    return {"project": project, "first": first, "reads": reads}
+    first = _run(["dvc", "repro"], project)
+    return {"project": project, "first": first}

@@ -7,7 +7,7 @@ import typing
 import pytest
 import torch
 
-from metricad.anomalies import (
+from metricad.data.anomalies import (
     CHOICES,
     KINDS,
     corrupt_batch,

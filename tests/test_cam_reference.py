@@ -45,10 +45,10 @@ import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from metricad.data import normalize
-from metricad.gradcam import CLASS_INDEX, METHODS, class_activation_maps
+from metricad.analysis.gradcam import CLASS_INDEX, METHODS, class_activation_maps
+from metricad.data.batches import normalize
+from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.params import params_from_dict
-from metricad.torch_model import arch_from_params, model_from_arch
 
 SIZE = 64  # input side: layer2 8x8, layer3 4x4, layer4 2x2
 REFERENCE = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM}

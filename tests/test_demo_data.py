@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from metricad.demo_data import DEFECTS, MARKER, generate, render_sample
+from metricad.data.demo import DEFECTS, MARKER, generate, render_sample
+from metricad.data.images import resize_mask, resize_rgb
+from metricad.data.sources.mvtec import scan_mvtec
 from metricad.errors import MetricadError
-from metricad.images import resize_mask, resize_rgb
-from metricad.sources.mvtec import scan_mvtec
 
 LEATHER = DEFECTS["leather"]
 SMALL = {"train_good": 3, "test_good": 2, **dict.fromkeys(LEATHER, 2)}

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from metricad.gradcam import class_activation_maps, heatmaps_for_images
-from metricad.torch_model import build_model
+from metricad.analysis.gradcam import class_activation_maps, heatmaps_for_images
+from metricad.model.torch_model import build_model
 
 
 class RedDetector(nn.Module):

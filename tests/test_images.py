@@ -11,8 +11,7 @@ import pytest
 from conftest import TREE_COUNTS
 from PIL import Image, ImageFile
 
-from metricad.errors import MetricadError
-from metricad.images import (
+from metricad.data.images import (
     check_image,
     load_mask,
     load_rgb,
@@ -21,8 +20,9 @@ from metricad.images import (
     resize_rgb,
     save_png,
 )
-from metricad.sources.mvtec import scan_mvtec
-from metricad.split import split_manifest
+from metricad.data.sources.mvtec import scan_mvtec
+from metricad.data.split import split_manifest
+from metricad.errors import MetricadError
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (12, 10, 3), dtype=np.uint8)

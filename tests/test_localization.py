@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from metricad.localization import (
+from metricad.analysis.localization import (
     IOU_CANDIDATES,
     KINDS,
     KindRule,

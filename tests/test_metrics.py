@@ -17,7 +17,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from metricad.metrics import (
+from metricad.analysis.metrics import (
     classification_metrics,
     confusion_table,
     json_float,

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metricad.inference import embed_and_score
-from metricad.torch_model import AdaCos, ArcFace, ChannelDropout, build_model
+from metricad.model.inference import embed_and_score
+from metricad.model.torch_model import AdaCos, ArcFace, ChannelDropout, build_model
 
 
 def test_embedding_is_512_d_and_logits_two_classes():

@@ -12,10 +12,10 @@ import pytest
 from conftest import TREE_COUNTS
 from PIL import Image
 
+from metricad.data.manifest import MANIFEST_COLUMNS, SOURCE_COLUMNS, read_manifest, write_manifest
+from metricad.data.sources.mvtec import MVTEC_CATEGORIES, scan_mvtec
+from metricad.data.split import split_manifest, validation_rows
 from metricad.errors import MetricadError
-from metricad.manifest import MANIFEST_COLUMNS, SOURCE_COLUMNS, read_manifest, write_manifest
-from metricad.sources.mvtec import MVTEC_CATEGORIES, scan_mvtec
-from metricad.split import split_manifest, validation_rows
 
 
 def _scan(root: Path, category: str = "leather"):

@@ -29,10 +29,10 @@ if sys.argv[1] == "pinned":
     import metricad.numerics  # noqa: F401
 import hashlib, io
 import torch
-from metricad.torch_model import arch_from_params, model_from_arch
+from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
-from metricad.training import train
+from metricad.model.training import train
 params = params_from_dict({"resize": {"size": 32}, "model": {"embedding_dim": 16},
     "train": {"batch_size": 8, "synthetic_anomalies": "cutpaste"}})
 make_deterministic(0)

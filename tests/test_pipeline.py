@@ -17,7 +17,7 @@ import torch
 import yaml
 from conftest import make_mvtec_tree
 
-from metricad.localization import choose_iou_threshold
+from metricad.analysis.localization import choose_iou_threshold
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {

@@ -16,10 +16,10 @@ from conftest import make_mvtec_tree
 from test_pipeline import _run
 
 from metricad import predict
-from metricad.detector import Detector
 from metricad.errors import run_stage
 from metricad.files import read_csv
-from metricad.scoring.head import load_scoring
+from metricad.scoring.scorer_file import load_scoring
+from metricad.serving.detector import Detector
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_new_images_of_another_size_and_a_broken_file(tiny_run, tmp_path):
 
     # The same from Python.
     detector = Detector.load(project / "models")
-    from metricad.images import load_rgb
+    from metricad.data.images import load_rgb
 
     paths = [Path(p) for p in table["path"]]
     result = detector.predict([load_rgb(p) for p in paths])
@@ -142,7 +142,7 @@ def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
     assert "wrote" in done.stdout
     detector = Detector.load(project / "models", "cpu")
     folder = project / "data/prepared/synthetic/leather/test"
-    from metricad.images import load_rgb
+    from metricad.data.images import load_rgb
 
     images = [load_rgb(p) for p in sorted(folder.rglob("*.png"))]
     result = detector.predict(images, heatmaps=False)

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from test_pipeline import REPO, _run
 
-from metricad.cams import CAMS
+from metricad.analysis.cams import CAMS
+from metricad.data.sources import SOURCES
 from metricad.params import CamMethod, ScoreName, SourceName
 from metricad.scoring import SCORES
-from metricad.sources import SOURCES
 
 
 def test_every_registry_holds_what_the_params_schema_names():

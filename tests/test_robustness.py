@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from test_pipeline import REPO, TINY, _merge, _project, _run
 
-from metricad.checkpoint import load_checkpoint
+from metricad.data.images import check_image, load_mask, load_rgb
 from metricad.errors import MetricadError
 from metricad.files import atomic_path
-from metricad.images import check_image, load_mask, load_rgb
+from metricad.model.checkpoint import load_checkpoint
 from metricad.params import Params, load_params, params_from_dict
 
 PREPARED_MANIFEST = Path("data/prepared/manifest.csv")
@@ -309,7 +309,7 @@ def test_the_audits_see_what_they_look_for():
     # Guards the two audits above against passing because they match nothing.
     calls = [
         node
-        for node in ast.walk(ast.parse((REPO / "src/metricad/checkpoint.py").read_text()))
+        for node in ast.walk(ast.parse((REPO / "src/metricad/model/checkpoint.py").read_text()))
         if isinstance(node, ast.Call)
     ]
     assert any(ast.unparse(c.func) == "torch.load" for c in calls)

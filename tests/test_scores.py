@@ -12,19 +12,18 @@ from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
+from metricad.analysis.metrics import at_operating_point, auroc_by_defect
+from metricad.analysis.tsne import unit_rows
 from metricad.errors import MetricadError
-from metricad.metrics import at_operating_point, auroc_by_defect
 from metricad.params import EvaluateParams, ScoreName
 from metricad.scoring import SCORES
 from metricad.scoring.head import (
     SCORE_NAMES,
     ScoringHead,
     anomaly_scores,
-    load_scoring,
     operating_point,
-    save_scoring,
 )
-from metricad.tsne import unit_rows
+from metricad.scoring.scorer_file import load_scoring, save_scoring
 
 
 def _fitted(reference: np.ndarray, k: int = 3, names=SCORE_NAMES) -> ScoringHead:

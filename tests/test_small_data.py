@@ -13,14 +13,14 @@ from conftest import LEATHER_DEFECTS, make_mvtec_tree
 from PIL import Image
 from test_pipeline import _project, _run
 
+from metricad.analysis.tsne import usable_perplexity
+from metricad.data.images import check_image, load_mask
+from metricad.data.sources.mvtec import scan_mvtec
+from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError
-from metricad.images import check_image, load_mask
+from metricad.model.training import settings_for_data
 from metricad.params import params_from_dict
 from metricad.scoring.head import anomaly_scores
-from metricad.sources.mvtec import scan_mvtec
-from metricad.split import split_manifest, split_warnings
-from metricad.training import settings_for_data
-from metricad.tsne import usable_perplexity
 
 # --- data-dependent values: the nearest valid one, with a warning ----------------------
 

@@ -11,11 +11,11 @@ import pytest
 from conftest import make_photo_folder
 from PIL import Image
 
+from metricad.data.manifest import SOURCE_COLUMNS
+from metricad.data.sources import SOURCES
+from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError
-from metricad.manifest import SOURCE_COLUMNS
 from metricad.params import DataParams, SourceName
-from metricad.sources import SOURCES
-from metricad.split import split_manifest, split_warnings
 
 # The folder source warns once about defect photos without a mask; the listing test checks it.
 pytestmark = pytest.mark.filterwarnings("ignore:.*no mask for")

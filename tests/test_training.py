@@ -9,13 +9,13 @@ import pytest
 import torch
 import torchvision
 
-from metricad.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
-from metricad.data import augment
+from metricad.data.batches import augment
 from metricad.errors import MetricadError
+from metricad.model.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
+from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
+from metricad.model.torch_model import arch_from_params, model_from_arch
+from metricad.model.training import TrainingState, batches, learning_rate, train
 from metricad.params import params_from_dict
-from metricad.resume import load_training_state, resume_fingerprint, save_training_state
-from metricad.torch_model import arch_from_params, model_from_arch
-from metricad.training import TrainingState, batches, learning_rate, train
 
 PARAMS = params_from_dict(
     {

@@ -56,6 +56,10 @@ def write_csv(path: str | Path, table: pd.DataFrame) -> None:
         table.to_csv(tmp, index=False)
 
 
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A table write_csv wrote, every float the exact one written (pandas' default parser can
     be a last bit off), empty cells as empty strings."""

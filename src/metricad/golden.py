@@ -22,16 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metricad.anomalies import corrupt_batch
-from metricad.gradcam import heatmaps_for_images
-from metricad.inference import embed_and_score
-from metricad.localization import aupro, pixel_auroc
+from metricad.analysis.gradcam import heatmaps_for_images
+from metricad.analysis.localization import aupro, pixel_auroc
+from metricad.analysis.tsne import tsne_map
+from metricad.data.anomalies import corrupt_batch
+from metricad.model.inference import embed_and_score
+from metricad.model.torch_model import AdaCos, ChannelDropout, build_model
+from metricad.model.training import make_optimizer, train
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
 from metricad.scoring.head import SCORE_NAMES, anomaly_scores
-from metricad.torch_model import AdaCos, ChannelDropout, build_model
-from metricad.training import make_optimizer, train
-from metricad.tsne import tsne_map
 
 SIZE, BATCH = 96, 16  # the demo's image size and batch: the kernels' shapes
 # The chain trains smaller (it must run under CPU emulation too): 12 images at 64 px.

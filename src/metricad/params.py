@@ -7,13 +7,10 @@ range. Reading params.yaml checks it against them, so an unknown key (a typo giv
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import difflib
 import math
-import os
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,24 +26,6 @@ def _range(low: float | None = None, high: float | None = None, **kw: Any) -> An
     return field(metadata={"low": low, "high": high}, **kw)
 
 
-# A folder: every stage started with this variable set writes the params it read there, as
-# <stage>.txt (tests/test_dag.py checks them against dvc.yaml).
-READS_ENV = "METRICAD_PARAMS_READ"
-_reads: set[str] | None = None  # the params read so far, while recording
-_prefixes: dict[type, str] = {}  # each section's dotted key, e.g. TrainParams -> "train."
-
-
-class _Recorded:
-    """Base of the params sections: while recording, each value read is noted by its key."""
-
-    def __getattribute__(self, name: str) -> Any:
-        value = object.__getattribute__(self, name)
-        fields = type(self).__dataclass_fields__
-        if _reads is not None and name in fields and not dataclasses.is_dataclass(value):
-            _reads.add(_prefixes[type(self)] + name)
-        return value
-
-
 # The choices other modules offer, named once here (gradcam.METHODS, anomalies.CHOICES, ...
 # are typing.get_args of these).
 CamMethod = Literal["gradcam", "gradcam++", "hirescam"]
@@ -60,7 +39,7 @@ _SEED_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)
-class SyntheticParams(_Recorded):
+class SyntheticParams:
     """data.synthetic: the generated demo set."""
 
     seed: int = _range(0, _SEED_MAX, default=0)
@@ -68,9 +47,9 @@ class SyntheticParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class DataParams(_Recorded):
+class DataParams:
     """data: which images (the generated demo, an MVTec AD copy, a folder or a CSV list of
-    the user's photos; src/metricad/sources/)."""
+    the user's photos; src/metricad/data/sources/)."""
 
     source: SourceName = "synthetic"
     root: str | None = None
@@ -81,7 +60,7 @@ class DataParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class SplitParams(_Recorded):
+class SplitParams:
     """split: which images train, which are held out, which test."""
 
     anomalous_train_fraction: float = _range(0.0, 1.0, default=0.5)
@@ -93,14 +72,14 @@ class SplitParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class ResizeParams(_Recorded):
+class ResizeParams:
     """resize: the side every image and mask is resized to."""
 
     size: int = _range(32, 2048, default=96)
 
 
 @dataclass(frozen=True)
-class ModelParams(_Recorded):
+class ModelParams:
     """model: the backbone's start and the metric head."""
 
     weights: str = "none"
@@ -116,7 +95,7 @@ class ModelParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class TrainParams(_Recorded):
+class TrainParams:
     """train: the recipe and the synthetic anomalies (how a run uses the machine: runtime)."""
 
     batch_size: int = _range(1, 4096, default=16)
@@ -145,7 +124,7 @@ class TrainParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class RuntimeParams(_Recorded):
+class RuntimeParams:
     """runtime: how a run uses the machine. Outside the training fingerprint: changing one of
     these never makes a trained model stale (on the CPU, threads and cpu_kernels still decide
     the last bits of the numbers: docs/reproducibility.md)."""
@@ -162,7 +141,7 @@ class RuntimeParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class SynthesizeParams(_Recorded):
+class SynthesizeParams:
     """synthesize: the fixed sample of synthetic anomalies embedded beside the real images."""
 
     samples: int = _range(0, 10000, default=20)  # embedded, and drawn in the t-SNE maps
@@ -170,7 +149,7 @@ class SynthesizeParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class TsneParams(_Recorded):
+class TsneParams:
     """tsne: the maps of the embeddings."""
 
     perplexity: float = _range(1.0, 100.0, default=10.0)  # lowered on maps of fewer images
@@ -179,7 +158,7 @@ class TsneParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class GradcamParams(_Recorded):
+class GradcamParams:
     """gradcam: which map, of which class, and how it is scored against the masks."""
 
     method: CamMethod = "gradcam++"
@@ -193,7 +172,7 @@ class GradcamParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class EvaluateParams(_Recorded):
+class EvaluateParams:
     """evaluate: the anomaly scores and the softmax operating point."""
 
     threshold: float = _range(0.0, 1.0, default=0.5)  # the article's softmax cut
@@ -208,7 +187,7 @@ class EvaluateParams(_Recorded):
 
 
 @dataclass(frozen=True)
-class Params(_Recorded):
+class Params:
     """params.yaml: every section."""
 
     epochs: int = _range(1, 100000, default=300)
@@ -222,33 +201,6 @@ class Params(_Recorded):
     tsne: TsneParams = field(default_factory=TsneParams)
     gradcam: GradcamParams = field(default_factory=GradcamParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-
-
-def _register_prefixes(cls: type, prefix: str = "") -> None:
-    _prefixes[cls] = prefix
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
-            _register_prefixes(hints[f.name], f"{prefix}{f.name}.")
-
-
-_register_prefixes(Params)
-
-
-def _record_reads(folder: str) -> None:
-    """Note every param read from now on; at exit write them to folder/<stage>.txt."""
-    global _reads
-    if _reads is not None:
-        return
-    _reads = set()
-    stage = Path(sys.argv[0]).stem
-
-    def write() -> None:
-        from metricad.files import write_text  # here: files loads numpy, params must not
-
-        write_text(Path(folder, f"{stage}.txt"), "".join(f"{key}\n" for key in sorted(_reads)))
-
-    atexit.register(write)
 
 
 def _type_name(kind: Any) -> str:
@@ -412,8 +364,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         reason = str(error).replace("\n", " ")
         raise MetricadError(f"{path}: not valid YAML: {reason}") from None
     params = params_from_dict(values if values is not None else {})
-    if os.environ.get(READS_ENV):  # after the validation, which reads every key
-        _record_reads(os.environ[READS_ENV])
     return params
 
 

@@ -25,5 +25,8 @@ HEATMAPS_DIR = Path("data/gradcam")
 HEATMAPS = HEATMAPS_DIR / "heatmaps.npy"
 HEATMAP_INDEX = HEATMAPS_DIR / "index.csv"
 METRICS_DIR = Path("metrics")
+# What train did (epochs, the synthetic kind it used after its fallbacks): the stages after
+# it title and sample from this, not from params.yaml.
+TRAIN_SUMMARY = METRICS_DIR / "train.json"
 LIVE_DIR = Path("dvclive")  # the train stage's per-epoch log (DVCLive)
 PLOTS_DIR = Path("plots")

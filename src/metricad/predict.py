@@ -29,11 +29,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from metricad.detector import Detector
+from metricad.data.images import IMAGE_EXTENSIONS, load_rgb, save_png
 from metricad.errors import MetricadError, run_stage
 from metricad.files import write_csv
-from metricad.images import IMAGE_EXTENSIONS, load_rgb, save_png
-from metricad.plots import gradcam_panel
+from metricad.report.plots import gradcam_panel
+from metricad.serving.detector import Detector
 
 
 def find_images(arguments: Sequence[str]) -> list[Path]:

@@ -1,3 +1,3 @@
-"""Reports over DVC experiments and git revisions (`python -m metricad.compare`): collected
-from what DVC and git store (experiments), turned into tables (tables), written as pages
-(render)."""
+"""Phase 5, what a person reads: the figures every stage draws (`plots.py`), and reports over
+DVC experiments and git revisions (`python -m metricad.compare`): collected from what DVC and
+git store (experiments), turned into tables (tables), written as pages (render)."""

@@ -1,15 +1,11 @@
 """ScoringHead: the chosen scores and each one's operating point as one torch module, so
-evaluate, predict and the ONNX export run the same code. Saved as models/scorer.npz (its
-buffers as arrays, the rest as one JSON record; read without pickle)."""
+evaluate, predict and the ONNX export run the same code (saved by scorer_file.py)."""
 
 from __future__ import annotations
 
-import json
 import typing
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,13 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from metricad.errors import MetricadError
-from metricad.files import atomic_path
 from metricad.params import EvaluateParams, ScoreName
 from metricad.scoring import SCORES
 
-SCORER_FORMAT = "metricad-scorer/2"
 SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn, gaussian
-_EXTRA = "._extra_state"
 
 
 def unit_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
@@ -129,44 +122,3 @@ def anomaly_scores(
     values = head.score_values(torch.as_tensor(embeddings), torch.as_tensor(probabilities))
     scores = {name: values[:, i].numpy() for i, name in enumerate(names)}
     return ScoreReport(scores, head.used(), warnings)
-
-
-def save_scoring(path: str | Path, head: ScoringHead) -> None:
-    """models/scorer.npz: the head's buffers as arrays, names and extra state as JSON."""
-    state = head.state_dict()
-    record = {
-        "format": SCORER_FORMAT,
-        "names": list(head.names),
-        "verdict": head.verdict,
-        "extra": {k.removesuffix(_EXTRA): v for k, v in state.items() if k.endswith(_EXTRA)},
-    }
-    arrays = {k: v.numpy() for k, v in state.items() if not k.endswith(_EXTRA)}
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, record=np.array(json.dumps(record, sort_keys=True)), **arrays)
-
-
-def load_scoring(path: str | Path) -> ScoringHead:
-    """The saved head, in eval mode; one-line errors for a missing, broken or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise MetricadError(f"{path}: scorer not found (run `dvc repro score`)")
-    try:
-        with np.load(path) as stored:  # numpy refuses pickled objects by default
-            arrays = {name: stored[name] for name in stored.files}
-        record = json.loads(str(arrays.pop("record")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise MetricadError(f"{path}: not a readable scorer ({reason})") from None
-    if not isinstance(record, dict) or record.get("format") != SCORER_FORMAT:
-        found = record.get("format") if isinstance(record, dict) else None
-        raise MetricadError(
-            f"{path}: written by another metricad version (format {found!r}, this version "
-            f"reads {SCORER_FORMAT!r}); run `dvc repro score`"
-        )
-    head = ScoringHead(record["names"], record["verdict"])
-    for key, array in arrays.items():
-        owner, _, name = key.rpartition(".")
-        setattr(head.get_submodule(owner) if owner else head, name, torch.from_numpy(array))
-    for owner, extra in record["extra"].items():
-        head.get_submodule(owner).set_extra_state(extra)
-    return head.eval()

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from metricad.data.manifest import DEFECT_FREE, SYNTHETIC, source_table
+from metricad.data.sources import SOURCES
+from metricad.data.sources.listing import check_files, is_image
 from metricad.errors import MetricadError
-from metricad.manifest import DEFECT_FREE, SYNTHETIC, source_table
 from metricad.params import DataParams
-from metricad.sources import SOURCES
-from metricad.sources.listing import check_files, is_image
 
 REQUIRED = ("path", "label", "defect")
 OPTIONAL = ("mask_path",)

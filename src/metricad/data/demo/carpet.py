@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from metricad.demo_data.primitives import (
+from metricad.data.demo.primitives import (
     Category,
     FloatImage,
     bent_line,

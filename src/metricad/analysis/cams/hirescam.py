@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from metricad.cams import CAMS
+from metricad.analysis.cams import CAMS
 
 
 @CAMS.register("hirescam")

@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from metricad.anomalies import corrupt_batch, kind_for_training
-from metricad.data import MIN_ROWS, augment, eval_batches, normalize
+from metricad.data.anomalies import corrupt_batch, kind_for_training
+from metricad.data.batches import MIN_ROWS, augment, eval_batches, normalize
 from metricad.errors import MetricadError
+from metricad.model.torch_model import AnomalyNet
 from metricad.params import Params, RuntimeParams, TrainParams
 from metricad.runtime import memory_format_for
-from metricad.torch_model import AnomalyNet
 
 
 @dataclass

@@ -20,8 +20,8 @@ import pandas as pd
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from metricad.manifest import SYNTHETIC
-from metricad.metrics import json_float
+from metricad.analysis.metrics import json_float
+from metricad.data.manifest import SYNTHETIC
 from metricad.params import GradcamParams
 
 KINDS = ("correct", "inverted", "near_miss", "no_response")

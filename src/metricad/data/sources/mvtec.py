@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from metricad.errors import MetricadError
-from metricad.manifest import DEFECT_FREE, source_table
-from metricad.params import DataParams
-from metricad.sources import SOURCES
-from metricad.sources.listing import (
+from metricad.data.manifest import DEFECT_FREE, source_table
+from metricad.data.sources import SOURCES
+from metricad.data.sources.listing import (
     check_files,
     images_by_stem,
     subfolders,
     warn_missing_masks,
 )
+from metricad.errors import MetricadError
+from metricad.params import DataParams
 
 MVTEC_CATEGORIES = (
     "bottle",

@@ -10,14 +10,22 @@ from pathlib import Path
 
 import torch
 
-from metricad.checkpoint import safe_load, save_torch_file
+from metricad.model.checkpoint import safe_load, save_torch_file
+from metricad.model.training import TrainingState, schedule_depends_on_epochs
 from metricad.params import Params, trained_with
-from metricad.training import TrainingState, schedule_depends_on_epochs
 
+LIBRARY = Path(__file__).resolve().parents[1]
 TRAINING_STATE_FORMAT = "metricad-training-state/1"
 # The modules whose code decides the trained weights: a state saved by other training code
 # would continue another run.
-TRAINING_CODE = ("training.py", "torch_model.py", "anomalies.py", "data.py", "runtime.py")
+# Paths below src/metricad/.
+TRAINING_CODE = (
+    "model/training.py",
+    "model/torch_model.py",
+    "data/anomalies.py",
+    "data/batches.py",
+    "runtime.py",
+)
 
 
 def resume_fingerprint(params: Params, images: torch.Tensor, labels: torch.Tensor) -> str:
@@ -33,7 +41,7 @@ def resume_fingerprint(params: Params, images: torch.Tensor, labels: torch.Tenso
     digest.update(images.numpy().tobytes())
     digest.update(labels.numpy().tobytes())
     for name in TRAINING_CODE:
-        digest.update(Path(__file__).with_name(name).read_bytes())
+        digest.update((LIBRARY / name).read_bytes())
     digest.update(torch.__version__.encode())
     return digest.hexdigest()
 

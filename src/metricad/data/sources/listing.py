@@ -7,8 +7,8 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from metricad.data.images import IMAGE_EXTENSIONS, check_image
 from metricad.errors import MetricadError
-from metricad.images import IMAGE_EXTENSIONS, check_image
 
 # How many missing-mask images the warning names before it only counts.
 _WARN_LISTED = 10

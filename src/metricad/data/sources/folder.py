@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from metricad.errors import MetricadError
-from metricad.images import IMAGE_EXTENSIONS
-from metricad.manifest import DEFECT_FREE, SYNTHETIC, source_table
-from metricad.params import DataParams
-from metricad.sources import SOURCES
-from metricad.sources.listing import (
+from metricad.data.images import IMAGE_EXTENSIONS
+from metricad.data.manifest import DEFECT_FREE, SYNTHETIC, source_table
+from metricad.data.sources import SOURCES
+from metricad.data.sources.listing import (
     check_files,
     images_by_stem,
     is_image,
@@ -28,7 +26,9 @@ from metricad.sources.listing import (
     visible,
     warn_missing_masks,
 )
-from metricad.sources.mvtec import MASK_SUFFIX
+from metricad.data.sources.mvtec import MASK_SUFFIX
+from metricad.errors import MetricadError
+from metricad.params import DataParams
 
 
 def _expected(data: DataParams) -> str:

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metricad.cams import CAMS
-from metricad.data import eval_batches, normalize
+from metricad.analysis.cams import CAMS
+from metricad.data.batches import eval_batches, normalize
+from metricad.model.torch_model import AnomalyNet
 from metricad.params import CamMethod, CamTarget
 from metricad.runtime import memory_format_for
-from metricad.torch_model import AnomalyNet
 
 METHODS = typing.get_args(CamMethod)
 TARGETS = typing.get_args(CamTarget)

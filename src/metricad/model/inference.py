@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metricad.data import eval_batches, normalize
+from metricad.data.batches import eval_batches, normalize
+from metricad.model.torch_model import AnomalyNet
 from metricad.runtime import memory_format_for
-from metricad.torch_model import AnomalyNet
 
 
 @torch.inference_mode()

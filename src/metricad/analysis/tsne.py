@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
-from metricad.manifest import synthetic_rows
+from metricad.data.manifest import synthetic_rows
 from metricad.params import TsneParams
 
 MIN_POINTS = 2  # a t-SNE map of fewer points is not drawn

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from metricad import demo_data
+from metricad.data import demo
+from metricad.data.sources import SOURCES
+from metricad.data.sources.mvtec import scan_mvtec
 from metricad.params import DataParams
-from metricad.sources import SOURCES
-from metricad.sources.mvtec import scan_mvtec
 
 
 @SOURCES.register("synthetic")
 def synthetic_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     root = workspace / "synthetic"
-    demo_data.generate(root, data.category, data.synthetic.seed, data.synthetic.image_size)
+    demo.generate(root, data.category, data.synthetic.seed, data.synthetic.image_size)
     return scan_mvtec(root, data.category)

@@ -15,9 +15,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.ndimage import binary_erosion  # noqa: E402
 
+from metricad.data.images import save_png  # noqa: E402
+from metricad.data.manifest import SYNTHETIC  # noqa: E402
 from metricad.files import atomic_path  # noqa: E402
-from metricad.images import save_png  # noqa: E402
-from metricad.manifest import SYNTHETIC  # noqa: E402
 
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p")
 CLASS_COLOURS = {0: "#1f77b4", 1: "#d62728"}

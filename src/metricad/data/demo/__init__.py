@@ -21,12 +21,12 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from metricad.demo_data import bottle, carpet, leather
-from metricad.demo_data.primitives import Category, FloatImage
+from metricad.data.demo import bottle, carpet, leather
+from metricad.data.demo.primitives import Category, FloatImage
+from metricad.data.images import save_png
+from metricad.data.manifest import DEFECT_FREE
 from metricad.errors import MetricadError
 from metricad.files import write_json
-from metricad.images import save_png
-from metricad.manifest import DEFECT_FREE
 
 # Counts per folder: keys are "train_good", "test_good" and the category's defect names.
 DEFAULT_GOOD_COUNTS = {"train_good": 40, "test_good": 10}

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from metricad.images import load_mask, load_rgb
+from metricad.data.images import load_mask, load_rgb
 from metricad.runtime import memory_format_for
 
 # Below four rows MKL's matrix products and oneDNN's convolutions switch to kernels for skinny

@@ -16,14 +16,14 @@ import torchvision
 
 from metricad.errors import MetricadError
 from metricad.files import atomic_path
-from metricad.params import Params, trained_with
-from metricad.torch_model import (
+from metricad.model.torch_model import (
     BACKBONE_LAYERS,
     CLASSES,
     AnomalyNet,
     arch_from_params,
     model_from_arch,
 )
+from metricad.params import Params, trained_with
 
 CHECKPOINT_FORMAT = "metricad-checkpoint/1"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from metricad.cams import CAMS
+from metricad.analysis.cams import CAMS
 
 
 @CAMS.register("gradcam++")

@@ -16,14 +16,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from metricad.checkpoint import read_checkpoint
+from metricad.analysis.gradcam import heatmaps_for_images
+from metricad.data.images import resize_rgb
 from metricad.errors import MetricadError
-from metricad.gradcam import heatmaps_for_images
-from metricad.images import resize_rgb
-from metricad.inference import embed_and_score, softmax_score
+from metricad.model.checkpoint import read_checkpoint
+from metricad.model.inference import embed_and_score, softmax_score
+from metricad.model.torch_model import AnomalyNet
 from metricad.runtime import select_device
-from metricad.scoring.head import ScoringHead, load_scoring
-from metricad.torch_model import AnomalyNet
+from metricad.scoring.head import ScoringHead
+from metricad.scoring.scorer_file import load_scoring
 
 MODEL_FILE, SCORER_FILE, SETTINGS_FILE = "model.pt", "scorer.npz", "inference.json"
 

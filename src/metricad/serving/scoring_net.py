@@ -1,0 +1,36 @@
+"""The network and its scoring head as one torch module (no I/O): what the ONNX export traces
+(export.py), from raw uint8 pixels to the verdict."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from metricad.data.batches import IMAGENET_MEAN, IMAGENET_STD
+from metricad.model.torch_model import AnomalyNet
+from metricad.scoring.head import ScoringHead
+
+
+class ScoringNet(nn.Module):
+    """The network and its scoring head as one torch module: what the ONNX file computes.
+    Outputs: the embedding, every score (score_<name>, float64), the verdict score normalised
+    and the verdict."""
+
+    def __init__(self, model: AnomalyNet, head: ScoringHead) -> None:
+        super().__init__()
+        self.model, self.head = model.eval(), head.eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = (images.float() / 255.0 - self.mean) / self.std
+        embedding = self.model.embed(x)
+        prob_anomalous = torch.softmax(self.model.head(embedding), dim=1)[:, 1]
+        values, normalized, anomalous = self.head(embedding, prob_anomalous)
+        return embedding, *values.unbind(dim=1), normalized, anomalous
+
+
+def output_names(head: ScoringHead) -> list[str]:
+    """The ONNX outputs, the scores by their names in predictions.csv, prefixed: ONNX names
+    must not clash with its ops."""
+    return ["embedding", *(f"score_{name}" for name in head.names), "normalized", "anomalous"]

@@ -74,7 +74,7 @@ def main() -> None:
     write_npy(HEATMAPS, maps)
     write_csv(HEATMAP_INDEX, index)
     write_json(METRICS_DIR / "gradcam.json", scored.metrics)
-    # predict explains and scores new images the same way (detector.py).
+    # predict explains and scores new images the same way (serving/detector.py).
     write_json(
         INFERENCE_SETTINGS,
         {

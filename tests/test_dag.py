@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from param_reads import param_reads
 
+from metricad.params import Params
+
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = "metricad"
 # numerics.py reads these from params.yaml itself, before the params are loaded (they pin the
@@ -117,11 +119,16 @@ def test_dvc_yaml_declares_what_every_stage_imports_and_reads():
     assert dag_problems(stages, closures, reads) == []
 
 
+def _reads_of(tmp_path: Path, library: str, script: str) -> set[str]:
+    (tmp_path / "lib.py").write_text(library)
+    (tmp_path / "stage.py").write_text(script)
+    return param_reads(tmp_path / "stage.py", {tmp_path / "lib.py"})
+
+
 def test_a_param_read_on_any_branch_of_reachable_code_is_found(tmp_path):
     """Reading, not running: a branch no run takes still counts, a function the stage never
     reaches does not, and a section handed to an annotated function is followed."""
-    library = tmp_path / "lib.py"
-    library.write_text(
+    library = (
         "from metricad.params import TrainParams, TsneParams\n"
         "def fit(train: TrainParams, fast: bool):\n"
         "    if fast:\n"
@@ -130,8 +137,7 @@ def test_a_param_read_on_any_branch_of_reachable_code_is_found(tmp_path):
         "def unused(tsne: TsneParams):\n"
         "    return tsne.perplexity\n"
     )
-    script = tmp_path / "stage.py"
-    script.write_text(
+    script = (
         "from metricad.params import load_params\n"
         "from lib import fit\n"
         "def main():\n"
@@ -139,7 +145,40 @@ def test_a_param_read_on_any_branch_of_reachable_code_is_found(tmp_path):
         "    section, seed = params.train, params.split.seed\n"
         "    fit(section, False)\n"
     )
-    assert param_reads(script, {library}) == {"train.lr", "train.batch_size", "split.seed"}
+    assert _reads_of(tmp_path, library, script) == {"train.lr", "train.batch_size", "split.seed"}
+
+
+def test_params_reach_by_return_annotation_registry_entry_and_method(tmp_path):
+    library = (
+        "import dataclasses\n"
+        "from metricad.params import Params, ResizeParams, TrainParams, TsneParams\n"
+        "def adjusted(params: Params) -> tuple[TrainParams, list[str]]:\n"
+        "    return params.train, []\n"
+        "@SOURCES.register('toy')\n"
+        "def toy(tsne: TsneParams):\n"
+        "    return tsne.seed\n"
+        "class Net:\n"
+        "    def forward(self, resize: ResizeParams):\n"
+        "        return dataclasses.asdict(resize)\n"
+        "    def never_called(self, tsne: TsneParams):\n"
+        "        return tsne.max_iter\n"
+    )
+    script = (
+        "from metricad.params import load_params\n"
+        "from lib import Net, adjusted\n"
+        "PARAMS = load_params()\n"
+        "def main():\n"
+        "    train, warnings = adjusted(PARAMS)\n"
+        "    Net()(PARAMS.resize)\n"
+        "    print(f'{train.warmup_epochs} {PARAMS.model}')\n"
+    )
+    model_keys = {f"model.{name}" for name in Params().model.__dataclass_fields__}
+    assert _reads_of(tmp_path, library, script) == {
+        "train.warmup_epochs",
+        "tsne.seed",  # a registered entry runs by its name in params.yaml
+        "resize.size",  # asdict in the forward the class's call reaches
+        *model_keys,  # a section formatted whole
+    }
 
 
 def test_an_undeclared_import_or_param_is_named():
@@ -261,8 +300,17 @@ def test_the_resume_fingerprint_covers_the_code_training_runs():
     training = library / "model" / "training.py"
     closure = {f.relative_to(library).as_posix() for f in import_closure(training, REPO / "src")}
     never_numeric = {"errors.py", "files.py", "data/images.py", "params.py"}
-    package_inits = {name for name in closure if name.endswith("__init__.py")}
-    assert set(TRAINING_CODE) == ({"model/training.py"} | closure) - never_numeric - package_inits
+    # A package's __init__ that holds only its docstring computes nothing.
+    docstring_only = {
+        name
+        for name in closure
+        if name.endswith("__init__.py")
+        and all(
+            isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+            for s in ast.parse((library / name).read_text()).body
+        )
+    }
+    assert set(TRAINING_CODE) == ({"model/training.py"} | closure) - never_numeric - docstring_only
 
 
 def test_every_stage_script_imports():

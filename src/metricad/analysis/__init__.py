@@ -1,2 +1,2 @@
-"""Phase 3, what the trained network does, measured: t-SNE maps, classification metrics,
+"""Phase 4, what the trained network does, measured: t-SNE maps, classification metrics,
 GradCAM heat maps (methods in `cams/`) and how well they localise the defects."""

@@ -184,12 +184,7 @@ def test_good_only_training_end_to_end(tmp_path):
     for name in ("softmax", "knn", "gaussian"):
         assert (project / "plots" / "evaluate" / "roc" / f"{name}.csv").is_file()
 
-    # Same params, same numbers: good-only from scratch gives byte-identical metrics.
-    first = _metrics(project)
-    _run(["dvc", "repro", "--force", "train"], project)
-    _run(["dvc", "repro"], project)
-    assert _metrics(project) == first
-
+    # (Same params, same numbers, CutPaste training included: test_demo_pipeline_end_to_end.)
     diff = json.loads(_run(["dvc", "metrics", "diff", "--json", "HEAD"], project).stdout)
     # The baseline in HEAD has no lock and no metrics; the diff still lists every score.
     assert "scores.gaussian.auroc" in diff.get("metrics/evaluate.json", {})

@@ -1,14 +1,21 @@
 """End to end on a user's own photos, as the README tells them to run it: a folder of good
-photos only (no defects, no masks), and a CSV list with defect photos and some masks."""
+photos only (no defects, no masks); a folder with defect folders and some masks, and the same
+photos as a CSV list."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import make_photo_folder
+from PIL import Image
 from test_pipeline import TINY, _project, _run
+
+from metricad.data.manifest import read_manifest
+from metricad.paths import PREPARED_MANIFEST
 
 pytestmark = pytest.mark.slow
 
@@ -59,22 +66,34 @@ def test_folder_of_good_photos_only_trains_sets_thresholds_and_predicts(tmp_path
     assert len(list((project / "checked" / "heatmaps").glob("*.png"))) == 5
 
 
-def test_csv_list_with_defects_and_some_masks_reports_auroc_and_gradcam(tmp_path):
-    photos = make_photo_folder(tmp_path / "photos", good=24, defects={"dent": 6, "scratch": 6})
-    masked = sorted(photos.glob("masks/*/*.png"))
+def _csv_listing(photos: Path) -> Path:
+    """The folder's photos as a CSV list (data.source: csv), relative to the CSV, masks too."""
     lines = ["path,label,defect,mask_path"]
     lines += [f"{p.relative_to(photos)},good,," for p in sorted(photos.glob("good/*/*.jpg"))]
     for defect in ("dent", "scratch"):
         for image in sorted((photos / defect).glob("*.jpg")):
             mask = photos / "masks" / defect / f"{image.stem}.png"
-            lines.append(
-                f"{defect}/{image.name},anomalous,{defect},{mask if mask in masked else ''}"
-            )
-    (photos / "list.csv").write_text("\n".join(lines) + "\n")
-    project = _project(
-        tmp_path,
-        {**TINY, "data": {"source": "csv", "root": str(photos / "list.csv")}},
-    )
+            listed = mask.relative_to(photos) if mask.is_file() else ""
+            lines.append(f"{defect}/{image.name},anomalous,{defect},{listed}")
+    listing = photos / "list.csv"
+    listing.write_text("\n".join(lines) + "\n")
+    return listing
+
+
+def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_path):
+    photos = make_photo_folder(tmp_path / "photos", good=24, defects={"dent": 6, "scratch": 6})
+    project = _project(tmp_path, {**TINY, "data": {"source": "folder", "root": str(photos)}})
+    # A mask that does not match its image: one line naming both, nothing written.
+    mask = photos / "masks" / "dent" / "dent00.png"
+    good_mask = mask.read_bytes()
+    Image.new("L", (10, 10)).save(mask)
+    refused = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "dent00.png: mask is 10x10 but its image" in refused.stderr
+    assert not (project / "data/prepared/manifest.csv").exists()
+    assert not (project / "metrics/data.json").exists()
+    mask.write_bytes(good_mask)
+
     _run(["dvc", "repro"], project)
     evaluate = _json(project, "evaluate.json")
     for name, score in evaluate["scores"].items():
@@ -87,3 +106,17 @@ def test_csv_list_with_defects_and_some_masks_reports_auroc_and_gradcam(tmp_path
     # The two masked photos are scored where they fell (train or test); the rest are counted.
     scored = sum(gradcam[part]["n_defect_images"] for part in ("train", "test") if part in gradcam)
     assert scored == 2 and gradcam["anomalous_without_mask"] >= 1
+
+    # The same photos listed in a CSV run the same: every stage after `prepare` reads only the
+    # manifest and the files it names, and the CSV's manifest is the folder's (the same rows,
+    # labels, masks and split) but for the names its outputs are filed under.
+    by_folder = (read_manifest(project / PREPARED_MANIFEST), _json(project, "data.json"))
+    listing = _csv_listing(photos)
+    params_file = project / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["data"] |= {"source": "csv", "root": str(listing)}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["dvc", "repro", "prepare"], project)
+    by_csv = (read_manifest(project / PREPARED_MANIFEST), _json(project, "data.json"))
+    assert by_csv[1] == by_folder[1]
+    assert by_csv[0].drop(columns="name").equals(by_folder[0].drop(columns="name"))

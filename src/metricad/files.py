@@ -57,7 +57,8 @@ def write_csv(path: str | Path, table: pd.DataFrame) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file as write_json writes it (UTF-8)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from metricad.errors import MetricadError
+from metricad.files import read_json
 
 PARAMS_FILE = "params.yaml"
 # The metrics files a revision's report reads (tables.METRIC_ROWS picks rows from them).
@@ -149,7 +150,7 @@ def survey_experiments(folder: Path, seeds: Sequence[int] | None = None) -> list
     experiments = []
     for path in paths:
         try:
-            cell = json.loads(path.read_text(encoding="utf-8"))
+            cell = read_json(path)
             params = {
                 "setting": cell["setting"],
                 "epochs": cell["epochs"],

@@ -8,7 +8,6 @@ a heat map per image, from models/ alone (model.pt, scorer.npz, inference.json).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from metricad.analysis.gradcam import heatmaps_for_images
 from metricad.data.images import resize_rgb
 from metricad.errors import MetricadError
+from metricad.files import read_json
 from metricad.model.checkpoint import read_checkpoint
 from metricad.model.inference import embed_and_score, softmax_score
 from metricad.model.torch_model import AnomalyNet
@@ -75,7 +75,7 @@ class Detector:
             raise MetricadError(
                 f"{settings_file}: inference settings not found (run `dvc repro gradcam`)"
             )
-        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+        settings = read_json(settings_file)
         cam = settings["cam"]
         return cls(
             model,

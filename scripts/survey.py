@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from metricad.errors import MetricadError, run_stage
-from metricad.files import write_json
+from metricad.files import read_json, write_json
 from metricad.params import set_dotted
 from metricad.paths import TRAIN_STATE
 from metricad.report.experiments import METRICS_FILES
@@ -131,9 +131,7 @@ def main() -> None:
             seconds = run_cell(params, args.out / "survey.log")
             if Path(TRAIN_STATE).exists():
                 shutil.copyfile(TRAIN_STATE, state)
-            metrics = {
-                name: json.loads(Path(name).read_text(encoding="utf-8")) for name in METRICS_FILES
-            }
+            metrics = {name: read_json(name) for name in METRICS_FILES}
             write_json(
                 path,
                 {

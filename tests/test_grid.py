@@ -24,16 +24,42 @@ GRID = _merge(json.loads(json.dumps(TINY)), {"runtime": {"threads": 1, "checkpoi
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
-def _wait_for_queue(project: Path, count: int, timeout_s: float) -> None:
-    """Poll `dvc queue status` until `count` tasks succeeded; on a failure show its log."""
+def _start_workers(project: Path, log: Path) -> None:
+    """`dvc queue start`, its output to a file: the workers it spawns inherit the command's
+    stdout, so with captured pipes it would return only when the last worker exits."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    with log.open("a", encoding="utf-8") as out:
+        subprocess.run(
+            ["dvc", "queue", "start", "--jobs", "2"],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=True,
+        )
+
+
+def _queue_report(project: Path, status: str) -> str:
+    """The queue's status and every worker's log, for a failure message."""
+    logs = sorted((project / ".dvc" / "tmp" / "exps" / "celery").glob("*.out"))
+    return status + "".join(f"\n--- {log.name}:\n{log.read_text()[-3000:]}" for log in logs)
+
+
+def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> None:
+    """Poll `dvc queue status` until `count` tasks succeeded; on a failure show its log.
+
+    Workers that stop while tasks are still queued (treeverse/dvc#10562) are started again,
+    once no worker has been seen for 30 s (a worker just spawned takes seconds to show)."""
     deadline = time.monotonic() + timeout_s
+    workers_seen = time.monotonic()
     while True:
         status = _run(["dvc", "queue", "status"], project).stdout
-        # Rows: "<task> <name> <created, with a space> <status>"; then a "Worker status" line.
+        # Rows: "<task> <name> <created, with a space> <status>"; then "Worker status: N active,
+        # M idle".
+        lines = [line for line in status.splitlines()[1:] if line.strip()]
         tasks = {
-            line.split()[1]: line.split()[-1]
-            for line in status.splitlines()[1:]
-            if line.strip() and not line.startswith("Worker")
+            line.split()[1]: line.split()[-1] for line in lines if not line.startswith("Worker")
         }
         failed = [name for name, state in tasks.items() if state == "Failed"]
         if failed:
@@ -42,7 +68,12 @@ def _wait_for_queue(project: Path, count: int, timeout_s: float) -> None:
         if len(tasks) == count and set(tasks.values()) == {"Success"}:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"queue not done after {timeout_s} s:\n{status}")
+            pytest.fail(f"queue not done after {timeout_s} s:\n{_queue_report(project, status)}")
+        if "Worker status: 0 active, 0 idle" not in status:
+            workers_seen = time.monotonic()
+        elif "Queued" in tasks.values() and time.monotonic() - workers_seen > 30:
+            _start_workers(project, log)
+            workers_seen = time.monotonic()
         time.sleep(5)  # each `dvc queue status` costs about a CPU second
 
 
@@ -87,8 +118,8 @@ def grid(tmp_path_factory) -> dict:
     _run(["dvc", "exp", "run", "--queue", "-S", "train.seed=1"], project)  # leather, 2nd seed
     started = time.monotonic()
     try:
-        _run(["dvc", "queue", "start", "--jobs", "2"], project)
-        _wait_for_queue(project, 4, timeout_s=900)
+        _start_workers(project, root / "queue-start.log")
+        _wait_for_queue(project, 4, root / "queue-start.log", timeout_s=900)
     finally:
         # No worker may outlive the tests (a failure above would leave it running).
         _run(["dvc", "queue", "stop", "--kill"], project, check=False)

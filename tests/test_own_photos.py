@@ -1,6 +1,6 @@
 """End to end on a user's own photos, as the README tells them to run it: a folder of good
-photos only (no defects, no masks); a folder with defect folders and some masks, and the same
-photos as a CSV list."""
+photos only (no defects, no masks); a folder with defect folders and some masks, trained on its
+good photos only (MVTec AD's protocol), and the same photos as a CSV list."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import make_photo_folder
 from PIL import Image
 from test_pipeline import TINY, _project, _run
 
+from metricad.analysis.localization import choose_iou_threshold
 from metricad.data.manifest import read_manifest
 from metricad.paths import PREPARED_MANIFEST
 
@@ -81,8 +84,15 @@ def _csv_listing(photos: Path) -> Path:
 
 
 def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_path):
+    """MVTec AD's protocol on the user's folder: good photos only in training, CutPaste
+    anomalies instead of defects, every defect photo in the test split."""
     photos = make_photo_folder(tmp_path / "photos", good=24, defects={"dent": 6, "scratch": 6})
-    project = _project(tmp_path, {**TINY, "data": {"source": "folder", "root": str(photos)}})
+    good_only = {
+        "data": {"source": "folder", "root": str(photos)},
+        "split": {"anomalous_train_fraction": 0.0},
+        "synthesize": {"samples": 6},
+    }
+    project = _project(tmp_path, {**TINY, **good_only})
     # A mask that does not match its image: one line naming both, nothing written.
     mask = photos / "masks" / "dent" / "dent00.png"
     good_mask = mask.read_bytes()
@@ -95,17 +105,40 @@ def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_p
     mask.write_bytes(good_mask)
 
     _run(["dvc", "repro"], project)
+    data = _json(project, "data.json")
+    assert data["images"] == {
+        "test": {"dent": 6, "good": 5, "scratch": 6},
+        "train": {"good": 15},
+        "validation": {"good": 4},
+    }
+    assert data["anomalous_without_mask"] == 10
+    train = _json(project, "train.json")
+    assert train["n_train_anomalous"] == 0 and train["synthetic_anomalies_used"] == "cutpaste"
     evaluate = _json(project, "evaluate.json")
+    assert evaluate["test"]["n_images"] == sum(data["images"]["test"].values())
     for name, score in evaluate["scores"].items():
         assert set(score["auroc_per_defect"]) == {"dent", "scratch"}, name
         assert isinstance(score["auroc"], float)
-    data = _json(project, "data.json")
-    assert data["images"]["test"] == {"dent": 3, "good": 5, "scratch": 3}
-    assert data["anomalous_without_mask"] == 10
+        assert (project / "plots" / "evaluate" / "roc" / f"{name}.csv").is_file()
     gradcam = _json(project, "gradcam.json")
-    # The two masked photos are scored where they fell (train or test); the rest are counted.
-    scored = sum(gradcam[part]["n_defect_images"] for part in ("train", "test") if part in gradcam)
-    assert scored == 2 and gradcam["anomalous_without_mask"] >= 1
+    # The two masked photos are in the test split; the rest are counted.
+    assert "train" not in gradcam and gradcam["test"]["n_defect_images"] == 2
+    assert gradcam["anomalous_without_mask"] == 10
+    # The synthetic anomalies are mapped against their masks, and choose the IoU threshold.
+    assert gradcam["synthetic"]["n_defect_images"] == 6
+    index = pd.read_csv(project / "data" / "gradcam" / "index.csv")
+    maps = np.load(project / "data" / "gradcam" / "heatmaps.npy")[index["split"] == "synthetic"]
+    masks = np.load(project / "data" / "synthetic_sample" / "masks.npy")
+    assert gradcam["test"]["iou_threshold"] == choose_iou_threshold(maps, masks)
+    assert (project / "plots" / "gradcam" / "synthetic.png").stat().st_size > 0
+    assert _json(project, "tsne.json")["synthetic"]["n_samples"] == 6
+    for name in ("train", "all"):
+        table = (project / "plots" / "tsne" / f"{name}.csv").read_text()
+        assert table.count(",synthetic,") == 6
+    assert (project / "plots" / "synthetic" / "examples.png").stat().st_size > 0
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json", "HEAD"], project).stdout)
+    # The baseline in HEAD has no lock and no metrics; the diff still lists every score.
+    assert "scores.gaussian.auroc" in diff.get("metrics/evaluate.json", {})
 
     # The same photos listed in a CSV run the same: every stage after `prepare` reads only the
     # manifest and the files it names, and the CSV's manifest is the folder's (the same rows,

@@ -10,14 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
 from conftest import make_mvtec_tree
-
-from metricad.analysis.localization import choose_iou_threshold
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -139,55 +135,6 @@ def test_demo_pipeline_end_to_end(tiny_run):
         "examples.png",
     ):
         assert plot in html, f"{plot} missing from dvc plots show ({shown.stdout})"
-
-
-def test_good_only_training_end_to_end(tmp_path):
-    """MVTec AD's protocol: no defect image in training, synthetic anomalies instead."""
-    good_only = {
-        "split": {"anomalous_train_fraction": 0.0},
-        "train": {"synthetic_anomalies": "none"},
-        "synthesize": {"samples": 6},
-    }
-    project = _project(tmp_path, _merge(json.loads(json.dumps(TINY)), good_only))
-    _run(["dvc", "repro", "resize"], project)
-    refused = _run([sys.executable, "stages/train.py"], project, check=False)
-    assert refused.returncode == 1
-    assert refused.stderr.count("\n") == 1
-    assert "split.anomalous_train_fraction is 0" in refused.stderr
-    assert "train.synthetic_anomalies is 'none'" in refused.stderr
-
-    _run(["dvc", "exp", "run", "-S", "train.synthetic_anomalies=cutpaste"], project)
-    metrics = {name: json.loads(text) for name, text in _metrics(project).items()}
-    assert metrics["train.json"]["n_train_anomalous"] == 0
-    data = metrics["data.json"]["images"]
-    assert set(data["train"]) == {"good"}
-    assert metrics["evaluate.json"]["test"]["n_images"] == sum(data["test"].values())
-    for name in ("softmax", "knn", "gaussian"):
-        score = metrics["evaluate.json"]["scores"][name]
-        assert 0.0 <= score["auroc"] <= 1.0
-        assert set(score["auroc_per_defect"]) == set(data["test"]) - {"good"}
-    assert metrics["evaluate.json"]["score_settings"]["knn_k"] == 5
-    gradcam = metrics["gradcam.json"]
-    assert "pointing_game" in gradcam["test"] and "train" not in gradcam
-    # The synthetic anomalies are mapped against their masks, and choose the IoU threshold.
-    assert gradcam["synthetic"]["n_defect_images"] == 6
-    index = pd.read_csv(project / "data" / "gradcam" / "index.csv")
-    maps = np.load(project / "data" / "gradcam" / "heatmaps.npy")[index["split"] == "synthetic"]
-    masks = np.load(project / "data" / "synthetic_sample" / "masks.npy")
-    assert gradcam["test"]["iou_threshold"] == choose_iou_threshold(maps, masks)
-    assert (project / "plots" / "gradcam" / "synthetic.png").stat().st_size > 0
-    assert metrics["tsne.json"]["synthetic"]["n_samples"] == 6
-    for name in ("train", "all"):
-        table = (project / "plots" / "tsne" / f"{name}.csv").read_text()
-        assert table.count(",synthetic,") == 6
-    assert (project / "plots" / "synthetic" / "examples.png").stat().st_size > 0
-    for name in ("softmax", "knn", "gaussian"):
-        assert (project / "plots" / "evaluate" / "roc" / f"{name}.csv").is_file()
-
-    # (Same params, same numbers, CutPaste training included: test_demo_pipeline_end_to_end.)
-    diff = json.loads(_run(["dvc", "metrics", "diff", "--json", "HEAD"], project).stdout)
-    # The baseline in HEAD has no lock and no metrics; the diff still lists every score.
-    assert "scores.gaussian.auroc" in diff.get("metrics/evaluate.json", {})
 
 
 def test_mvtec_source_is_split_with_a_validation_share(tmp_path):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_pipeline import _run
+from test_pipeline import REPO, _run
 
 from metricad.errors import MetricadError
 from metricad.report.experiments import (
@@ -16,6 +16,7 @@ from metricad.report.experiments import (
     Experiment,
     finished_experiments,
     select_experiments,
+    survey_experiments,
 )
 from metricad.report.render import (
     benchmark_json,
@@ -23,6 +24,7 @@ from metricad.report.render import (
     render_benchmark_markdown,
     render_html,
     render_markdown,
+    render_summary_markdown,
 )
 from metricad.report.tables import METRIC_ROWS, benchmark_tables, build_table
 
@@ -222,6 +224,11 @@ def test_seed_rows_give_mean_sample_sd_and_min_per_setting():
     assert long.sd[softmax] is None and long.minimum[softmax] == 0.6  # one seed: no sd
     markdown = render_benchmark_markdown([short, long], "train.seed")
     assert "| **sd** | 0.1 | 0.0 |" in markdown and "| **min** | 0.7 | 0.5 |" in markdown
+    # The summary first: a line per setting, mean ± sd (counts to 1 place), no sd of one seed.
+    summary = markdown.split("## epochs=300")[0]
+    assert "| epochs=300 | 0, 1, 2 | 0.800 ± 0.100 | 0.500 ± 0.000 |" in summary
+    assert "| 3.0 ± 0.0 |" in summary
+    assert "| epochs=1000 | 0 | 0.600 | 0.500 |" in summary
     stored = json.loads(benchmark_json([short, long], "train.seed"))
     assert stored[0]["sd"]["image AUROC softmax"] == pytest.approx(0.1)
     assert stored[0]["min"]["image AUROC knn"] == 0.5
@@ -291,3 +298,14 @@ def test_survey_refuses_a_folder_without_cells(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: --survey ")
     assert "no cell files" in done.stderr
+
+
+def test_results_doc_shows_the_committed_survey_as_compare_renders_it():
+    """docs/results.md's epoch table is `compare --survey surveys/epochs --seeds 0 1 2 3 4`'s
+    summary of the committed cells, line for line: a cell committed without the doc fails."""
+    tables = benchmark_tables(
+        survey_experiments(REPO / "surveys" / "epochs", range(5)), "train.seed"
+    )
+    doc = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
+    for line in render_summary_markdown(tables, "train.seed"):
+        assert line in doc.splitlines(), line

@@ -104,11 +104,41 @@ def _summaries(table: BenchmarkTable) -> tuple[tuple[str, tuple[float | int | No
     return (("mean", table.mean), ("sd", table.sd), ("min", table.minimum))
 
 
+def _mean_sd_cell(table: BenchmarkTable, column: int) -> str:
+    """ "mean ± sd" of one column: 3 decimals, 1 for counts; a column with a number in fewer
+    rows than the table has says so."""
+    mean, sd, n = table.mean[column], table.sd[column], table.counted[column]
+    if mean is None:
+        return ""
+    is_count = all(isinstance(row[column], int) for row in table.values if row[column] is not None)
+    places = 1 if is_count else 3
+    text = f"{mean:.{places}f}" + ("" if sd is None else f" ± {sd:.{places}f}")
+    return text + ("" if n == len(table.labels) else f" ({n}/{len(table.labels)})")
+
+
+def render_summary_markdown(tables: Sequence[BenchmarkTable], row_param: str) -> list[str]:
+    """One line per setting: mean ± sd of every column over its rows (the survey's answer)."""
+    headers = tables[0].headers
+    lines = [
+        "| setting | " + row_param + " | " + " | ".join(headers) + " |",
+        "|---|---" + "|---:" * len(headers) + "|",
+    ]
+    for table in tables:
+        cells = [_mean_sd_cell(table, column) for column in range(len(headers))]
+        labels = _markdown_cell(", ".join(table.labels))
+        lines.append(f"| {_markdown_cell(table.group)} | {labels} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_benchmark_markdown(
     tables: Sequence[BenchmarkTable], row_param: str, digits: int = 4
 ) -> str:
-    """benchmark.md: per setting, a row per value of `row_param` and a mean row."""
+    """benchmark.md: per setting, a row per value of `row_param` and a mean row; first, when
+    there are several settings with the same columns, a summary line per setting."""
     lines = ["# Benchmark", ""]
+    if len(tables) > 1 and len({table.headers for table in tables}) == 1:
+        lines += ["## Summary: mean ± sd over " + row_param, ""]
+        lines += [*render_summary_markdown(tables, row_param), ""]
     for table in tables:
         if table.group:
             lines += [f"## {table.group}", ""]

@@ -300,12 +300,34 @@ def test_survey_refuses_a_folder_without_cells(tmp_path):
     assert "no cell files" in done.stderr
 
 
+def _sections(markdown: str, heading: str) -> dict[str, list[str]]:
+    """{heading text: the table lines under it} for headings that start with `heading`."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            current = line[len(heading) :] if line.startswith(heading) else None
+            if current is not None:
+                sections[current] = []
+        elif current is not None and line.startswith("|"):
+            sections[current].append(line)
+    return sections
+
+
 def test_results_doc_shows_the_committed_survey_as_compare_renders_it():
-    """docs/results.md's epoch table is `compare --survey surveys/epochs --seeds 0 1 2 3 4`'s
-    summary of the committed cells, line for line: a cell committed without the doc fails."""
-    tables = benchmark_tables(
-        survey_experiments(REPO / "surveys" / "epochs", range(5)), "train.seed"
-    )
+    """docs/results.md's survey tables are what `compare --survey surveys/epochs` renders from
+    the committed cells, line for line: the epoch summary (seeds 0-4) and every per-seed table
+    it quotes. A cell committed without the doc, or a figure typed by hand, fails."""
+    survey = REPO / "surveys" / "epochs"
     doc = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
-    for line in render_summary_markdown(tables, "train.seed"):
+    summary = benchmark_tables(survey_experiments(survey, range(5)), "train.seed")
+    for line in render_summary_markdown(summary, "train.seed"):
         assert line in doc.splitlines(), line
+    rendered = render_benchmark_markdown(
+        benchmark_tables(survey_experiments(survey), "train.seed"), "train.seed"
+    )
+    quoted = _sections(doc, "#### ")
+    assert quoted, "docs/results.md quotes no per-seed table"
+    tables = _sections(rendered, "## ")
+    for group, lines in quoted.items():
+        assert lines == tables[group], group

@@ -84,6 +84,15 @@ def model_md5() -> str:
     return next(out["md5"] for out in outs if out["path"] == "models/model.pt")
 
 
+def committed_params() -> tuple[dict[str, Any], bytes]:
+    """HEAD's params.yaml, parsed and as bytes: the base of every cell. Not the working file,
+    which a survey stopped mid-cell leaves holding that cell's overrides."""
+    text = subprocess.run(
+        ["git", "show", "HEAD:params.yaml"], capture_output=True, check=True
+    ).stdout
+    return yaml.safe_load(text.decode("utf-8")), text
+
+
 def run_cell(params: dict[str, Any], log: Path) -> float:
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     start = time.perf_counter()
@@ -108,8 +117,9 @@ def main() -> None:
             f"uncommitted changes in {', '.join(MEASURED)}: a survey measures a commit; "
             "run it from a clean clone"
         )
-    base = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
-    original = Path("params.yaml").read_bytes()
+    base, original = committed_params()
+    if Path("params.yaml").read_bytes() != original:
+        print("params.yaml differs from HEAD's (a survey stopped mid-cell?): cells use HEAD's")
     commit, states = git("rev-parse", "HEAD"), args.out / ".states"
     states.mkdir(parents=True, exist_ok=True)
     cells = [

@@ -1,6 +1,7 @@
 """scripts/survey.py: every setting is a valid params.yaml, and a cell is what it names."""
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,22 @@ def test_article_recipe_is_the_articles_and_good_only_trains_on_good_images():
     good = params_from_dict(survey.cell_params(base, "good-only", 0, 300))
     assert good.split.anomalous_train_fraction == 0
     assert good.train.synthetic_anomalies != "none"
+
+
+def test_cells_start_from_the_committed_params_not_a_stopped_cells(tmp_path, monkeypatch):
+    """A survey killed mid-cell leaves params.yaml with that cell's overrides; the next sitting
+    must not take them as its base (good-only's split would leak into the next setting)."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    committed = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(committed, encoding="utf-8")
+    subprocess.run([*git, "add", "params.yaml"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "params"], cwd=tmp_path, check=True)
+    base = yaml.safe_load(committed)
+    left = survey.cell_params(base, "good-only", seed=1, epochs=1000)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(left), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    params, text = survey.committed_params()
+    assert params == base and text.decode("utf-8") == committed
+    cell = params_from_dict(survey.cell_params(params, "article-recipe", seed=3, epochs=300))
+    assert cell.split.anomalous_train_fraction == base["split"]["anomalous_train_fraction"]

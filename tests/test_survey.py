@@ -1,6 +1,7 @@
 """scripts/survey.py: every setting is a valid params.yaml, and a cell is what it names."""
 
 import importlib.util
+import json
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("survey", ROOT / "scripts" / "survey.py")
 survey = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(survey)
+WHAT = ("setting", "seed", "epochs")  # a cell's name, as cell_params takes it
 
 
 @pytest.mark.parametrize("setting", list(survey.SETTINGS))
@@ -52,3 +54,26 @@ def test_cells_start_from_the_committed_params_not_a_stopped_cells(tmp_path, mon
     assert params == base and text.decode("utf-8") == committed
     cell = params_from_dict(survey.cell_params(params, "article-recipe", seed=3, epochs=300))
     assert cell.split.anomalous_train_fraction == base["split"]["anomalous_train_fraction"]
+
+
+def test_every_committed_cell_ran_its_settings_on_its_commits_params():
+    """Each cell file in surveys/ holds the params it ran with: they are its commit's
+    params.yaml with exactly its setting's overrides, seed and epoch count."""
+    cells = sorted((ROOT / "surveys").glob("*/*/*.json"))
+    assert cells
+    bases: dict[str, dict] = {}
+    for path in cells:
+        cell = json.loads(path.read_text(encoding="utf-8"))
+        if cell["commit"] not in bases:
+            shown = subprocess.run(
+                ["git", "show", f"{cell['commit']}:params.yaml"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            bases[cell["commit"]] = yaml.safe_load(shown.stdout)
+        expected = survey.cell_params(bases[cell["commit"]], **{k: cell[k] for k in WHAT})
+        assert cell["params"] == expected, path
+        assert path.name == f"seed{cell['seed']}-{cell['epochs']}ep.json"
+        assert path.parent.name == cell["setting"]

@@ -54,6 +54,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
     # MVTec AD's protocol: train/good only, CutPaste anomalies, the whole test set.
     "good-only": {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "cutpaste"},
+    # Good only with CutPaste, scars and noise blobs: thin strips and blobs stand in for the
+    # cuts, folds and pokes that CutPaste's rectangles resemble less than stains.
+    "good-only-mixed": {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "mixed"},
 }
 # Code and config whose change makes a cell another measurement.
 MEASURED = ("src", "stages", "dvc.yaml", "pyproject.toml")

@@ -41,6 +41,7 @@ from metricad.params import set_dotted
 from metricad.paths import TRAIN_STATE
 from metricad.report.experiments import METRICS_FILES
 
+GOOD_ONLY = {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "cutpaste"}
 # Settings: params overrides on the committed params.yaml (the article protocol, default recipe).
 SETTINGS: dict[str, dict[str, Any]] = {
     "article": {},
@@ -53,10 +54,18 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "train.synthetic_anomalies": "none",
     },
     # MVTec AD's protocol: train/good only, CutPaste anomalies, the whole test set.
-    "good-only": {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "cutpaste"},
-    # Good only with CutPaste, scars and noise blobs: thin strips and blobs stand in for the
-    # cuts, folds and pokes that CutPaste's rectangles resemble less than stains.
-    "good-only-mixed": {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "mixed"},
+    "good-only": GOOD_ONLY,
+    # Screens of a good-only recipe (docs/results.md, "Good only over seeds"):
+    # CutPaste, scars and noise blobs: thin strips and blobs stand in for the cuts, folds and
+    # pokes that CutPaste's rectangles resemble less than stains.
+    "good-only-mixed": {**GOOD_ONLY, "train.synthetic_anomalies": "mixed"},
+    # CutPaste's own embedding: the average over positions, not a Linear over each position
+    # of layer4, which can memorise 32 training images position by position.
+    "good-only-avgpool": {**GOOD_ONLY, "model.neck": "avgpool"},
+    # CutPaste's paper's colour jitter of the pasted piece: a subtler piece, closer to a cut.
+    "good-only-jitter0.1": {**GOOD_ONLY, "train.synthetic_jitter": 0.1},
+    # A third of the learning rate: good only declines after 300 epochs (memorising).
+    "good-only-lr3e-4": {**GOOD_ONLY, "train.lr": 0.0003},
 }
 # Code and config whose change makes a cell another measurement.
 MEASURED = ("src", "stages", "dvc.yaml", "pyproject.toml")

@@ -5,7 +5,6 @@ workers, its reports checked against `dvc exp show`, and the same grid split ove
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import TINY, _merge, _project, _run
+from test_pipeline import TINY, _env, _merge, _project, _run
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +26,11 @@ GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 def _start_workers(project: Path, log: Path) -> None:
     """`dvc queue start`, its output to a file: the workers it spawns inherit the command's
     stdout, so with captured pipes it would return only when the last worker exits."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     with log.open("a", encoding="utf-8") as out:
         subprocess.run(
             ["dvc", "queue", "start", "--jobs", "2"],
             cwd=project,
-            env=env,
+            env=_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=120,
@@ -229,12 +227,11 @@ def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):
         _run(["git", "clone", "-q", str(root / "remote.git"), str(clones[name])], root)
     # Each worker runs its share of the grid at the same time, and pushes it: the git refs to
     # the git remote, the cached outputs (models, embeddings) to the DVC remote.
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     runs = [
         subprocess.Popen(
             ["dvc", "exp", "run", "-n", f"{category}-run", "-S", f"data.category={category}"],
             cwd=clones[worker],
-            env=env,
+            env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -47,11 +47,17 @@ def _merge(base: dict, update: dict) -> dict:
     return base
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """This environment with the venv's bin first on PATH: `dvc`, and stages that run `python`,
+    find the interpreter running the tests."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return dict(os.environ, PATH=path, **extra)
+
+
 def _run(
     args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    env = dict(os.environ, PATH=path, **(env or {}))
+    env = _env(**(env or {}))
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -188,11 +194,10 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     project = _project(tmp_path, params)
     _run(["dvc", "repro", "resize"], project)
     state = project / "models" / "train_state.pt"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     process = subprocess.Popen(
         [sys.executable, "stages/train.py"],
         cwd=project,
-        env=env,
+        env=_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,13 +1,13 @@
 """scripts/survey.py: every setting is a valid params.yaml, and a cell is what it names."""
 
 import importlib.util
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from metricad.files import read_json
 from metricad.params import params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_every_committed_cell_ran_its_settings_on_its_commits_params():
     assert cells
     bases: dict[str, dict] = {}
     for path in cells:
-        cell = json.loads(path.read_text(encoding="utf-8"))
+        cell = read_json(path)
         if cell["commit"] not in bases:
             shown = subprocess.run(
                 ["git", "show", f"{cell['commit']}:params.yaml"],

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_pipeline import REPO, _run
+from test_pipeline import _run
 
 from metricad.errors import MetricadError
 from metricad.report.experiments import (
@@ -16,7 +16,6 @@ from metricad.report.experiments import (
     Experiment,
     finished_experiments,
     select_experiments,
-    survey_experiments,
 )
 from metricad.report.render import (
     benchmark_json,
@@ -24,7 +23,6 @@ from metricad.report.render import (
     render_benchmark_markdown,
     render_html,
     render_markdown,
-    render_summary_markdown,
 )
 from metricad.report.tables import METRIC_ROWS, benchmark_tables, build_table
 
@@ -298,36 +296,3 @@ def test_survey_refuses_a_folder_without_cells(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: --survey ")
     assert "no cell files" in done.stderr
-
-
-def _sections(markdown: str, heading: str) -> dict[str, list[str]]:
-    """{heading text: the table lines under it} for headings that start with `heading`."""
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in markdown.splitlines():
-        if line.startswith("#"):
-            current = line[len(heading) :] if line.startswith(heading) else None
-            if current is not None:
-                sections[current] = []
-        elif current is not None and line.startswith("|"):
-            sections[current].append(line)
-    return sections
-
-
-def test_results_doc_shows_the_committed_survey_as_compare_renders_it():
-    """docs/results.md's survey tables are what `compare --survey surveys/epochs` renders from
-    the committed cells, line for line: the epoch summary (seeds 0-4) and every per-seed table
-    it quotes. A cell committed without the doc, or a figure typed by hand, fails."""
-    survey = REPO / "surveys" / "epochs"
-    doc = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
-    summary = benchmark_tables(survey_experiments(survey, range(5)), "train.seed")
-    for line in render_summary_markdown(summary, "train.seed"):
-        assert line in doc.splitlines(), line
-    rendered = render_benchmark_markdown(
-        benchmark_tables(survey_experiments(survey), "train.seed"), "train.seed"
-    )
-    quoted = _sections(doc, "#### ")
-    assert quoted, "docs/results.md quotes no per-seed table"
-    tables = _sections(rendered, "## ")
-    for group, lines in quoted.items():
-        assert lines == tables[group], group

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("survey", ROOT / "scripts" / "survey.py")
 survey = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(survey)
+_spec = importlib.util.spec_from_file_location("survey_doc", ROOT / "scripts" / "survey_doc.py")
+survey_doc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(survey_doc)
 WHAT = ("setting", "seed", "epochs")  # a cell's name, as cell_params takes it
 
 
@@ -77,3 +80,13 @@ def test_every_committed_cell_ran_its_settings_on_its_commits_params():
         assert cell["params"] == expected, path
         assert path.name == f"seed{cell['seed']}-{cell['epochs']}ep.json"
         assert path.parent.name == cell["setting"]
+
+
+def test_results_doc_shows_the_committed_cells():
+    """docs/results.md's survey tables are what the committed cells give, line for line: the
+    seed-spread rows, the epoch summary and every per-seed table it quotes, as
+    `compare --survey surveys/epochs` renders them. A cell committed without the doc, or a
+    figure typed by hand, fails (`python scripts/survey_doc.py` rewrites them)."""
+    doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert doc.count("\n#### setting=") >= 3, "docs/results.md quotes no per-seed tables"
+    assert survey_doc.refreshed(doc, ROOT / "surveys" / "epochs") == doc

@@ -1,13 +1,13 @@
 """Rewrite docs/results.md's survey tables from the committed cells (scripts/survey.py):
 the epoch summary between its `<!-- survey summary -->` markers (seeds 0-4), the figures of
-each row between its `<!-- seed spread -->` markers (the rows, setting | epochs | seeds "a-b",
-are the doc's choice), and every per-seed table it quotes under a
+each row between `<!-- seed spread -->` markers, wherever they are (the rows, setting | epochs |
+seeds "a-b", are the doc's choice), and every per-seed table it quotes under a
 `#### setting=..., epochs=...` heading.
 
     python scripts/survey_doc.py [--survey surveys/epochs] [--doc docs/results.md]
 
 The prose around the tables is not touched: read it again after new cells land.
-tests/test_compare.py fails when the doc and the cells disagree.
+tests/test_survey.py fails when the doc and the cells disagree.
 """
 
 from __future__ import annotations
@@ -72,10 +72,14 @@ def _block(lines: list[str], start: str, end: str) -> tuple[int, int]:
 
 def refreshed(doc: str, survey: Path) -> str:
     lines = doc.splitlines()
-    start, end = _block(lines, SPREAD_START, SPREAD_END)
-    for number in range(start + 3, end):  # after the header and its separator
-        setting, epochs, seeds = (cell.strip() for cell in lines[number].split("|")[1:4])
-        lines[number] = spread_row(survey, setting, int(epochs), seeds)
+    _block(lines, SPREAD_START, SPREAD_END)
+    spread_rows = False
+    for number, line in enumerate(lines):
+        if line in (SPREAD_START, SPREAD_END):
+            spread_rows = line == SPREAD_START
+        elif spread_rows and line.startswith("|") and not line.startswith(("| setting", "|---")):
+            setting, epochs, seeds = (cell.strip() for cell in line.split("|")[1:4])
+            lines[number] = spread_row(survey, setting, int(epochs), seeds)
     start, end = _block(lines, SUMMARY_START, SUMMARY_END)
     summary = render_summary_markdown(
         benchmark_tables(survey_experiments(survey, range(5)), ROW_PARAM), ROW_PARAM

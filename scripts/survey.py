@@ -66,6 +66,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "good-only-jitter0.1": {**GOOD_ONLY, "train.synthetic_jitter": 0.1},
     # A third of the learning rate: good only declines after 300 epochs (memorising).
     "good-only-lr3e-4": {**GOOD_ONLY, "train.lr": 0.0003},
+    # A random translation of each training image (reflected border): the flatten neck sees
+    # every position of the grain, so it cannot learn the 32 images position by position.
+    "good-only-shift8": {**GOOD_ONLY, "train.max_shift": 8},
+    "good-only-shift16": {**GOOD_ONLY, "train.max_shift": 16},
     # A longer weight average (about 200 steps, 100 epochs of 32 images, against 100 steps).
     "good-only-ema0.995": {**GOOD_ONLY, "train.ema_decay": 0.995},
 }

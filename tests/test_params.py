@@ -30,6 +30,10 @@ def test_missing_keys_take_defaults():
             "evaluate.verdict_score is 'knn', which evaluate.scores does not list",
         ),
         ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of"),
+        (
+            {"train": {"max_shift": 96}, "resize": {"size": 96}},
+            "train.max_shift must be below resize.size (96), got 96",
+        ),
         ({"split": {"validation_fraction": 0.95}}, "split.validation_fraction must be between"),
         ({"epochs": "300"}, "epochs must be an integer"),
         ({"epochs": True}, "epochs must be an integer"),

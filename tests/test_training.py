@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from metricad.data.batches import augment
+from metricad.data.batches import augment, shift
 from metricad.errors import MetricadError
 from metricad.model.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
 from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
@@ -262,6 +262,20 @@ def test_augment_moves_each_image_by_its_own_draw():
     for image, moved, choice in zip(images.to(torch.uint8), out, choices, strict=True):
         expected = image.flip(-1) if choice & 4 else image
         assert torch.equal(moved, torch.rot90(expected, choice & 3, dims=(-2, -1)))
+
+
+def test_shift_moves_each_image_by_its_own_offset_over_a_reflected_border():
+    images = torch.arange(2 * 3 * 5 * 6, dtype=torch.int64).view(2, 3, 5, 6).to(torch.uint8)
+    out = shift(images, 2, torch.Generator().manual_seed(3))
+    offsets = torch.randint(0, 5, (2, 2), generator=torch.Generator().manual_seed(3)).tolist()
+    reflected_rows, reflected_cols = [2, 1, 0, 1, 2, 3, 4, 3, 2], [2, 1, 0, 1, 2, 3, 4, 5, 4, 3]
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    for image, moved, (top, left) in zip(images, out, offsets, strict=True):
+        rows = reflected_rows[top : top + 5]
+        cols = reflected_cols[left : left + 6]
+        assert torch.equal(moved, image[:, rows][:, :, cols])
+    assert offsets[0] != offsets[1]  # the two images got their own draws
+    assert torch.equal(shift(images, 0, torch.Generator()), images)
 
 
 def test_learning_rate_warms_up_then_follows_its_schedule():

@@ -109,6 +109,8 @@ class TrainParams:
     warmup_epochs: int = _range(0, 100000, default=10)
     ema_decay: float = _range(0.0, 0.9999, default=0.99)
     augment: bool = True
+    # Random translation by up to this many pixels (reflected border); 0: none.
+    max_shift: int = _range(0, 1024, default=0)
     # Good images turned into synthetic anomalies in each batch (anomalies.py): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
     synthetic_anomalies: SyntheticKind = "cutpaste"
@@ -321,6 +323,11 @@ def _check_relations(params: Params) -> None:
         name = getattr(data, key)
         if not name or "/" in name or name.startswith("."):
             raise MetricadError(f"params: data.{key} must be a folder name, got {_path(name)}")
+    if params.train.max_shift >= params.resize.size:
+        raise MetricadError(
+            f"params: train.max_shift must be below resize.size ({params.resize.size}), "
+            f"got {params.train.max_shift}"
+        )
     evaluate = params.evaluate
     if evaluate.verdict_score not in evaluate.scores:
         raise MetricadError(

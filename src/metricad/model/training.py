@@ -13,7 +13,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from metricad.data.anomalies import corrupt_batch, kind_for_training
-from metricad.data.batches import MIN_ROWS, augment, eval_batches, normalize
+from metricad.data.batches import MIN_ROWS, augment, eval_batches, normalize, shift
 from metricad.errors import MetricadError
 from metricad.model.torch_model import AnomalyNet
 from metricad.params import Params, RuntimeParams, TrainParams
@@ -261,6 +261,8 @@ def train(
             x, y = images[index.to(device)], labels[index]
             if params.augment:
                 x = augment(x, shuffle_rng)
+            if params.max_shift:
+                x = shift(x, params.max_shift, shuffle_rng)
             x, y = corrupt_batch(
                 x,
                 y,

@@ -87,16 +87,16 @@ def refreshed(doc: str, survey: Path) -> str:
     lines[start + 1 : end] = summary
     tables = rendered_tables(survey)
     out: list[str] = []
-    quoted = None
+    quoted, written = None, set()
     for line in lines:
         if line.startswith("#"):
             quoted = line[5:] if line.startswith("#### ") else None
             if quoted is not None and quoted not in tables:
                 raise MetricadError(f"the doc quotes '{quoted}', which has no cells")
         if quoted is not None and line.startswith("|"):
-            if tables[quoted]:  # the table replaces its old lines once, at its first line
-                out.extend(tables.pop(quoted))
-                tables[quoted] = []
+            if quoted not in written:  # the rendered table replaces the old lines at the first
+                out.extend(tables[quoted])
+                written.add(quoted)
             continue
         out.append(line)
     return "\n".join(out) + "\n"

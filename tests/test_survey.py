@@ -11,12 +11,17 @@ from metricad.files import read_json
 from metricad.params import params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("survey", ROOT / "scripts" / "survey.py")
-survey = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(survey)
-_spec = importlib.util.spec_from_file_location("survey_doc", ROOT / "scripts" / "survey_doc.py")
-survey_doc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(survey_doc)
+
+
+def _script(name: str):
+    """scripts/<name>.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+survey, survey_doc = _script("survey"), _script("survey_doc")
 WHAT = ("setting", "seed", "epochs")  # a cell's name, as cell_params takes it
 
 

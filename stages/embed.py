@@ -39,7 +39,12 @@ def main() -> None:
 
     def embed(images: torch.Tensor, table: pd.DataFrame, vectors_path, table_path) -> None:
         embeddings, probabilities = embed_and_score(
-            model, images, params.runtime.inference_batch_size, device, amp=params.runtime.amp
+            model,
+            images,
+            params.runtime.inference_batch_size,
+            device,
+            amp=params.runtime.amp,
+            views=params.embed.views,
         )
         table["prob_anomalous"] = softmax_score(probabilities)
         write_npy(vectors_path, embeddings.astype(np.float32))

@@ -80,6 +80,7 @@ def main() -> None:
         {
             "cam": {"method": cam.method, "layer": cam.layer, "target": cam.target},
             "batch_size": params.runtime.inference_batch_size,
+            "views": params.embed.views,
         },
     )
     pixels = images.permute(0, 2, 3, 1).numpy()

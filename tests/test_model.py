@@ -7,8 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from metricad.data.batches import augment
 from metricad.model.inference import embed_and_score
 from metricad.model.torch_model import AdaCos, ArcFace, ChannelDropout, build_model
+from metricad.model.views import dihedral_views, view_embedding
 
 
 def test_embedding_is_512_d_and_logits_two_classes():
@@ -136,3 +138,22 @@ def test_an_image_gets_the_same_embedding_in_any_batch():
     for count in (1, 3, 11):
         part, _ = embed_and_score(model, images[-count:], 8, torch.device("cpu"), False)
         assert np.array_equal(part, whole[-count:]), count
+
+
+def test_the_dihedral_embedding_is_the_same_for_every_flip_and_turn():
+    torch.manual_seed(0)
+    model = build_model(input_size=32, embedding_dim=16).eval()
+    images = torch.randn(3, 3, 32, 32)
+    views = dihedral_views(images)
+    # The eight views are the eight different ones training draws (data/batches.py: augment).
+    assert len({v.numpy().tobytes() for v in views}) == 8
+    drawn = augment(images[:1].repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
+    assert {v.numpy().tobytes() for v in drawn} == {v[:1].numpy().tobytes() for v in views}
+    with torch.no_grad():
+        pooled = view_embedding(model, images, "dihedral")
+        single = view_embedding(model, images, "single")
+        for view in views:
+            np.testing.assert_allclose(view_embedding(model, view, "dihedral"), pooled, atol=1e-5)
+        turned = view_embedding(model, views[1], "single")
+        np.testing.assert_array_equal(single, model.embed(images))  # single: the network's own
+    assert not torch.allclose(F.normalize(single, dim=1), F.normalize(turned, dim=1), atol=1e-3)

@@ -16,10 +16,13 @@ from conftest import make_mvtec_tree
 from test_pipeline import _run
 
 from metricad import predict
+from metricad.data.images import load_rgb
 from metricad.errors import run_stage
-from metricad.files import read_csv
+from metricad.files import read_csv, read_json, write_json
+from metricad.model.inference import embed_and_score, softmax_score
 from metricad.scoring.scorer_file import load_scoring
 from metricad.serving.detector import Detector
+from metricad.serving.scoring_net import ScoringNet
 
 pytestmark = pytest.mark.slow
 
@@ -96,8 +99,6 @@ def test_new_images_of_another_size_and_a_broken_file(tiny_run, tmp_path):
 
     # The same from Python.
     detector = Detector.load(project / "models")
-    from metricad.data.images import load_rgb
-
     paths = [Path(p) for p in table["path"]]
     result = detector.predict([load_rgb(p) for p in paths])
     for name in ("softmax", "knn", "gaussian", "normalized"):
@@ -142,8 +143,6 @@ def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
     assert "wrote" in done.stdout
     detector = Detector.load(project / "models", "cpu")
     folder = project / "data/prepared/synthetic/leather/test"
-    from metricad.data.images import load_rgb
-
     images = [load_rgb(p) for p in sorted(folder.rglob("*.png"))]
     result = detector.predict(images, heatmaps=False)
     session = onnxruntime.InferenceSession(str(out))
@@ -171,3 +170,37 @@ def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
     decisive = (np.abs(result.table["gaussian"] - threshold) > 1e-5 * abs(threshold)).to_numpy()
     assert decisive.any()
     assert (anomalous[decisive] == result.table["anomalous"].to_numpy()[decisive]).all()
+
+
+def test_dihedral_views_reach_predict_and_the_exported_module(tiny_run, tmp_path):
+    """`embed.views: dihedral` travels in models/inference.json: the detector, with heat maps
+    or without, and the module the ONNX export traces score the mean over the eight views."""
+    project = tiny_run["project"]
+    models = tmp_path / "models"
+    shutil.copytree(project / "models", models)
+    write_json(
+        models / "inference.json", {**read_json(models / "inference.json"), "views": "dihedral"}
+    )
+    detector = Detector.load(models, "cpu")
+    folder = project / "data/prepared/synthetic/leather/test"
+    images = [load_rgb(p) for p in sorted(folder.rglob("*.png"))[:6]]
+    with_maps, without = detector.predict(images), detector.predict(images, heatmaps=False)
+    tensor = torch.from_numpy(without.images).permute(0, 3, 1, 2).contiguous()
+    embeddings, probabilities = embed_and_score(
+        detector.model, tensor, detector.batch_size, detector.device, False, views="dihedral"
+    )
+    expected, _, _ = detector.head(
+        torch.from_numpy(embeddings), torch.from_numpy(softmax_score(probabilities))
+    )
+    names = list(detector.head.names)
+    for result in (with_maps, without):
+        np.testing.assert_array_equal(result.table[names].to_numpy(), expected.numpy())
+    assert with_maps.heatmaps.shape[0] == len(images)
+    single = Detector.load(project / "models", "cpu").predict(images, heatmaps=False)
+    assert not np.array_equal(single.table["gaussian"], without.table["gaussian"])
+    with torch.no_grad():
+        embedding, *values = ScoringNet(detector.model, detector.head, detector.views)(tensor)
+    np.testing.assert_allclose(embedding.numpy(), embeddings, atol=1e-5)
+    np.testing.assert_allclose(
+        values[names.index("gaussian")], expected[:, names.index("gaussian")], rtol=1e-5
+    )

@@ -31,7 +31,7 @@ def export_onnx(detector: Detector, out: str | Path) -> None:
         raise MetricadError(
             "export: the ONNX exporter needs the export extra: pip install -e '.[export]'"
         ) from None
-    net = ScoringNet(detector.model.cpu(), detector.head).eval()
+    net = ScoringNet(detector.model.cpu(), detector.head, detector.views).eval()
     example = torch.zeros(2, 3, detector.size, detector.size, dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1)
     with atomic_path(out) as tmp, warnings.catch_warnings():

@@ -33,6 +33,7 @@ CamTarget = Literal["anomalous", "good", "predicted"]
 SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "mixed"]
 ScoreName = Literal["softmax", "knn", "gaussian"]
 SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
+Views = Literal["single", "dihedral"]
 
 # numpy's legacy RandomState (behind scikit-learn's t-SNE) takes seeds below 2**32 only.
 _SEED_MAX = 2**32 - 1
@@ -151,6 +152,15 @@ class SynthesizeParams:
 
 
 @dataclass(frozen=True)
+class EmbedParams:
+    """embed: how an image becomes its embedding, for every stage after training and predict."""
+
+    # single: the image as it is (the article's). dihedral: the mean of the unit embeddings of
+    # its 8 flips and quarter turns, the views training augments with (model/views.py).
+    views: Views = "single"
+
+
+@dataclass(frozen=True)
 class TsneParams:
     """tsne: the maps of the embeddings."""
 
@@ -200,6 +210,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     synthesize: SynthesizeParams = field(default_factory=SynthesizeParams)
+    embed: EmbedParams = field(default_factory=EmbedParams)
     tsne: TsneParams = field(default_factory=TsneParams)
     gradcam: GradcamParams = field(default_factory=GradcamParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)

@@ -7,6 +7,8 @@ import torch
 
 from metricad.data.batches import eval_batches, normalize
 from metricad.model.torch_model import AnomalyNet
+from metricad.model.views import view_embedding
+from metricad.params import Views
 from metricad.runtime import memory_format_for
 
 
@@ -18,17 +20,19 @@ def embed_and_score(
     device: torch.device,
     progress: bool = True,
     amp: bool = False,
+    views: Views = "single",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The embedding (N, D) and the softmax probability of each class (N, C), in eval mode.
 
     `amp`: bfloat16 autocast on CUDA (ignored on the CPU); the results are float32.
+    `views`: the image alone, or the mean over its flips and quarter turns (model/views.py).
     """
     model.to(device=device, memory_format=memory_format_for(device)).eval()
     embeddings, probabilities = [], []
     for batch, count in eval_batches(images, batch_size, "embed" if progress else None):
         x = normalize(batch.to(device))
         with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
-            embedding = model.embed(x).float()
+            embedding = view_embedding(model, x, views).float()
         probabilities.append(torch.softmax(model.head(embedding), dim=1)[:count].cpu())
         embeddings.append(embedding[:count].cpu())
     if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its two shapes

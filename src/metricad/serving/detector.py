@@ -22,6 +22,7 @@ from metricad.files import read_json
 from metricad.model.checkpoint import read_checkpoint
 from metricad.model.inference import embed_and_score, softmax_score
 from metricad.model.torch_model import AnomalyNet
+from metricad.params import Views
 from metricad.runtime import select_device
 from metricad.scoring.head import ScoringHead
 from metricad.scoring.scorer_file import load_scoring
@@ -50,12 +51,14 @@ class Detector:
         cam: tuple[str, str, str],
         device: torch.device,
         batch_size: int = 64,
+        views: Views = "single",
     ) -> None:
         self.model = model.eval()
         self.head = head.eval()
         self.cam = cam
         self.device = device
         self.batch_size = batch_size
+        self.views = views
         self.size = model.encoder.input_size
 
     @classmethod
@@ -83,6 +86,7 @@ class Detector:
             (cam["method"], cam["layer"], cam["target"]),
             select_device(device),
             settings["batch_size"] if batch_size is None else batch_size,
+            settings.get("views", "single"),  # written before embed.views: one view
         )
 
     def predict(self, images: list[np.ndarray], heatmaps: bool = True) -> Predictions:
@@ -90,16 +94,17 @@ class Detector:
         resized = np.stack([resize_rgb(image, self.size) for image in images])
         tensor = torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
         maps = None
-        if heatmaps:  # one pass: the CAM's forward gives the embeddings too
+        if heatmaps:
             method, layer, target = self.cam
             explained = heatmaps_for_images(
                 self.model, tensor, self.device, self.batch_size, target, layer, method, False
             )
             maps = explained[0].numpy()
+        if heatmaps and self.views == "single":  # one pass: the CAM's forward embeds too
             embeddings, probabilities = explained[3].numpy(), explained[4].numpy()
         else:
             embeddings, probabilities = embed_and_score(
-                self.model, tensor, self.batch_size, self.device, progress=False
+                self.model, tensor, self.batch_size, self.device, progress=False, views=self.views
             )
         prob_anomalous = torch.from_numpy(softmax_score(probabilities))
         values, normalized, anomalous = self.head(torch.from_numpy(embeddings), prob_anomalous)

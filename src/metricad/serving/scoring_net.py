@@ -8,6 +8,8 @@ from torch import nn
 
 from metricad.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from metricad.model.torch_model import AnomalyNet
+from metricad.model.views import view_embedding
+from metricad.params import Views
 from metricad.scoring.head import ScoringHead
 
 
@@ -16,15 +18,15 @@ class ScoringNet(nn.Module):
     Outputs: the embedding, every score (score_<name>, float64), the verdict score normalised
     and the verdict."""
 
-    def __init__(self, model: AnomalyNet, head: ScoringHead) -> None:
+    def __init__(self, model: AnomalyNet, head: ScoringHead, views: Views = "single") -> None:
         super().__init__()
-        self.model, self.head = model.eval(), head.eval()
+        self.model, self.head, self.views = model.eval(), head.eval(), views
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = (images.float() / 255.0 - self.mean) / self.std
-        embedding = self.model.embed(x)
+        embedding = view_embedding(self.model, x, self.views)
         prob_anomalous = torch.softmax(self.model.head(embedding), dim=1)[:, 1]
         values, normalized, anomalous = self.head(embedding, prob_anomalous)
         return embedding, *values.unbind(dim=1), normalized, anomalous

@@ -71,9 +71,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "good-only-shift8": {**GOOD_ONLY, "train.max_shift": 8},
     # Met the target on seeds 0-4; below the default on every one of seeds 5-9.
     "good-only-shift16": {**GOOD_ONLY, "train.max_shift": 16},
-    # Test-time augmentation: each image embedded as the mean over its 8 flips and quarter
-    # turns. The trained network is the default's (train's params unchanged, so a state of
-    # the good-only cell continues without training); only the embedding after it changes.
+    # Test-time augmentation: the scores fitted on the 8 flips and quarter turns of every good
+    # training image, an image scored by the mean over its 8. The network is good only's
+    # (train's params unchanged): copied to .states/good-only-dihedral-seed<n>.pt, the good-only
+    # cell's training state continues with no epoch left to train.
     "good-only-dihedral": {**GOOD_ONLY, "embed.views": "dihedral"},
 }
 # Code and config whose change makes a cell another measurement.

@@ -9,7 +9,7 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 # isort: split
 import numpy as np
 
-from metricad.analysis.tsne import nearest_is_synthetic, tsne_maps
+from metricad.analysis.tsne import nearest_is_synthetic, per_image, tsne_maps
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_csv, read_json, write_csv, write_json
 from metricad.params import load_params
@@ -26,9 +26,9 @@ from metricad.report.plots import save_figure, tsne_figure
 
 def main() -> None:
     params = load_params()
-    embeddings = np.load(EMBEDDINGS)
+    embeddings = per_image(np.load(EMBEDDINGS))
     predictions = read_csv(PREDICTIONS)
-    synthetic = np.load(SYNTHETIC_EMBEDDINGS)
+    synthetic = per_image(np.load(SYNTHETIC_EMBEDDINGS))
     epochs = read_json(TRAIN_SUMMARY)["epochs"]
     maps, warnings = tsne_maps(predictions, embeddings, synthetic, params.tsne)
     for warning in warnings:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from metricad.data.batches import augment
 from metricad.model.inference import embed_and_score
 from metricad.model.torch_model import AdaCos, ArcFace, ChannelDropout, build_model
-from metricad.model.views import dihedral_views, view_embedding
+from metricad.model.views import dihedral_views, view_embeddings, view_probabilities
 
 
 def test_embedding_is_512_d_and_logits_two_classes():
@@ -140,7 +140,7 @@ def test_an_image_gets_the_same_embedding_in_any_batch():
         assert np.array_equal(part, whole[-count:]), count
 
 
-def test_the_dihedral_embedding_is_the_same_for_every_flip_and_turn():
+def test_every_flip_and_turn_of_an_image_has_the_same_dihedral_views():
     torch.manual_seed(0)
     model = build_model(input_size=32, embedding_dim=16).eval()
     images = torch.randn(3, 3, 32, 32)
@@ -150,10 +150,16 @@ def test_the_dihedral_embedding_is_the_same_for_every_flip_and_turn():
     drawn = augment(images[:1].repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
     assert {v.numpy().tobytes() for v in drawn} == {v[:1].numpy().tobytes() for v in views}
     with torch.no_grad():
-        pooled = view_embedding(model, images, "dihedral")
-        single = view_embedding(model, images, "single")
-        for view in views:
-            np.testing.assert_allclose(view_embedding(model, view, "dihedral"), pooled, atol=1e-5)
-        turned = view_embedding(model, views[1], "single")
-        np.testing.assert_array_equal(single, model.embed(images))  # single: the network's own
-    assert not torch.allclose(F.normalize(single, dim=1), F.normalize(turned, dim=1), atol=1e-3)
+        embedded = view_embeddings(model, images, "dihedral")
+        assert embedded.shape == (3, 8, 16)
+        # single: the network's own embedding, the identity view of dihedral.
+        np.testing.assert_array_equal(view_embeddings(model, images, "single"), model.embed(images))
+        np.testing.assert_array_equal(embedded[:, 0], model.embed(images))
+        ordered = embedded.sort(dim=1).values
+        for view in views[1:]:
+            turned = view_embeddings(model, view, "dihedral")
+            np.testing.assert_allclose(turned.sort(dim=1).values, ordered, atol=1e-5)
+            assert not torch.allclose(turned[:, 0], embedded[:, 0], atol=1e-3)
+        probabilities = view_probabilities(model, embedded)
+        expected = torch.softmax(model.head(embedded.flatten(0, 1)), 1).view(3, 8, 2).mean(1)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-7)

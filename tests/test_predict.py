@@ -18,6 +18,7 @@ from test_pipeline import _run
 from metricad import predict
 from metricad.data.images import load_rgb
 from metricad.errors import run_stage
+from metricad.export import export_onnx
 from metricad.files import read_csv, read_json, write_json
 from metricad.model.inference import embed_and_score, softmax_score
 from metricad.scoring.scorer_file import load_scoring
@@ -198,9 +199,14 @@ def test_dihedral_views_reach_predict_and_the_exported_module(tiny_run, tmp_path
     assert with_maps.heatmaps.shape[0] == len(images)
     single = Detector.load(project / "models", "cpu").predict(images, heatmaps=False)
     assert not np.array_equal(single.table["gaussian"], without.table["gaussian"])
+    column = names.index("gaussian")
     with torch.no_grad():
         embedding, *values = ScoringNet(detector.model, detector.head, detector.views)(tensor)
     np.testing.assert_allclose(embedding.numpy(), embeddings, atol=1e-5)
-    np.testing.assert_allclose(
-        values[names.index("gaussian")], expected[:, names.index("gaussian")], rtol=1e-5
-    )
+    np.testing.assert_allclose(values[column], expected[:, column], rtol=1e-5)
+    onnxruntime = pytest.importorskip("onnxruntime")
+    export_onnx(detector, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    embedding, *values = session.run(None, {"image": tensor.numpy()})
+    assert embedding.shape == embeddings.shape  # N x 8 x D
+    np.testing.assert_allclose(values[column], expected[:, column], rtol=1e-5)

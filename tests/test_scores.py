@@ -70,6 +70,22 @@ def test_gaussian_is_the_mahalanobis_distance_under_ledoit_wolf():
     assert head.used()["gaussian_shrinkage"] == pytest.approx(estimator.shrinkage_, abs=1e-6)
 
 
+def test_with_views_the_scores_fit_every_view_and_average_an_images_views():
+    """embed.views: dihedral: embeddings (N, V, D). The Gaussian is fitted on every view of the
+    good images, and an image's score is the mean of its views' scores (softmax: its mean
+    probability, which the embed stage already averaged)."""
+    rng = np.random.default_rng(1)
+    reference, queries = rng.normal(size=(12, 4, 6)) + 3.0, rng.normal(size=(5, 4, 6)) + 1.0
+    head = _fitted(reference)
+    flat = _fitted(reference.reshape(-1, 6))
+    probabilities = torch.tensor(rng.uniform(size=5))
+    values = head.score_values(torch.from_numpy(queries), probabilities)
+    per_view = [flat.score_values(torch.from_numpy(queries[:, v]), probabilities) for v in range(4)]
+    np.testing.assert_allclose(values, torch.stack(per_view).mean(dim=0), rtol=1e-12)
+    assert head.used() == flat.used() and head.used()["gaussian_shrinkage"] > 0
+    np.testing.assert_array_equal(values[:, SCORE_NAMES.index("softmax")], probabilities)
+
+
 def test_scores_rank_the_far_cluster_higher():
     reference, queries = _toy()
     embeddings = np.concatenate([reference, queries])

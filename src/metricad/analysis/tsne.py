@@ -22,6 +22,16 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1.0)
 
 
+def per_image(embeddings: np.ndarray) -> np.ndarray:
+    """One vector per image (N, D): the embedding itself, or with views (N, V, D, `embed.views:
+    dihedral`) the mean of the views' unit embeddings."""
+    if embeddings.ndim == 2:
+        return embeddings
+    vectors = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.where(norms > 0, norms, 1.0)).mean(axis=1)
+
+
 def usable_perplexity(perplexity: float, count: int) -> float | None:
     """The perplexity a map of `count` points can use: t-SNE needs it below the number of
     points, so a larger one is lowered to count - 1; None below MIN_POINTS (no map)."""

@@ -7,7 +7,7 @@ import torch
 
 from metricad.data.batches import eval_batches, normalize
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import view_embedding
+from metricad.model.views import DIHEDRAL_VIEWS, view_embeddings, view_probabilities
 from metricad.params import Views
 from metricad.runtime import memory_format_for
 
@@ -25,19 +25,21 @@ def embed_and_score(
     """The embedding (N, D) and the softmax probability of each class (N, C), in eval mode.
 
     `amp`: bfloat16 autocast on CUDA (ignored on the CPU); the results are float32.
-    `views`: the image alone, or the mean over its flips and quarter turns (model/views.py).
+    `views`: `dihedral` embeds the eight flips and quarter turns, (N, 8, D), and averages
+    their probabilities (model/views.py).
     """
     model.to(device=device, memory_format=memory_format_for(device)).eval()
     embeddings, probabilities = [], []
     for batch, count in eval_batches(images, batch_size, "embed" if progress else None):
         x = normalize(batch.to(device))
         with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
-            embedding = view_embedding(model, x, views).float()
-        probabilities.append(torch.softmax(model.head(embedding), dim=1)[:count].cpu())
+            embedding = view_embeddings(model, x, views).float()
+        probabilities.append(view_probabilities(model, embedding)[:count].cpu())
         embeddings.append(embedding[:count].cpu())
     if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its two shapes
         classes, dim = model.head.weight.shape
-        return np.zeros((0, dim), np.float32), np.zeros((0, classes), np.float32)
+        shape = (0, dim) if views == "single" else (0, DIHEDRAL_VIEWS, dim)
+        return np.zeros(shape, np.float32), np.zeros((0, classes), np.float32)
     return torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy()
 
 

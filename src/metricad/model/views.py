@@ -1,14 +1,17 @@
-"""The embedding of an image as every stage after training sees it: of the image as it is, or
-averaged over its eight flips and quarter turns (the dihedral group, the views training
-augments with), so that a texture's embedding no longer depends on which way up it lies."""
+"""The views of an image that every stage after training embeds: the image as it is, or its
+eight flips and quarter turns (the dihedral group, the views training augments with). With
+views, an image's embedding is (V, D), the scores are fitted on every view of the good
+training images and an image's score is the mean of its views' scores (scoring/head.py), so
+a texture's score no longer depends on which way up it lies."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from metricad.model.torch_model import AnomalyNet
 from metricad.params import Views
+
+DIHEDRAL_VIEWS = 8
 
 
 def dihedral_views(images: torch.Tensor) -> list[torch.Tensor]:
@@ -22,11 +25,21 @@ def dihedral_views(images: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
-def view_embedding(model: AnomalyNet, images: torch.Tensor, views: Views) -> torch.Tensor:
-    """The embedding (N, D) of normalised images: `single`, the network's own; `dihedral`, the
-    mean of the unit embeddings of the eight views (each view weighs the same whatever its
-    length; the scores and the cosine head normalise the mean again)."""
+def view_embeddings(model: AnomalyNet, images: torch.Tensor, views: Views) -> torch.Tensor:
+    """The embeddings of normalised images: `single`, the network's own (N, D); `dihedral`,
+    one per view (N, 8, D), the identity first."""
     if views == "single":
         return model.embed(images)
-    units = [F.normalize(model.embed(view).float(), dim=1) for view in dihedral_views(images)]
-    return torch.stack(units).mean(dim=0)
+    return torch.stack([model.embed(view) for view in dihedral_views(images)], dim=1)
+
+
+def view_probabilities(model: AnomalyNet, embeddings: torch.Tensor) -> torch.Tensor:
+    """The class probabilities (N, C) of embeddings (N, D) or (N, V, D): with views, the mean
+    of the views' softmax probabilities."""
+    flat = embeddings.flatten(0, -2)
+    probabilities = torch.softmax(model.head(flat), dim=1)
+    return (
+        probabilities.unflatten(0, embeddings.shape[:-1]).mean(dim=1)
+        if embeddings.dim() == 3
+        else probabilities
+    )

@@ -60,10 +60,11 @@ class ScoringHead(nn.Module):
         self.register_buffer("spans", torch.ones(len(names), dtype=torch.float64))
 
     def fit_scores(self, good_embeddings: np.ndarray, settings: EvaluateParams) -> list[str]:
-        """Fit every score on the good training embeddings; warnings for the user."""
+        """Fit every score on the good training embeddings, (N, D), or (N, V, D) with views:
+        then on every view; warnings for the user."""
         if len(good_embeddings) == 0:
             raise MetricadError("evaluate: the scores need at least one good training image")
-        good = unit_embeddings(torch.as_tensor(good_embeddings))
+        good = unit_embeddings(torch.as_tensor(good_embeddings).flatten(0, -2))
         return [warning for score in self.scores.values() for warning in score.fit(good, settings)]
 
     def set_operating_points(self, good_values: torch.Tensor, settings: EvaluateParams) -> None:
@@ -78,7 +79,14 @@ class ScoringHead(nn.Module):
             self.thresholds[column], self.spans[column] = threshold, span
 
     def score_values(self, embedding: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
-        """Every score of every row, (N, S) float64, in `names` order."""
+        """Every score of every row, (N, S) float64, in `names` order. Embeddings with views,
+        (N, V, D): each view scored, and an image's score the mean of its views'."""
+        if embedding.dim() == 3:
+            views = embedding.shape[1]
+            flat = self.score_values(
+                embedding.flatten(0, 1), prob_anomalous.repeat_interleave(views)
+            )
+            return flat.unflatten(0, (-1, views)).mean(dim=1)
         unit = unit_embeddings(embedding)
         return torch.stack([score(unit, prob_anomalous) for score in self.scores.values()], 1)
 

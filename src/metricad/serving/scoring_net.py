@@ -8,15 +8,15 @@ from torch import nn
 
 from metricad.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import view_embedding
+from metricad.model.views import view_embeddings, view_probabilities
 from metricad.params import Views
 from metricad.scoring.head import ScoringHead
 
 
 class ScoringNet(nn.Module):
     """The network and its scoring head as one torch module: what the ONNX file computes.
-    Outputs: the embedding, every score (score_<name>, float64), the verdict score normalised
-    and the verdict."""
+    Outputs: the embedding ((N, D), or (N, 8, D) with `views: dihedral`), every score
+    (score_<name>, float64), the verdict score normalised and the verdict."""
 
     def __init__(self, model: AnomalyNet, head: ScoringHead, views: Views = "single") -> None:
         super().__init__()
@@ -26,8 +26,8 @@ class ScoringNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = (images.float() / 255.0 - self.mean) / self.std
-        embedding = view_embedding(self.model, x, self.views)
-        prob_anomalous = torch.softmax(self.model.head(embedding), dim=1)[:, 1]
+        embedding = view_embeddings(self.model, x, self.views)
+        prob_anomalous = view_probabilities(self.model, embedding)[:, 1]
         values, normalized, anomalous = self.head(embedding, prob_anomalous)
         return embedding, *values.unbind(dim=1), normalized, anomalous
 

@@ -1,5 +1,6 @@
 """Stage `embed`: the 512-d embedding and class probabilities of every image, in eval mode,
-and of the fixed sample of synthetic anomalies (drawn beside the real ones in the t-SNE maps)."""
+and of the fixed sample of synthetic anomalies (drawn beside the real ones in the t-SNE maps).
+With `embed.views: dihedral`, an embedding per view (N, 8, 512) and the views' mean probability."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 

@@ -155,8 +155,8 @@ class SynthesizeParams:
 class EmbedParams:
     """embed: how an image becomes its embedding, for every stage after training and predict."""
 
-    # single: the image as it is (the article's). dihedral: the mean of the unit embeddings of
-    # its 8 flips and quarter turns, the views training augments with (model/views.py).
+    # single: the image as it is (the article's). dihedral: its 8 flips and quarter turns, the
+    # views training augments with; scored by the mean of its views' scores (model/views.py).
     views: Views = "single"
 
 

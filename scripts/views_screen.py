@@ -33,8 +33,8 @@ from metricad.data.manifest import read_manifest
 from metricad.errors import MetricadError, run_stage
 from metricad.model.checkpoint import safe_load
 from metricad.model.inference import embed_and_score
+from metricad.model.resume import training_state_from
 from metricad.model.torch_model import arch_from_params, model_from_arch
-from metricad.model.training import TrainingState
 from metricad.params import params_from_dict
 from metricad.paths import RESIZED_MANIFEST
 from metricad.scoring.head import anomaly_scores
@@ -42,7 +42,9 @@ from metricad.scoring.head import anomaly_scores
 WAYS = ("single", "mean embedding", "views")
 
 
-def gaussian_aurocs(views: np.ndarray, train_good: np.ndarray, labels: np.ndarray, test):
+def gaussian_aurocs(
+    views: np.ndarray, train_good: np.ndarray, labels: np.ndarray, test: np.ndarray
+) -> dict[str, float]:
     """The test Gaussian AUROC of (N, 8, D) view embeddings, each of the three ways."""
     embeddings = {"single": views[:, 0], "mean embedding": per_image(views), "views": views}
     aurocs = {}
@@ -69,10 +71,7 @@ def main() -> None:
         rows = []
         for seed in args.seeds:
             path = args.states / f"{setting}-seed{seed}.pt"
-            saved = safe_load(path, "training state")
-            state = TrainingState(
-                **{name: saved[name] for name in TrainingState.__dataclass_fields__}
-            )
+            state = training_state_from(safe_load(path, "training state"))
             params = params_from_dict(cell_params(base, setting, seed, state.epoch))
             model = model_from_arch(arch_from_params(params))
             model.load_state_dict(state.final_weights())

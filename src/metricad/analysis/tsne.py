@@ -27,9 +27,8 @@ def per_image(embeddings: np.ndarray) -> np.ndarray:
     dihedral`) the mean of the views' unit embeddings."""
     if embeddings.ndim == 2:
         return embeddings
-    vectors = np.asarray(embeddings, dtype=np.float64)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.where(norms > 0, norms, 1.0)).mean(axis=1)
+    count, views, dim = embeddings.shape
+    return unit_rows(embeddings.reshape(count * views, dim)).reshape(count, views, dim).mean(axis=1)
 
 
 def usable_perplexity(perplexity: float, count: int) -> float | None:

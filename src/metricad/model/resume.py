@@ -66,5 +66,10 @@ def load_training_state(path: str | Path, fingerprint: str, epochs: int) -> Trai
         return None
     if saved.get("epoch", epochs + 1) > epochs:
         return None
+    return training_state_from(saved)
+
+
+def training_state_from(saved: dict) -> TrainingState:
+    """The TrainingState held in a loaded state file (save_training_state's record)."""
     fields = {f.name for f in dataclasses.fields(TrainingState)}
     return TrainingState(**{name: saved[name] for name in fields})

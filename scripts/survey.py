@@ -3,7 +3,11 @@
 
     python scripts/survey.py [--out surveys/epochs] [--settings article article-recipe good-only]
         [--seeds 0 1 2 3 4] [--epochs 300 500 1000]
+    python scripts/survey.py --category bottle --settings real --seeds 0 1 2 --epochs 60
     python -m metricad.compare --survey surveys/epochs --rows train.seed   # the table
+
+`--category NAME` runs a real MVTec AD category from `--root` (../shared/realdata: bottle,
+screw) instead of the demo, its cells under surveys/real/<category>/.
 
 A cell is (setting, seed, epoch count): the committed params.yaml with the setting's
 overrides, `train.seed` and `epochs`, run with `dvc repro`; its file
@@ -42,6 +46,21 @@ from metricad.paths import TRAIN_STATE
 from metricad.report.experiments import METRICS_FILES
 
 GOOD_ONLY = {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "cutpaste"}
+REAL = {
+    "split.anomalous_train_fraction": 0,
+    "resize.size": 128,
+    "model.segmentation": True,
+    "train.synthetic_anomalies": "perlin",
+    "train.synthetic_jitter": 0.5,
+    "train.photometric": 0.25,
+    "train.lr_schedule": "cosine",
+    "train.warmup_epochs": 3,
+    "train.weight_decay": 0.00001,
+    "train.monitor_every": 100000,
+    "embed.views": "dihedral",
+    "evaluate.scores": ["softmax", "knn", "gaussian", "map"],
+    "evaluate.verdict_score": "map",
+}
 # Settings: params overrides on the committed params.yaml (the article protocol, default recipe).
 SETTINGS: dict[str, dict[str, Any]] = {
     "article": {},
@@ -76,16 +95,36 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # (train's params unchanged): copied to .states/good-only-dihedral-seed<n>.pt, the good-only
     # cell's training state continues with no epoch left to train.
     "good-only-dihedral": {**GOOD_ONLY, "embed.views": "dihedral"},
+    # Real photos from random weights (docs/results.md, "Real images"; run with --category):
+    # MVTec AD's protocol; DRAEM's Perlin anomalies on the object with foreign texture and a
+    # segmentation head trained on their masks (its map localises, its peak scores the
+    # image); lighting changes in training; 128 px; a cosine schedule; the 8 views.
+    "real": REAL,
+    # The same recipe with the article protocol: half of each defect type in training.
+    "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
 }
 # Code and config whose change makes a cell another measurement.
 MEASURED = ("src", "stages", "dvc.yaml", "pyproject.toml")
 
 
-def cell_params(base: dict[str, Any], setting: str, seed: int, epochs: int) -> dict[str, Any]:
+def cell_params(
+    base: dict[str, Any], setting: str, seed: int, epochs: int, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`base` with the setting's overrides, the data's (a real category) and seed and epochs."""
     params = json.loads(json.dumps(base))
-    for key, value in {**SETTINGS[setting], "train.seed": seed, "epochs": epochs}.items():
+    overrides = {**SETTINGS[setting], **(data or {}), "train.seed": seed, "epochs": epochs}
+    for key, value in overrides.items():
         set_dotted(params, key, value)
     return params
+
+
+def data_overrides(category: str | None, root: str) -> dict[str, Any]:
+    """The data.* overrides of a real category (none for the demo)."""
+    if category is None:
+        return {}
+    if not (Path(root) / category / "train").is_dir():
+        raise MetricadError(f"--root {root}: no MVTec AD category {category!r} there")
+    return {"data.source": "mvtec", "data.root": root, "data.category": category}
 
 
 def git(*args: str) -> str:
@@ -129,11 +168,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python scripts/survey.py", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--out", type=Path, default=Path("surveys/epochs"))
+    parser.add_argument("--out", type=Path, help="default surveys/epochs, surveys/real/<category>")
+    parser.add_argument("--category", help="a real MVTec AD category under --root")
+    parser.add_argument("--root", default="../shared/realdata")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", nargs="+", type=int, default=[300, 500, 1000])
     args = parser.parse_args()
+    data = data_overrides(args.category, args.root)
+    if args.out is None:
+        args.out = Path("surveys/real", args.category) if args.category else Path("surveys/epochs")
     if git("status", "--porcelain", "--", *MEASURED):
         raise MetricadError(
             f"uncommitted changes in {', '.join(MEASURED)}: a survey measures a commit; "
@@ -158,7 +202,7 @@ def main() -> None:
             state = states / f"{setting}-seed{seed}.pt"
             if state.exists():
                 shutil.copyfile(state, TRAIN_STATE)  # the train stage continues it if it fits
-            params = cell_params(base, setting, seed, epochs)
+            params = cell_params(base, setting, seed, epochs, data)
             print(f"[{number}/{len(cells)}] {setting} seed {seed} {epochs} epochs", flush=True)
             seconds = run_cell(params, args.out / "survey.log")
             if Path(TRAIN_STATE).exists():
@@ -170,7 +214,7 @@ def main() -> None:
                     "setting": setting,
                     "seed": seed,
                     "epochs": epochs,
-                    "overrides": SETTINGS[setting],
+                    "overrides": {**SETTINGS[setting], **data},
                     "params": params,
                     "metrics": metrics,
                     "model_md5": model_md5(),
@@ -180,8 +224,9 @@ def main() -> None:
                     "seconds": round(seconds, 1),
                 },
             )
-            auroc = metrics["metrics/evaluate.json"]["scores"]["gaussian"]["auroc"]
-            print(f"    Gaussian AUROC {auroc:.3f} ({seconds:.0f} s) -> {path}", flush=True)
+            scores = metrics["metrics/evaluate.json"]["scores"]
+            shown = ", ".join(f"{name} {value['auroc']}" for name, value in scores.items())
+            print(f"    image AUROC {shown} ({seconds:.0f} s) -> {path}", flush=True)
     finally:
         Path("params.yaml").write_bytes(original)
 

@@ -1,6 +1,7 @@
 """Stage `embed`: the 512-d embedding and class probabilities of every image, in eval mode,
 and of the fixed sample of synthetic anomalies (drawn beside the real ones in the t-SNE maps).
-With `embed.views: dihedral`, an embedding per view (N, 8, 512) and the views' mean probability."""
+With `embed.views: dihedral`, an embedding per view (N, 8, 512) and the views' mean probability.
+A network with a segmentation head adds each image's map score (model.segmentation)."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
@@ -14,7 +15,7 @@ from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, write_csv, write_npy
 from metricad.model.checkpoint import load_checkpoint
-from metricad.model.inference import embed_and_score, softmax_score
+from metricad.model.inference import embed_and_score, map_scores, softmax_score
 from metricad.model.torch_model import arch_from_params
 from metricad.params import load_params
 from metricad.paths import (
@@ -48,6 +49,15 @@ def main() -> None:
             views=params.embed.views,
         )
         table["prob_anomalous"] = softmax_score(probabilities)
+        if model.segmenter is not None:
+            table["map_score"] = map_scores(
+                model,
+                images,
+                params.runtime.inference_batch_size,
+                device,
+                amp=params.runtime.amp,
+                views=params.embed.views,
+            )
         write_npy(vectors_path, embeddings.astype(np.float32))
         write_csv(table_path, table)
 

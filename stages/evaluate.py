@@ -14,6 +14,7 @@ from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_csv, write_csv, write_json
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORER
+from metricad.scoring.head import map_column
 from metricad.scoring.scorer_file import load_scoring
 
 
@@ -41,7 +42,9 @@ def main() -> None:
     # The embedding scores measure distance to the good training images, so only test
     # images (never seen in training) are scored.
     all_values = head.score_values(
-        torch.from_numpy(np.load(EMBEDDINGS)), torch.tensor(probabilities)
+        torch.from_numpy(np.load(EMBEDDINGS)),
+        torch.tensor(probabilities),
+        map_column(predictions, slice(None)),
     ).numpy()
     values = {name: all_values[is_test, i] for i, name in enumerate(head.names)}
     results["scores"] = {

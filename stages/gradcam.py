@@ -4,6 +4,8 @@ Writes the raw maps, the article's side-by-side figures, one gallery per kind
 (correct / inverted / near miss / no response) and the localization scores. The synthetic
 training anomalies are mapped too (their masks are known): does the network point at what
 it was taught, and, without anomalous train images, they choose the IoU threshold.
+A network with a segmentation head (model.segmentation) has its own map: it is measured the
+same way (metrics/gradcam.json `segmentation`) and drawn in plots/gradcam/segmentation/.
 """
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
@@ -20,6 +22,7 @@ from metricad.data.manifest import read_manifest, synthetic_rows
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_json, write_csv, write_json, write_npy
 from metricad.model.checkpoint import load_checkpoint
+from metricad.model.inference import anomaly_maps
 from metricad.model.torch_model import arch_from_params
 from metricad.params import load_params
 from metricad.paths import (
@@ -31,6 +34,7 @@ from metricad.paths import (
     MODEL,
     PLOTS_DIR,
     RESIZED_MANIFEST,
+    SEGMENTATION_MAPS,
     SYNTHETIC_IMAGES,
     SYNTHETIC_MASKS,
     TRAIN_SUMMARY,
@@ -73,7 +77,29 @@ def main() -> None:
     folder = fresh_folder(PLOTS_DIR / "gradcam")
     write_npy(HEATMAPS, maps)
     write_csv(HEATMAP_INDEX, index)
-    write_json(METRICS_DIR / "gradcam.json", scored.metrics)
+    pixels = images.permute(0, 2, 3, 1).numpy()
+    trained = read_json(TRAIN_SUMMARY)
+    synthetic_kind = trained["synthetic_anomalies_used"]
+    measured = scored.metrics
+    if model.segmenter is not None:
+        segmentation = anomaly_maps(
+            model, images, params.runtime.inference_batch_size, device, params.runtime.amp
+        )
+        by_segmentation = score_maps(rows, segmentation, masks, segmentation.max(axis=(1, 2)), cam)
+        measured = measured | {"segmentation": by_segmentation.metrics}
+        write_npy(SEGMENTATION_MAPS, segmentation)
+        write_gradcam_figures(
+            folder / "segmentation",
+            rows,
+            pixels,
+            segmentation,
+            masks,
+            by_segmentation.kinds,
+            KINDS,
+            f"segmentation head, {trained['epochs']} epochs",
+            synthetic_kind,
+        )
+    write_json(METRICS_DIR / "gradcam.json", measured)
     # predict explains and scores new images the same way (serving/detector.py).
     write_json(
         INFERENCE_SETTINGS,
@@ -83,10 +109,7 @@ def main() -> None:
             "views": params.embed.views,
         },
     )
-    pixels = images.permute(0, 2, 3, 1).numpy()
-    trained = read_json(TRAIN_SUMMARY)
     describe = f"{cam.method}, {cam.layer}, target {cam.target}, {trained['epochs']} epochs"
-    synthetic_kind = trained["synthetic_anomalies_used"]
     write_gradcam_figures(
         folder, rows, pixels, maps, masks, scored.kinds, KINDS, describe, synthetic_kind
     )

@@ -13,7 +13,7 @@ from metricad.errors import run_stage
 from metricad.files import read_csv
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, PREDICTIONS, SCORER
-from metricad.scoring.head import ScoringHead
+from metricad.scoring.head import ScoringHead, map_column
 from metricad.scoring.scorer_file import save_scoring
 
 
@@ -26,7 +26,11 @@ def main() -> None:
     warnings = head.fit_scores(embeddings[(split == "train") & (labels == 0)], settings)
     validation, fallback = validation_rows(split, labels)
     probabilities = torch.tensor(predictions["prob_anomalous"].to_numpy()[validation])
-    values = head.score_values(torch.from_numpy(embeddings[validation]), probabilities)
+    values = head.score_values(
+        torch.from_numpy(embeddings[validation]),
+        probabilities,
+        map_column(predictions, validation),
+    )
     head.set_operating_points(values, settings)
     for warning in warnings + fallback:
         print(f"warning: {warning}")

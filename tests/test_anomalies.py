@@ -10,8 +10,11 @@ import torch
 from metricad.data.anomalies import (
     CHOICES,
     KINDS,
+    MIXED,
     corrupt_batch,
     cutpaste,
+    foreground,
+    perlin,
     scar,
     synthesize,
     synthetic_sample,
@@ -65,11 +68,13 @@ def test_scar_is_thin_and_long():
 def test_corrupt_batch_turns_a_share_of_good_images_only():
     images = torch.stack([_texture(seed=n) for n in range(8)])
     labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
-    out, out_labels = corrupt_batch(images, labels, "cutpaste", 0.5, 0.1, torch.Generator())
+    out, out_labels, masks = corrupt_batch(images, labels, "cutpaste", 0.5, 0.1, torch.Generator())
     turned = (out_labels == 1) & (labels == 0)
     assert turned.sum() == 3  # round(0.5 * 6 good images)
-    changed = (out != images).flatten(1).any(dim=1)
-    assert torch.equal(changed, turned)
+    changed = (out != images).any(dim=1)
+    assert torch.equal(changed.flatten(1).any(dim=1), turned)
+    assert torch.equal(masks.flatten(1).any(dim=1), turned)
+    assert not changed[~masks].any(), "a pixel outside its mask changed"
     assert torch.equal(images, torch.stack([_texture(seed=n) for n in range(8)]))  # untouched
 
 
@@ -77,8 +82,8 @@ def test_no_synthetic_anomalies_draws_nothing():
     generator = torch.Generator().manual_seed(0)
     before = generator.get_state()
     images, labels = torch.stack([_texture()] * 2), torch.zeros(2, dtype=torch.long)
-    out, out_labels = corrupt_batch(images, labels, "none", 0.5, 0.3, generator)
-    assert out is images and out_labels is labels
+    out, out_labels, masks = corrupt_batch(images, labels, "none", 0.5, 0.3, generator)
+    assert out is images and out_labels is labels and not masks.any()
     assert torch.equal(generator.get_state(), before)
 
 
@@ -90,7 +95,7 @@ def test_synthetic_sample_is_fixed_and_cycles_sources():
     anomalies, masks, sources, kinds = first
     assert anomalies.shape == (7, 3, 64, 64) and masks.shape == (7, 64, 64)
     assert sorted(sources[:3]) == [0, 1, 2]  # every image once before any twice
-    assert set(kinds) <= set(KINDS)
+    assert set(kinds) <= set(MIXED)
     empty = synthetic_sample(images, 7, "none", 0.3, seed=1)
     assert empty[0].shape == (0, 3, 64, 64) and empty[2] == []
 
@@ -98,3 +103,31 @@ def test_synthetic_sample_is_fixed_and_cycles_sources():
 def test_params_offer_exactly_the_kinds_the_module_makes():
     hint = typing.get_type_hints(TrainParams)["synthetic_anomalies"]
     assert typing.get_args(hint) == CHOICES
+
+
+def _object_on_background(size: int = 64, seed: int = 0) -> torch.Tensor:
+    """A dark textured disc on a light, even background: a photo of an object."""
+    image = torch.full((3, size, size), 220, dtype=torch.uint8)
+    axis = torch.arange(size) - size / 2 + 0.5
+    disc = axis[:, None] ** 2 + axis[None, :] ** 2 < (size / 4) ** 2
+    image[:, disc] = _texture(size, seed)[:, disc] // 3
+    return image
+
+
+def test_the_foreground_is_the_object_or_the_whole_texture():
+    image = _object_on_background()
+    object_mask = foreground(image)
+    axis = torch.arange(64) - 31.5
+    radius = (axis[:, None] ** 2 + axis[None, :] ** 2).sqrt()
+    assert object_mask[radius < 16].all() and not object_mask[radius > 22].any()
+    assert foreground(_texture()).all()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_perlin_anomalies_stay_on_the_object_and_take_foreign_texture(seed):
+    image = _object_on_background(seed=seed)
+    pool = torch.stack([_object_on_background(seed=100 + n) for n in range(3)])
+    out, mask = perlin(image, torch.Generator().manual_seed(seed), 0.3, pool)
+    assert mask.sum() >= 4 and not mask[~foreground(image)].any()
+    changed = (out != image).any(dim=0)
+    assert not changed[~mask].any() and changed[mask].any()

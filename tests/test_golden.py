@@ -61,8 +61,8 @@ EXPECTED = {
     "Grad-CAM++ maps at layer2": "dd28c7349dc3a436f3a86b1962ecb17a",
     "pixel AUROC and AUPRO": "ab074bbc89ea6761938d6288f1c2bb12",
     "softmax score": "3b8cd6cfa776ffe2ac1a03cec97d0845",
-    "knn score": "6697d33e3ad1d174c237ee79579ee7dc",
-    "gaussian score": "b1dcc59adcf8d956093bdda8aa4ae777",
+    "knn score": "7ce94a0650244588bbc652b194c152cd",
+    "gaussian score": "9a91cf472829040eb36e83905d1cbe5a",
     "t-SNE map": "32ce990403585cd259ba60dfaab27148",
 }
 

@@ -17,6 +17,8 @@ from metricad.analysis.tsne import unit_rows
 from metricad.errors import MetricadError
 from metricad.params import EvaluateParams, ScoreName
 from metricad.scoring import SCORES
+from metricad.scoring.exact import row_dots, spd_inverse
+from metricad.scoring.gaussian import MIN_SHRINKAGE, ledoit_wolf
 from metricad.scoring.head import (
     SCORE_NAMES,
     ScoringHead,
@@ -68,6 +70,39 @@ def test_gaussian_is_the_mahalanobis_distance_under_ledoit_wolf():
     direct = np.sqrt(np.einsum("ij,jk,ik->i", centred, precision, centred))
     np.testing.assert_allclose(ours, direct, rtol=1e-8)
     assert head.used()["gaussian_shrinkage"] == pytest.approx(estimator.shrinkage_, abs=1e-6)
+
+
+@pytest.mark.parametrize(("count", "dims"), [(30, 6), (40, 64), (3, 8), (300, 12)])
+def test_the_fixed_order_ledoit_wolf_is_scikit_learns(count, dims):
+    rows = unit_rows(np.random.default_rng(count).normal(size=(count, dims)) + 0.5)
+    estimator = LedoitWolf().fit(rows)
+    location, covariance, shrinkage = ledoit_wolf(torch.from_numpy(rows))
+    assert shrinkage == pytest.approx(estimator.shrinkage_, abs=1e-12)
+    np.testing.assert_allclose(location, estimator.location_, atol=1e-15)
+    np.testing.assert_allclose(covariance, estimator.covariance_, atol=1e-15)
+    inverse = spd_inverse(covariance).numpy()
+    np.testing.assert_allclose(inverse, np.linalg.inv(estimator.covariance_), rtol=1e-9)
+
+
+def test_two_images_leave_a_floor_of_shrinkage_and_finite_scores():
+    rows = unit_rows(np.random.default_rng(0).normal(size=(2, 5)))
+    _, covariance, shrinkage = ledoit_wolf(torch.from_numpy(rows))
+    assert LedoitWolf().fit(rows).shrinkage_ == 0.0 and shrinkage == MIN_SHRINKAGE
+    assert torch.isfinite(spd_inverse(covariance)).all()
+
+
+def test_a_rows_scores_do_not_depend_on_the_batch_it_comes_in():
+    """The float64 products add in a fixed order (scoring/exact.py): predict scores an image
+    alone or among others, and the pipeline all at once, with the same bits."""
+    reference, _ = _toy(dim=40, good=150)
+    head = _fitted(reference, k=5)
+    queries = torch.from_numpy(np.random.default_rng(3).normal(size=(70, 40)))
+    together = head.score_values(queries, torch.zeros(70))
+    for start, stop in ((0, 1), (5, 9), (3, 70)):
+        alone = head.score_values(queries[start:stop], torch.zeros(stop - start))
+        assert torch.equal(alone, together[start:stop])
+    dots = row_dots(queries, queries[:50])
+    np.testing.assert_allclose(dots, queries @ queries[:50].T, rtol=1e-12, atol=1e-12)
 
 
 def test_with_views_the_scores_fit_every_view_and_average_an_images_views():

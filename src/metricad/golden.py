@@ -31,9 +31,11 @@ from metricad.model.torch_model import AdaCos, ChannelDropout, build_model
 from metricad.model.training import make_optimizer, train
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
-from metricad.scoring.head import SCORE_NAMES, anomaly_scores
+from metricad.scoring.head import anomaly_scores
 
 SIZE, BATCH = 96, 16  # the demo's image size and batch: the kernels' shapes
+# The scores of a network without a segmentation head (`map` needs one).
+EMBEDDING_SCORES = ("softmax", "knn", "gaussian")
 # The chain trains smaller (it must run under CPU emulation too): 12 images at 64 px.
 CHAIN_SIZE, CHAIN_IMAGES = 64, 12
 # name: (in channels, out channels, input side, kernel, stride), ResNet18's convolutions at 96 px
@@ -110,7 +112,7 @@ def run() -> Iterator[tuple[str, str]]:
     images = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
     labels = (torch.arange(CHAIN_IMAGES) % 4 == 3).long()
     yield "images (torch's generator)", md5(images)
-    corrupted, corrupted_labels = corrupt_batch(images, labels, "mixed", 0.5, 0.3, generator)
+    corrupted, corrupted_labels, _ = corrupt_batch(images, labels, "mixed", 0.5, 0.3, generator)
     yield "synthetic anomalies", md5(corrupted, corrupted_labels)
 
     model = build_model(CHAIN_SIZE)
@@ -151,8 +153,10 @@ def run() -> Iterator[tuple[str, str]]:
         "pixel AUROC and AUPRO",
         md5(np.array([pixel_auroc(maps.numpy(), masks), aupro(maps.numpy(), masks)])),
     )
-    report = anomaly_scores(SCORE_NAMES, embeddings, probabilities[:, 1], labels.numpy() == 0, k=3)
-    for name in SCORE_NAMES:
+    report = anomaly_scores(
+        EMBEDDING_SCORES, embeddings, probabilities[:, 1], labels.numpy() == 0, k=3
+    )
+    for name in EMBEDDING_SCORES:
         yield f"{name} score", md5(report.scores[name])
     yield "t-SNE map", md5(tsne_map(embeddings, perplexity=5.0, seed=0, max_iter=250))
 

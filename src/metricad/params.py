@@ -30,8 +30,8 @@ def _range(low: float | None = None, high: float | None = None, **kw: Any) -> An
 # are typing.get_args of these).
 CamMethod = Literal["gradcam", "gradcam++", "hirescam"]
 CamTarget = Literal["anomalous", "good", "predicted"]
-SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "mixed"]
-ScoreName = Literal["softmax", "knn", "gaussian"]
+SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "perlin", "mixed"]
+ScoreName = Literal["softmax", "knn", "gaussian", "map"]
 SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
 Views = Literal["single", "dihedral"]
 
@@ -93,6 +93,9 @@ class ModelParams:
     adacos_min_scale: float = _range(0.0, 64.0, default=10.0)
     arcface_scale: float = _range(0.1, 128.0, default=30.0)
     arcface_margin: float = _range(0.0, 1.5, default=0.5)
+    # A segmentation head over layer1..layer3, trained on the synthetic anomalies' masks:
+    # a per-pixel anomaly map (the `segmentation` heat map) and its image score (`map`).
+    segmentation: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ class TrainParams:
     synthetic_share: float = _range(0.0, 1.0, default=0.5)
     # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo.
     synthetic_jitter: float = _range(0.0, 1.0, default=0.3)
+    # Brightness, contrast and gamma of whole training images changed by up to this share
+    # (batches.photometric): lighting drift is not a defect. 0: none (nothing is drawn).
+    photometric: float = _range(0.0, 0.9, default=0.0)
     seed: int = _range(0, _SEED_MAX, default=0)
     # torch.compile of the training step: off by default, it does not pay on the CPU.
     compile: bool = False
@@ -188,7 +194,8 @@ class EvaluateParams:
     """evaluate: the anomaly scores and the softmax operating point."""
 
     threshold: float = _range(0.0, 1.0, default=0.5)  # the article's softmax cut
-    scores: list[ScoreName] = field(default_factory=lambda: list(typing.get_args(ScoreName)))
+    # map: only for a network with a segmentation head (model.segmentation).
+    scores: list[ScoreName] = field(default_factory=lambda: ["softmax", "knn", "gaussian"])
     knn_k: int = _range(1, 10000, default=5)
     # Each score's operating point, from the good validation images only: their
     # `threshold_quantile` quantile, or mean + `threshold_sd` standard deviations.
@@ -344,6 +351,11 @@ def _check_relations(params: Params) -> None:
         raise MetricadError(
             f"params: evaluate.verdict_score is {evaluate.verdict_score!r}, which "
             f"evaluate.scores does not list ({', '.join(evaluate.scores)})"
+        )
+    if "map" in evaluate.scores and not params.model.segmentation:
+        raise MetricadError(
+            "params: evaluate.scores lists 'map', the segmentation head's score, but "
+            "model.segmentation is false"
         )
     weights = params.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():

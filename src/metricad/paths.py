@@ -24,6 +24,7 @@ SYNTHETIC_PREDICTIONS = EMBEDDINGS_DIR / "synthetic.csv"
 HEATMAPS_DIR = Path("data/gradcam")
 HEATMAPS = HEATMAPS_DIR / "heatmaps.npy"
 HEATMAP_INDEX = HEATMAPS_DIR / "index.csv"
+SEGMENTATION_MAPS = HEATMAPS_DIR / "segmentation.npy"  # a network with a segmentation head
 METRICS_DIR = Path("metrics")
 # What train did (epochs, the synthetic kind it used after its fallbacks): the stages after
 # it title and sample from this, not from params.yaml.

@@ -1,9 +1,13 @@
-"""Synthetic training anomalies made from good images: CutPaste, CutPaste-scar, noise blends.
+"""Synthetic training anomalies made from good images: CutPaste, CutPaste-scar, noise blends,
+and DRAEM's Perlin-noise anomalies.
 
-Each kind moves a piece of the image itself to another place and changes its colour a little,
-so the network learns "something here does not belong" without ever seeing a real defect
-(Li et al., CutPaste, CVPR 2021; the noise-shaped blend follows DRAEM, Zavrtanik et al. 2021,
-with the image's own texture instead of an outside texture set).
+CutPaste, scar and noise move a piece of the image itself to another place and change its
+colour a little, so the network learns "something here does not belong" without ever seeing a
+real defect (Li et al., CutPaste, CVPR 2021; the noise-shaped blend follows DRAEM, Zavrtanik
+et al. 2021, with the image's own texture). `perlin` is DRAEM's recipe without its download:
+Perlin-noise blobs filled with a foreign texture (another good image, turned and moved; the
+image itself, moved; or smooth procedural colour), semi-transparent, and kept on the object
+(foreground) so that a photo's empty background is never taught as a defect.
 
 Every draw comes from the torch.Generator passed in, so a seed gives the same anomalies
 (and a resumed training run draws what an uninterrupted one would). Images are uint8
@@ -20,9 +24,12 @@ import torch.nn.functional as F
 
 from metricad.params import SyntheticKind
 
+# Good images a foreign texture may come from (perlin); the other kinds take none.
+Pool = torch.Tensor | None
 CHOICES = typing.get_args(SyntheticKind)
-# What each image can become; `mixed` draws one of them per image.
+# What each image can become; `mixed` draws one of the first three per image.
 KINDS = tuple(kind for kind in CHOICES if kind not in ("none", "mixed"))
+MIXED = ("cutpaste", "scar", "noise")
 
 # CutPaste's published ranges: patch area 2-15 % of the image, aspect ratio 0.3-3.3;
 # scar width 2-16 px and length 10-25 px on 256 px images, rotated by up to 45 degrees.
@@ -38,6 +45,18 @@ JITTER = 0.1
 NOISE_CELLS = (2, 6)
 NOISE_OPACITY = (0.5, 1.0)
 NOISE_AREA = (0.02, 0.15)
+# Perlin anomalies (DRAEM): noise of 2, 4 or 8 cells a side thresholded at 0.5, the foreign
+# texture blended with opacity 1 - beta, beta in [0, 0.8); a mask covers at least this share
+# of the image (else redrawn, then a square is used).
+PERLIN_CELLS = (1, 3)  # log2 range
+PERLIN_THRESHOLD = 0.5
+PERLIN_BETA = (0.0, 0.8)
+PERLIN_MIN_AREA = 1 / 400
+PERLIN_TRIES = 10
+# Foreground: pixels whose colour differs from the border's median colour by more than this
+# (of 255); a share below 5 % or above 95 % is a texture: all of it is foreground.
+FOREGROUND_DISTANCE = 30
+FOREGROUND_SHARE = (0.05, 0.95)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -89,7 +108,7 @@ def _blend(
 
 
 def cutpaste(
-    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER
+    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER, pool: Pool = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A rectangle of the image, colour-jittered, pasted at another place (inside the image)."""
     size = image.shape[-1]
@@ -105,7 +124,7 @@ def cutpaste(
 
 
 def scar(
-    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER
+    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER, pool: Pool = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A thin, long, rotated strip of the image, colour-jittered, pasted at another place."""
     size = image.shape[-1]
@@ -127,7 +146,7 @@ def scar(
 
 
 def noise_blend(
-    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER
+    image: torch.Tensor, generator: torch.Generator, jitter: float = JITTER, pool: Pool = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A smooth-noise-shaped blob (DRAEM's Perlin masks) blending in another part of the image."""
     size = image.shape[-1]
@@ -141,19 +160,120 @@ def noise_blend(
     return _blend(image, mask, _uniform(generator, *NOISE_OPACITY), generator, jitter), mask
 
 
-_MAKERS = {"cutpaste": cutpaste, "scar": scar, "noise": noise_blend}
+def perlin_noise(size: int, cells: int, generator: torch.Generator) -> torch.Tensor:
+    """Perlin gradient noise (size, size), `cells` lattice cells a side, values about [-1, 1]."""
+    angles = 2 * math.pi * torch.rand(cells + 1, cells + 1, generator=generator)
+    gradients = torch.stack((angles.cos(), angles.sin()), dim=-1)
+    position = (torch.arange(size, dtype=torch.float32) + 0.5) * cells / size
+    cell = position.floor().long().clamp(max=cells - 1)
+    offset = position - cell
+    fy, fx, iy, ix = offset[:, None], offset[None, :], cell[:, None], cell[None, :]
+
+    def corner(dy: int, dx: int) -> torch.Tensor:
+        gradient = gradients[iy + dy, ix + dx]
+        return gradient[..., 0] * (fy - dy) + gradient[..., 1] * (fx - dx)
+
+    def fade(t: torch.Tensor) -> torch.Tensor:
+        return t * t * t * (t * (t * 6 - 15) + 10)
+
+    u, v = fade(fy), fade(fx)
+    top = corner(0, 0) * (1 - v) + corner(0, 1) * v
+    bottom = corner(1, 0) * (1 - v) + corner(1, 1) * v
+    return (top * (1 - u) + bottom * u) * math.sqrt(2)
+
+
+def foreground(image: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool: the object of a uint8 image (3, H, W), as the pixels whose colour differs
+    from the median colour of the image's border, widened by 4 px; the whole image when that
+    share is tiny or nearly all (a texture, or an object filling the frame)."""
+    pixels = image.float()
+    border = torch.cat(
+        [pixels[:, :4].flatten(1), pixels[:, -4:].flatten(1)]
+        + [pixels[:, :, :4].flatten(1), pixels[:, :, -4:].flatten(1)],
+        dim=1,
+    )
+    background = border.median(dim=1).values[:, None, None]
+    differs = (pixels - background).abs().amax(dim=0) > FOREGROUND_DISTANCE
+    widened = F.max_pool2d(differs[None, None].float(), 9, 1, 4)[0, 0] > 0
+    share = float(widened.float().mean())
+    if not FOREGROUND_SHARE[0] <= share <= FOREGROUND_SHARE[1]:
+        return torch.ones_like(widened)
+    return widened
+
+
+def _perlin_mask(object_mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    size = object_mask.shape[-1]
+    least = max(4, round(PERLIN_MIN_AREA * size * size))
+    for _ in range(PERLIN_TRIES):
+        cells = 2 ** _randint(generator, *PERLIN_CELLS)
+        mask = (perlin_noise(size, cells, generator) > PERLIN_THRESHOLD) & object_mask
+        if int(mask.sum()) >= least:
+            return mask
+    # A sliver of an object: a square on one of its pixels instead.
+    ys, xs = torch.nonzero(object_mask, as_tuple=True)
+    pick = _randint(generator, 0, len(ys) - 1)
+    half = max(2, size // 32)
+    mask = torch.zeros_like(object_mask)
+    y, x = int(ys[pick]), int(xs[pick])
+    mask[max(0, y - half) : y + half, max(0, x - half) : x + half] = True
+    return mask
+
+
+def _foreign_texture(
+    image: torch.Tensor, pool: torch.Tensor | None, generator: torch.Generator
+) -> torch.Tensor:
+    """Float (3, H, W): another image of the pool turned and moved, the image itself moved,
+    or smooth procedural colour, one of the three drawn."""
+    size = image.shape[-1]
+    source = _randint(generator, 0, 2)
+    shifts = (_randint(generator, 0, size - 1), _randint(generator, 0, size - 1))
+    if source == 0 and pool is not None and len(pool):
+        other = pool[_randint(generator, 0, len(pool) - 1)].to(image.device)
+        turned = torch.rot90(other, _randint(generator, 0, 3), dims=(-2, -1)).float()
+        return torch.roll(turned, shifts=shifts, dims=(-2, -1))
+    if source <= 1:
+        return torch.roll(image.float(), shifts=shifts, dims=(-2, -1))
+    cells = 2 ** _randint(generator, *PERLIN_CELLS)
+    channels = torch.stack([perlin_noise(size, cells, generator) for _ in range(3)])
+    base = 255 * torch.rand(3, 1, 1, generator=generator)
+    return (channels * 80 + base).to(image.device)
+
+
+def perlin(
+    image: torch.Tensor,
+    generator: torch.Generator,
+    jitter: float = JITTER,
+    pool: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DRAEM's anomaly: Perlin-noise blobs on the object, filled with a foreign texture
+    (from `pool`, uint8 (M, 3, H, W) good images, or made here), colour-jittered and blended
+    with opacity 1 - beta."""
+    mask = _perlin_mask(foreground(image.cpu()), generator)
+    texture = _jitter(_foreign_texture(image, pool, generator), generator, jitter)
+    beta = _uniform(generator, *PERLIN_BETA)
+    weight = mask.to(image.device).float()
+    blended = image.float() * (1 - weight) + (texture * (1 - beta) + image.float() * beta) * weight
+    return blended.round().clamp(0, 255).to(torch.uint8), mask
+
+
+_MAKERS = {"cutpaste": cutpaste, "scar": scar, "noise": noise_blend, "perlin": perlin}
 
 
 def _resolved(kind: str, generator: torch.Generator) -> str:
-    """`kind` itself, or for `mixed` one of KINDS drawn from the generator."""
-    return KINDS[_randint(generator, 0, len(KINDS) - 1)] if kind == "mixed" else kind
+    """`kind` itself, or for `mixed` one of MIXED drawn from the generator."""
+    return MIXED[_randint(generator, 0, len(MIXED) - 1)] if kind == "mixed" else kind
 
 
 def synthesize(
-    image: torch.Tensor, kind: str, generator: torch.Generator, jitter: float = JITTER
+    image: torch.Tensor,
+    kind: str,
+    generator: torch.Generator,
+    jitter: float = JITTER,
+    pool: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One synthetic anomaly of `kind` (one of KINDS, or `mixed`) from a good uint8 image."""
-    return _MAKERS[_resolved(kind, generator)](image, generator, jitter)
+    """One synthetic anomaly of `kind` (one of KINDS, or `mixed`) from a good uint8 image;
+    `pool`: good images a foreign texture may come from (perlin)."""
+    return _MAKERS[_resolved(kind, generator)](image, generator, jitter, pool)
 
 
 # What training uses when the params ask for real defects in training but the data has none
@@ -177,25 +297,30 @@ def corrupt_batch(
     share: float,
     jitter: float,
     generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn round(share * good images) seeded-random good images of a batch into anomalies.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Turn round(share * good images) seeded-random good images of a batch into anomalies;
+    return the images, the labels and the masks of the synthetic pixels (N, H, W) bool, on
+    the images' device (all False for the images left as they were).
 
     Real anomalous images stay as they are; with `kind` "none" nothing is drawn, so the
     random stream of a run without synthetic anomalies is unchanged. `images` may live on
-    any device; `labels` are read on the CPU (the training loop keeps them there).
+    any device; `labels` are read on the CPU (the training loop keeps them there). Foreign
+    textures (perlin) come from the batch's own images as they were.
     """
+    masks = torch.zeros(len(images), *images.shape[-2:], dtype=torch.bool, device=images.device)
     if kind == "none" or share <= 0:
-        return images, labels
+        return images, labels, masks
     good = torch.nonzero(labels.cpu() == 0).flatten()
     count = round(share * len(good))
     if count == 0:
-        return images, labels
+        return images, labels, masks
     chosen = good[torch.randperm(len(good), generator=generator)[:count]]
-    images, labels = images.clone(), labels.clone()
+    pool, images, labels = images, images.clone(), labels.clone()
     for index in chosen.tolist():
-        images[index], _ = synthesize(images[index], kind, generator, jitter)
+        images[index], mask = synthesize(pool[index], kind, generator, jitter, pool)
+        masks[index] = mask.to(images.device)
         labels[index] = 1
-    return images, labels
+    return images, labels, masks
 
 
 def synthetic_sample(
@@ -217,7 +342,7 @@ def synthetic_sample(
     for n in range(count):
         source = order[n % len(order)]
         drawn = _resolved(kind, generator)
-        anomaly, mask = synthesize(images[source], drawn, generator, jitter)
+        anomaly, mask = synthesize(images[source], drawn, generator, jitter, images)
         anomalies.append(anomaly)
         masks.append(mask)
         sources.append(source)

@@ -18,6 +18,9 @@ MIN_ROWS = 4
 # torchvision's ImageNet statistics: the backbone expects them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# exp(x) as exp2(x * log2(e)): torch.exp runs MKL's vector math on the CPU, whose last bits
+# differ between CPU vendors (model/torch_model.py).
+LOG2_E = 1.4426950408889634
 
 
 def load_image_tensor(manifest: pd.DataFrame) -> torch.Tensor:
@@ -66,6 +69,26 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         picked = images[rows].flip(-1) if choice & 4 else images[rows]
         out[rows] = torch.rot90(picked, choice & 3, dims=(-2, -1))
     return out
+
+
+def photometric(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Brightness, contrast and gamma of each whole image changed by factors in
+    [1 - strength, 1 + strength] (gamma: exp of +-strength): a line's lighting drifts, and
+    a darker photo of a good part is still good. uint8 in and out; the factors come from
+    `generator` on the CPU, the pixels stay on their device."""
+    count = len(images)
+
+    def factors(spread: torch.Tensor) -> torch.Tensor:
+        return spread.to(images.device).view(count, 1, 1, 1)
+
+    brightness, contrast, gamma = (
+        factors(strength * (2 * torch.rand(count, generator=generator) - 1)) for _ in "bcg"
+    )
+    pixels = images.float() / 255.0
+    mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
+    pixels = ((pixels - mean) * (1 + contrast) + mean) * (1 + brightness)
+    pixels = pixels.clamp(0.0, 1.0) ** torch.exp2(gamma * LOG2_E)
+    return (pixels * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
 def _reflected(size: int, margin: int) -> torch.Tensor:

@@ -7,7 +7,12 @@ import torch
 
 from metricad.data.batches import eval_batches, normalize
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import DIHEDRAL_VIEWS, view_embeddings, view_probabilities
+from metricad.model.views import (
+    DIHEDRAL_VIEWS,
+    view_embeddings,
+    view_map_scores,
+    view_probabilities,
+)
 from metricad.params import Views
 from metricad.runtime import memory_format_for
 
@@ -41,6 +46,49 @@ def embed_and_score(
         shape = (0, dim) if views == "single" else (0, DIHEDRAL_VIEWS, dim)
         return np.zeros(shape, np.float32), np.zeros((0, classes), np.float32)
     return torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy()
+
+
+@torch.inference_mode()
+def map_scores(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = True,
+    amp: bool = False,
+    views: Views = "single",
+) -> np.ndarray:
+    """The segmentation head's image score of each image (N,), in eval mode, float64 rounded
+    to 6 decimals as the pipeline stores it (see softmax_score). Needs model.segmentation."""
+    model.to(device=device, memory_format=memory_format_for(device)).eval()
+    scores = []
+    for batch, count in eval_batches(images, batch_size, "map" if progress else None):
+        x = normalize(batch.to(device))
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+            scores.append(view_map_scores(model, x, views).float()[:count].cpu())
+    values = torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)
+    return np.asarray(values, dtype=np.float64).round(6)
+
+
+@torch.inference_mode()
+def anomaly_maps(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    amp: bool = False,
+) -> np.ndarray:
+    """The segmentation head's map of each uint8 image (N, H, W) in [0, 1], float32, in eval
+    mode (the image as it is: a map belongs to one view). Needs model.segmentation."""
+    model.to(device=device, memory_format=memory_format_for(device)).eval()
+    maps = []
+    for batch, count in eval_batches(images, batch_size):
+        x = normalize(batch.to(device))
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+            maps.append(model.anomaly_map(x).float()[:count].cpu())
+    if not maps:
+        return np.zeros((0, *images.shape[-2:]), np.float32)
+    return torch.cat(maps).numpy()
 
 
 def softmax_score(probabilities: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from metricad.params import Params
 
 CLASSES = ("good", "anomalous")
 BACKBONE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+SEGMENTATION_TAPS = ("layer1", "layer2", "layer3")
 LOG2_E = 1.0 / math.log(2.0)
 
 # On the CPU, torch.exp, log, sqrt and acos run MKL's vector math library, and nn.Dropout2d
@@ -97,6 +98,44 @@ class Encoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.neck(self.backbone(images))
 
+    def with_taps(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The embedding and the maps of the backbone layers in SEGMENTATION_TAPS, one pass."""
+        taps, x = [], images
+        for name, module in self.backbone.named_children():
+            x = module(x)
+            if name in SEGMENTATION_TAPS:
+                taps.append(x)
+        return self.neck(x), taps
+
+
+def _fuse(channels_in: int, channels_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SegmentationHead(nn.Module):
+    """Where in the image the anomaly is: a small U-Net decoder over the backbone's layer1,
+    layer2 and layer3 maps (strides 4, 8, 16), trained on the masks of the synthetic
+    anomalies (DRAEM's discriminative network, on the classifier's own backbone). One logit
+    per position of the layer1 map, a quarter of the input's side."""
+
+    def __init__(self, channels: tuple[int, int, int] = (64, 128, 256)) -> None:
+        super().__init__()
+        shallow, middle, deep = channels
+        self.fuse_deep = _fuse(deep + middle, middle)
+        self.fuse_middle = _fuse(middle + shallow, shallow)
+        self.logit = nn.Conv2d(shallow, 1, 1)
+
+    def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
+        shallow, middle, deep = taps
+        x = F.interpolate(deep, size=middle.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.fuse_deep(torch.cat([x, middle], dim=1))
+        x = F.interpolate(x, size=shallow.shape[-2:], mode="bilinear", align_corners=False)
+        return self.logit(self.fuse_middle(torch.cat([x, shallow], dim=1)))[:, 0]
+
 
 class CosineHead(nn.Module):
     """Class centres on the unit sphere; logits are scale * cos(angle to each centre)."""
@@ -171,19 +210,59 @@ class ArcFace(CosineHead):
         return self.scale * torch.where(target, with_margin, cosines)
 
 
-class AnomalyNet(nn.Module):
-    """Encoder + metric head. `forward` gives class logits (scale * cos); `embed` the embedding."""
+def map_image_score(maps: torch.Tensor) -> torch.Tensor:
+    """(N,): the maximum of each anomaly map (N, H, W) after a box filter a sixteenth of its
+    side wide (DRAEM's image score): one hot pixel does not make an image anomalous, a blob
+    does."""
+    kernel = max(3, maps.shape[-1] // 16) | 1
+    smoothed = F.avg_pool2d(
+        maps[:, None], kernel, stride=1, padding=kernel // 2, count_include_pad=False
+    )
+    return smoothed.flatten(1).amax(dim=1)
 
-    def __init__(self, encoder: Encoder, head: AdaCos | ArcFace) -> None:
+
+class AnomalyNet(nn.Module):
+    """Encoder + metric head (+ segmentation head). `forward` gives class logits
+    (scale * cos); `embed` the embedding; `anomaly_map` where the anomaly is."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        head: AdaCos | ArcFace,
+        segmenter: SegmentationHead | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
+        self.segmenter = segmenter
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(images)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.encoder(images), labels)
+
+    def forward_with_map(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits and the segmentation logits (N, H/4, W/4) of one backbone pass."""
+        if self.segmenter is None:
+            raise ValueError("this network has no segmentation head (model.segmentation)")
+        embedding, taps = self.encoder.with_taps(images)
+        return self.head(embedding, labels), self.segmenter(taps)
+
+    def anomaly_map(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) in [0, 1]: the segmentation head's probability of "anomalous" at each
+        pixel of the input, upsampled bilinearly."""
+        _, logits = self.forward_with_map(images)
+        upsampled = F.interpolate(
+            logits[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return torch.sigmoid(upsampled[:, 0])
+
+    def map_score(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,): each image's anomaly score from its map (map_image_score)."""
+        return map_image_score(self.anomaly_map(images))
 
 
 def build_model(
@@ -196,9 +275,9 @@ def build_model(
     arcface_scale: float = 30.0,
     arcface_margin: float = 0.5,
     neck: str = "flatten",
+    segmentation: bool = False,
 ) -> AnomalyNet:
-    """Build the network from its architecture description (the checkpoint's `arch`; one
-    written before `neck` existed is the article's flatten)."""
+    """Build the network from its architecture description (the checkpoint's `arch`)."""
     encoder = Encoder(input_size, embedding_dim, dropout, neck)
     if head == "adacos":
         metric_head: AdaCos | ArcFace = AdaCos(embedding_dim, num_classes, adacos_min_scale)
@@ -206,7 +285,7 @@ def build_model(
         metric_head = ArcFace(embedding_dim, num_classes, arcface_scale, arcface_margin)
     else:
         raise ValueError(f"unknown head {head!r}")
-    return AnomalyNet(encoder, metric_head)
+    return AnomalyNet(encoder, metric_head, SegmentationHead() if segmentation else None)
 
 
 def arch_from_params(params: Params) -> dict[str, Any]:
@@ -223,6 +302,7 @@ def arch_from_params(params: Params) -> dict[str, Any]:
         "adacos_min_scale": model.adacos_min_scale,
         "arcface_scale": model.arcface_scale,
         "arcface_margin": model.arcface_margin,
+        "segmentation": model.segmentation,
     }
 
 

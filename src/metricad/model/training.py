@@ -13,9 +13,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from metricad.data.anomalies import corrupt_batch, kind_for_training
-from metricad.data.batches import MIN_ROWS, augment, eval_batches, normalize, shift
+from metricad.data.batches import (
+    MIN_ROWS,
+    augment,
+    eval_batches,
+    normalize,
+    photometric,
+    shift,
+)
 from metricad.errors import MetricadError
-from metricad.model.torch_model import AnomalyNet
+from metricad.model.torch_model import LOG2_E, AnomalyNet
 from metricad.params import Params, RuntimeParams, TrainParams
 from metricad.runtime import memory_format_for
 
@@ -119,6 +126,31 @@ def learning_rate(params: TrainParams, step: int, total_steps: int, warmup_steps
         return params.lr
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return params.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# A map cell is "anomalous" in the segmentation target when synthetic pixels cover more than
+# this share of it (the head's map is a quarter of the input's side).
+MASK_COVER = 0.25
+
+
+def segmentation_loss(
+    logits: torch.Tensor, masks: torch.Tensor, real_anomalous: torch.Tensor
+) -> torch.Tensor:
+    """Focal loss (gamma 2, Lin et al. 2017; DRAEM's) of the segmentation logits (N, h, w)
+    against the synthetic masks (N, H, W) pooled to the logits' size. Real defect images
+    (`real_anomalous`, (N,) bool) have no mask in training and are left out. Written with
+    sigmoid, exp2 and log1p: ATen's own kernels, the same bits on every CPU."""
+    target = F.adaptive_avg_pool2d(masks[:, None].float(), logits.shape[-2:])[:, 0]
+    target = (target > MASK_COVER).float()
+    probability = torch.sigmoid(logits)
+    # Binary cross-entropy with logits, the stable form.
+    cross_entropy = (
+        logits.clamp_min(0) - logits * target + torch.log1p(torch.exp2(-logits.abs() * LOG2_E))
+    )
+    agreement = probability * target + (1 - probability) * (1 - target)
+    focal = cross_entropy * (1 - agreement) ** 2
+    keep = (~real_anomalous).to(logits.device, torch.float32)
+    return (focal.mean(dim=(1, 2)) * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def weight_average(model: AnomalyNet, decay: float) -> AveragedModel | None:
@@ -263,7 +295,8 @@ def train(
                 x = augment(x, shuffle_rng)
             if params.max_shift:
                 x = shift(x, params.max_shift, shuffle_rng)
-            x, y = corrupt_batch(
+            real_anomalous = y == 1
+            x, y, synthetic_masks = corrupt_batch(
                 x,
                 y,
                 params.synthetic_anomalies,
@@ -271,10 +304,17 @@ def train(
                 params.synthetic_jitter,
                 shuffle_rng,
             )
+            if params.photometric:
+                x = photometric(x, params.photometric, shuffle_rng)
             x, y = normalize(x), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = forward(x, y)
+                if model.segmenter is None:
+                    logits, map_logits = forward(x, y), None
+                else:
+                    logits, map_logits = model.forward_with_map(x, y)
             loss = F.cross_entropy(logits.float(), y)
+            if map_logits is not None:
+                loss = loss + segmentation_loss(map_logits.float(), synthetic_masks, real_anomalous)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for group in optimizer.param_groups:

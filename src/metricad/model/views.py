@@ -33,6 +33,14 @@ def view_embeddings(model: AnomalyNet, images: torch.Tensor, views: Views) -> to
     return torch.stack([model.embed(view) for view in dihedral_views(images)], dim=1)
 
 
+def view_map_scores(model: AnomalyNet, images: torch.Tensor, views: Views) -> torch.Tensor:
+    """The segmentation head's image score (N,) of normalised images: with views, the mean of
+    the views' scores."""
+    if views == "single":
+        return model.map_score(images)
+    return torch.stack([model.map_score(view) for view in dihedral_views(images)]).mean(dim=0)
+
+
 def view_probabilities(model: AnomalyNet, embeddings: torch.Tensor) -> torch.Tensor:
     """The class probabilities (N, C) of embeddings (N, D) or (N, V, D): with views, the mean
     of the views' softmax probabilities."""

@@ -22,8 +22,11 @@ class Score(nn.Module, abc.ABC):
         return []
 
     @abc.abstractmethod
-    def forward(self, unit: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
-        """One float64 score per row of `unit` (N, D); `prob_anomalous` is the head's (N,)."""
+    def forward(
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+    ) -> torch.Tensor:
+        """One float64 score per row of `unit` (N, D); `prob_anomalous` is the metric head's
+        (N,), `map_score` the segmentation head's (N,; NaN for a network without one)."""
 
     def used(self) -> dict[str, float | int]:
         """The settings the data allowed, for metrics/evaluate.json `score_settings`."""

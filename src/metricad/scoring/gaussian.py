@@ -1,17 +1,47 @@
 """`gaussian`: Mahalanobis distance to one Gaussian of the good training embeddings, its
 covariance shrunk (Ledoit-Wolf) because a few dozen images cannot pin down 512 dimensions
-(CutPaste's density estimator)."""
+(CutPaste's density estimator). Fitted and applied with exact.py's fixed-order float64
+arithmetic: scikit-learn's LedoitWolf (tests/test_scores.py checks the two agree) runs
+OpenBLAS and LAPACK, whose last bits differ between Intel and AMD processors."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from sklearn.covariance import LedoitWolf
 
 from metricad.params import EvaluateParams
 from metricad.scoring import SCORES
 from metricad.scoring.base import Score
+from metricad.scoring.exact import gram, root, row_dots, spd_inverse
+
+MIN_SHRINKAGE = 1e-3
+
+
+def ledoit_wolf(good: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(mean, shrunk covariance, shrinkage) of float64 rows (N, D), N >= 2: scikit-learn's
+    LedoitWolf estimate (Ledoit and Wolf 2004), the covariance pulled towards a scaled
+    identity by as much as the sample's noise calls for."""
+    count, dims = good.shape
+    location = good.mean(dim=0)
+    centred = good - location
+    products = gram(centred)  # count times the empirical covariance
+    covariance = products / count
+    mu = torch.diagonal(covariance).sum() / dims
+    squares = (centred * centred).sum(dim=1)
+    # sum(X2.T @ X2) = sum over images of (the image's squared norm) squared.
+    beta_sum = (squares * squares).sum()
+    delta_sum = (products * products).sum(dim=1).sum() / count**2
+    beta = (beta_sum / count - delta_sum) / (dims * count)
+    delta = (delta_sum - 2.0 * mu * torch.diagonal(covariance).sum() + dims * mu * mu) / dims
+    shrinkage = 0.0 if float(delta) <= 0 else float(torch.minimum(beta, delta) / delta)
+    if count <= dims:
+        # Fewer images than dimensions and no shrinkage (two images always give 0) leave the
+        # covariance singular; a floor keeps it invertible (scikit-learn took a pseudo-inverse).
+        shrinkage = max(shrinkage, MIN_SHRINKAGE)
+    shrunk = (1.0 - shrinkage) * covariance
+    shrunk += torch.eye(dims, dtype=torch.float64) * (shrinkage * mu)
+    return location, shrunk, shrinkage
 
 
 @SCORES.register("gaussian")
@@ -33,10 +63,13 @@ class GaussianScore(Score):
                 f"evaluate: the Gaussian score needs at least 2 good training images, the "
                 f"training split has {count}; its AUROC is undefined (null)"
             ]
-        estimator = LedoitWolf().fit(good.to(torch.float64).numpy())
-        self.fitted, self.shrinkage = True, float(estimator.shrinkage_)
-        self.location = torch.from_numpy(estimator.location_)
-        self.precision = torch.from_numpy(estimator.precision_)
+        location, covariance, shrinkage = ledoit_wolf(good.to(torch.float64))
+        self.fitted, self.shrinkage = True, shrinkage
+        # Identical embeddings have no spread (a zero covariance): every distance is then 0,
+        # as scikit-learn's pseudo-inverse gave.
+        degenerate = not float(torch.diagonal(covariance).sum()) > 0
+        self.location = location
+        self.precision = torch.zeros_like(covariance) if degenerate else spd_inverse(covariance)
         if count > dims:
             return []
         return [
@@ -45,9 +78,11 @@ class GaussianScore(Score):
             f"shrinkage {self.shrinkage:.3f})"
         ]
 
-    def forward(self, unit: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+    ) -> torch.Tensor:
         centred = unit - self.location
-        distance = ((centred @ self.precision) * centred).sum(dim=1).clamp_min(0).sqrt()
+        distance = root((row_dots(centred, self.precision.T) * centred).sum(dim=1).clamp_min(0))
         # Not fitted (under two good images): NaN, which no threshold flags.
         return distance if self.fitted else torch.full_like(distance, float("nan"))
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,12 +17,19 @@ from metricad.errors import MetricadError
 from metricad.params import EvaluateParams, ScoreName
 from metricad.scoring import SCORES
 
-SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn, gaussian
+SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn, gaussian, map
 
 
 def unit_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
     """Float64 rows of length 1 (a zero row stays zero): the cosine head only sees direction."""
     return F.normalize(embeddings.to(torch.float64), dim=1)
+
+
+def map_column(predictions: pd.DataFrame, rows: np.ndarray | slice) -> torch.Tensor | None:
+    """The embed stage's `map_score` column at `rows` (None: the network has no map)."""
+    if "map_score" not in predictions:
+        return None
+    return torch.tensor(predictions["map_score"].to_numpy(dtype=np.float64)[rows])
 
 
 def operating_point(
@@ -78,22 +86,37 @@ class ScoringHead(nn.Module):
             )
             self.thresholds[column], self.spans[column] = threshold, span
 
-    def score_values(self, embedding: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
+    def score_values(
+        self,
+        embedding: torch.Tensor,
+        prob_anomalous: torch.Tensor,
+        map_score: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Every score of every row, (N, S) float64, in `names` order. Embeddings with views,
-        (N, V, D): each view scored, and an image's score the mean of its views'."""
+        (N, V, D): each view scored, and an image's score the mean of its views'.
+        `map_score`: the segmentation head's image score (None: a network without one)."""
+        if map_score is None:
+            map_score = torch.full(prob_anomalous.shape, float("nan"), dtype=torch.float64)
         if embedding.dim() == 3:
             views = embedding.shape[1]
             flat = self.score_values(
-                embedding.flatten(0, 1), prob_anomalous.repeat_interleave(views)
+                embedding.flatten(0, 1),
+                prob_anomalous.repeat_interleave(views),
+                map_score.repeat_interleave(views),
             )
             return flat.unflatten(0, (-1, views)).mean(dim=1)
         unit = unit_embeddings(embedding)
-        return torch.stack([score(unit, prob_anomalous) for score in self.scores.values()], 1)
+        return torch.stack(
+            [score(unit, prob_anomalous, map_score) for score in self.scores.values()], 1
+        )
 
     def forward(
-        self, embedding: torch.Tensor, prob_anomalous: torch.Tensor
+        self,
+        embedding: torch.Tensor,
+        prob_anomalous: torch.Tensor,
+        map_score: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        values = self.score_values(embedding, prob_anomalous)
+        values = self.score_values(embedding, prob_anomalous, map_score)
         column = self.names.index(self.verdict)
         verdict = values[:, column]
         threshold, span = self.thresholds[column], self.spans[column]

@@ -1,5 +1,5 @@
-"""`knn`: mean cosine distance to the k nearest good training embeddings (brute force: one
-matrix product and a top-k; no thread-dependent search structure)."""
+"""`knn`: mean cosine distance to the k nearest good training embeddings (brute force: every
+dot product in a fixed order, exact.py, and a top-k; no thread-dependent search structure)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from metricad.params import EvaluateParams
 from metricad.scoring import SCORES
 from metricad.scoring.base import Score
+from metricad.scoring.exact import row_dots
 
 
 @SCORES.register("knn")
@@ -29,8 +30,10 @@ class KnnScore(Score):
             ]
         return []
 
-    def forward(self, unit: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
-        distances = 1.0 - unit @ self.bank.T
+    def forward(
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+    ) -> torch.Tensor:
+        distances = 1.0 - row_dots(unit, self.bank)
         return torch.topk(distances, self.k, dim=1, largest=False).values.mean(dim=1)
 
     def used(self) -> dict[str, float | int]:

@@ -10,5 +10,7 @@ from metricad.scoring.base import Score
 
 @SCORES.register("softmax")
 class SoftmaxScore(Score):
-    def forward(self, unit: torch.Tensor, prob_anomalous: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+    ) -> torch.Tensor:
         return prob_anomalous.to(torch.float64)

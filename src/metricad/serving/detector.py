@@ -20,7 +20,7 @@ from metricad.data.images import resize_rgb
 from metricad.errors import MetricadError
 from metricad.files import read_json
 from metricad.model.checkpoint import read_checkpoint
-from metricad.model.inference import embed_and_score, softmax_score
+from metricad.model.inference import anomaly_maps, embed_and_score, map_scores, softmax_score
 from metricad.model.torch_model import AnomalyNet
 from metricad.params import Views
 from metricad.runtime import select_device
@@ -33,8 +33,9 @@ MODEL_FILE, SCORER_FILE, SETTINGS_FILE = "model.pt", "scorer.npz", "inference.js
 @dataclass
 class Predictions:
     """`table`: one row per image: every score, `normalized` (the verdict score on anomalib's
-    0..1 scale, 0.5 at its threshold) and `anomalous`; `heatmaps`: (N, size, size) in [0, 1]
-    (None when not asked for); `images`: the resized images the maps belong to."""
+    0..1 scale, 0.5 at its threshold) and `anomalous`; `heatmaps`: (N, size, size) in [0, 1],
+    the segmentation head's map when the network has one, else the configured CAM (None when
+    not asked for); `images`: the resized images the maps belong to."""
 
     table: pd.DataFrame
     heatmaps: np.ndarray | None
@@ -93,21 +94,32 @@ class Detector:
         """Score uint8 HxWx3 images of any size (each resized to the training size first)."""
         resized = np.stack([resize_rgb(image, self.size) for image in images])
         tensor = torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
-        maps = None
-        if heatmaps:
+        maps, segmented = None, self.model.segmenter is not None
+        if heatmaps and segmented:  # the segmentation head's map localises: it is the heat map
+            maps = anomaly_maps(self.model, tensor, self.batch_size, self.device)
+        elif heatmaps:
             method, layer, target = self.cam
             explained = heatmaps_for_images(
                 self.model, tensor, self.device, self.batch_size, target, layer, method, False
             )
             maps = explained[0].numpy()
-        if heatmaps and self.views == "single":  # one pass: the CAM's forward embeds too
+        if heatmaps and not segmented and self.views == "single":  # the CAM's pass embeds too
             embeddings, probabilities = explained[3].numpy(), explained[4].numpy()
         else:
             embeddings, probabilities = embed_and_score(
                 self.model, tensor, self.batch_size, self.device, progress=False, views=self.views
             )
         prob_anomalous = torch.from_numpy(softmax_score(probabilities))
-        values, normalized, anomalous = self.head(torch.from_numpy(embeddings), prob_anomalous)
+        map_score = None
+        if segmented:
+            map_score = torch.from_numpy(
+                map_scores(
+                    self.model, tensor, self.batch_size, self.device, False, views=self.views
+                )
+            )
+        values, normalized, anomalous = self.head(
+            torch.from_numpy(embeddings), prob_anomalous, map_score
+        )
         table = pd.DataFrame(values.numpy(), columns=list(self.head.names))
         table["normalized"] = normalized.numpy()
         table["anomalous"] = anomalous.numpy()

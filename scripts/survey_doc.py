@@ -1,10 +1,11 @@
 """Rewrite docs/results.md's survey tables from the committed cells (scripts/survey.py):
 the epoch summary between its `<!-- survey summary -->` markers (seeds 0-4), the figures of
 each row between `<!-- seed spread -->` markers, wherever they are (the rows, setting | epochs |
-seeds "a-b", are the doc's choice), and every per-seed table it quotes under a
-`#### setting=..., epochs=...` heading.
+seeds "a-b", are the doc's choice), every per-seed table it quotes under a
+`#### setting=..., epochs=...` heading, and the real-image table between
+`<!-- real images -->` markers (one row per category and setting of surveys/real/).
 
-    python scripts/survey_doc.py [--survey surveys/epochs] [--doc docs/results.md]
+    python scripts/survey_doc.py [--survey surveys/epochs] [--real surveys/real] [--doc docs/results.md]
 
 The prose around the tables is not touched: read it again after new cells land.
 tests/test_survey.py fails when the doc and the cells disagree.
@@ -24,6 +25,14 @@ from metricad.report.tables import benchmark_tables
 
 SUMMARY_START, SUMMARY_END = "<!-- survey summary -->", "<!-- end of survey summary -->"
 SPREAD_START, SPREAD_END = "<!-- seed spread -->", "<!-- end of seed spread -->"
+REAL_START, REAL_END = "<!-- real images -->", "<!-- end of real images -->"
+REAL_SCORES = ("softmax", "knn", "gaussian", "map")
+REAL_HEADER = [
+    "| category | setting | epochs | seeds | image AUROC softmax | kNN | Gaussian | map "
+    "| verdict (score) | Grad-CAM++ pixel AUROC / AUPRO | segmentation pointing / pixel AUROC "
+    "/ AUPRO | s a cell |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
 ROW_PARAM = "train.seed"
 
 
@@ -64,14 +73,65 @@ def spread_row(survey: Path, setting: str, epochs: int, seeds: str) -> str:
     )
 
 
+def _spread(values: list[float | None]) -> str:
+    """mean ± sample sd (the mean alone for one value; "-" when undefined)."""
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return "-"
+    if len(kept) == 1:
+        return f"{kept[0]:.3f}"
+    return f"{statistics.mean(kept):.3f} ± {statistics.stdev(kept):.3f}"
+
+
+def _seeds(seeds: list[int]) -> str:
+    seeds = sorted(seeds)
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(str(seed) for seed in seeds)
+
+
+def real_rows(real: Path) -> list[str]:
+    """The real-image table: per category, setting and epoch count of surveys/real/, the mean
+    ± sd over its seeds of every score's image AUROC and each heat map's pixel figures."""
+    rows = list(REAL_HEADER)
+    for folder in sorted(p for p in real.glob("*/*") if p.is_dir()):
+        cells = [read_json(path) for path in sorted(folder.glob("*.json"))]
+        for epochs in sorted({cell["epochs"] for cell in cells}):
+            chosen = [cell for cell in cells if cell["epochs"] == epochs]
+            evaluate = [cell["metrics"]["metrics/evaluate.json"] for cell in chosen]
+            cams = [cell["metrics"]["metrics/gradcam.json"] for cell in chosen]
+            verdict = chosen[0]["params"]["evaluate"]["verdict_score"]
+
+            def auroc(name: str, evaluate=evaluate) -> str:
+                return _spread([e["scores"].get(name, {}).get("auroc") for e in evaluate])
+
+            def pixel(maps: list[dict], *keys: str) -> str:
+                return " / ".join(
+                    _spread([m.get("test", {}).get(key) for m in maps]) for key in keys
+                )
+
+            segmentation = [cam.get("segmentation", {}) for cam in cams]
+            rows.append(
+                f"| {folder.parent.name} | {folder.name} | {epochs} "
+                f"| {_seeds([cell['seed'] for cell in chosen])} "
+                + "".join(f"| {auroc(name)} " for name in REAL_SCORES)
+                + f"| {auroc(verdict)} ({verdict}) | {pixel(cams, 'pixel_auroc', 'aupro')} "
+                f"| {pixel(segmentation, 'pointing_game', 'pixel_auroc', 'aupro')} "
+                f"| {statistics.mean(cell['seconds'] for cell in chosen):.0f} |"
+            )
+    return rows
+
+
 def _block(lines: list[str], start: str, end: str) -> tuple[int, int]:
     if start not in lines or end not in lines:
         raise MetricadError(f"the doc has no {start} ... {end} block")
     return lines.index(start), lines.index(end)
 
 
-def refreshed(doc: str, survey: Path) -> str:
+def refreshed(doc: str, survey: Path, real: Path) -> str:
     lines = doc.splitlines()
+    start, end = _block(lines, REAL_START, REAL_END)
+    lines[start + 1 : end] = real_rows(real)
     _block(lines, SPREAD_START, SPREAD_END)
     spread_rows = False
     for number, line in enumerate(lines):
@@ -107,10 +167,11 @@ def main() -> None:
         prog="python scripts/survey_doc.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--survey", type=Path, default=Path("surveys/epochs"))
+    parser.add_argument("--real", type=Path, default=Path("surveys/real"))
     parser.add_argument("--doc", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args()
     doc = args.doc.read_text(encoding="utf-8")
-    new = refreshed(doc, args.survey)
+    new = refreshed(doc, args.survey, args.real)
     args.doc.write_text(new, encoding="utf-8")
     print(f"{args.doc}: {'rewritten' if new != doc else 'already up to date'}")
 

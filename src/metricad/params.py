@@ -124,6 +124,9 @@ class TrainParams:
     # Brightness, contrast and gamma of whole training images changed by up to this share
     # (batches.photometric): lighting drift is not a defect. 0: none (nothing is drawn).
     photometric: float = _range(0.0, 0.9, default=0.0)
+    # Weight of the segmentation head's focal loss beside the metric head's cross-entropy
+    # (model.segmentation only): the focal loss is small (mostly easy background pixels).
+    segmentation_weight: float = _range(0.0, 1000.0, default=1.0)
     seed: int = _range(0, _SEED_MAX, default=0)
     # torch.compile of the training step: off by default, it does not pay on the CPU.
     compile: bool = False

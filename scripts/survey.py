@@ -100,6 +100,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # segmentation head trained on their masks (its map localises, its peak scores the
     # image); lighting changes in training; 128 px; a cosine schedule; the 8 views.
     "real": REAL,
+    # Screens of the real recipe, one change each (bottle and screw only).
+    "real-seg10": {**REAL, "train.segmentation_weight": 10.0},
     # The same recipe with the article protocol: half of each defect type in training.
     "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
 }

@@ -314,7 +314,9 @@ def train(
                     logits, map_logits = model.forward_with_map(x, y)
             loss = F.cross_entropy(logits.float(), y)
             if map_logits is not None:
-                loss = loss + segmentation_loss(map_logits.float(), synthetic_masks, real_anomalous)
+                loss = loss + params.segmentation_weight * segmentation_loss(
+                    map_logits.float(), synthetic_masks, real_anomalous
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for group in optimizer.param_groups:

@@ -5,7 +5,8 @@ seeds "a-b", are the doc's choice), every per-seed table it quotes under a
 `#### setting=..., epochs=...` heading, and the real-image table between
 `<!-- real images -->` markers (one row per category and setting of surveys/real/).
 
-    python scripts/survey_doc.py [--survey surveys/epochs] [--real surveys/real] [--doc docs/results.md]
+    python scripts/survey_doc.py [--survey surveys/epochs] [--real surveys/real]
+        [--doc docs/results.md]
 
 The prose around the tables is not touched: read it again after new cells land.
 tests/test_survey.py fails when the doc and the cells disagree.

@@ -102,6 +102,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "real": REAL,
     # Screens of the real recipe, one change each (bottle and screw only).
     "real-seg10": {**REAL, "train.segmentation_weight": 10.0},
+    "real-seg30": {**REAL, "train.segmentation_weight": 30.0},
     # The same recipe with the article protocol: half of each defect type in training.
     "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
 }

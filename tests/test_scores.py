@@ -28,7 +28,12 @@ from metricad.scoring.head import (
 from metricad.scoring.scorer_file import load_scoring, save_scoring
 
 
-def _fitted(reference: np.ndarray, k: int = 3, names=SCORE_NAMES) -> ScoringHead:
+# The scores of a network without a segmentation head (the `map` score needs one:
+# tests/test_segmentation.py).
+EMBEDDING_SCORES = tuple(EvaluateParams().scores)
+
+
+def _fitted(reference: np.ndarray, k: int = 3, names=EMBEDDING_SCORES) -> ScoringHead:
     head = ScoringHead(names, names[-1])
     head.fit_scores(reference, EvaluateParams(knn_k=k))
     return head
@@ -146,7 +151,8 @@ def test_small_sets_lower_k_and_shrink_with_warnings():
 def test_the_registry_holds_every_score_the_params_schema_names():
     hint = typing.get_type_hints(EvaluateParams)["scores"]
     assert typing.get_args(typing.get_args(hint)[0]) == SCORE_NAMES
-    assert EvaluateParams().scores == list(SCORE_NAMES)
+    assert EvaluateParams().scores == ["softmax", "knn", "gaussian"]
+    assert SCORE_NAMES == ("softmax", "knn", "gaussian", "map")
     SCORES.check_names(ScoreName)
     with pytest.raises(MetricadError, match=r"evaluate.scores: no score named 'lof'"):
         SCORES["lof"]

@@ -27,7 +27,6 @@ from metricad.scoring.head import (
 )
 from metricad.scoring.scorer_file import load_scoring, save_scoring
 
-
 # The scores of a network without a segmentation head (the `map` score needs one:
 # tests/test_segmentation.py).
 EMBEDDING_SCORES = tuple(EvaluateParams().scores)

@@ -39,25 +39,19 @@ def main() -> None:
     manifest = read_manifest(RESIZED_MANIFEST)
     model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
 
+    batch_size, amp, views = (
+        params.runtime.inference_batch_size,
+        params.runtime.amp,
+        params.embed.views,
+    )
+
     def embed(images: torch.Tensor, table: pd.DataFrame, vectors_path, table_path) -> None:
         embeddings, probabilities = embed_and_score(
-            model,
-            images,
-            params.runtime.inference_batch_size,
-            device,
-            amp=params.runtime.amp,
-            views=params.embed.views,
+            model, images, batch_size, device, amp=amp, views=views
         )
         table["prob_anomalous"] = softmax_score(probabilities)
         if model.segmenter is not None:
-            table["map_score"] = map_scores(
-                model,
-                images,
-                params.runtime.inference_batch_size,
-                device,
-                amp=params.runtime.amp,
-                views=params.embed.views,
-            )
+            table["map_score"] = map_scores(model, images, batch_size, device, amp=amp, views=views)
         write_npy(vectors_path, embeddings.astype(np.float32))
         write_csv(table_path, table)
 

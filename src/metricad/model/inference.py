@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -15,6 +17,25 @@ from metricad.model.views import (
 )
 from metricad.params import Views
 from metricad.runtime import memory_format_for
+
+
+def _normalized_batches(
+    model: AnomalyNet,
+    images: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    label: str | None,
+) -> Iterator[tuple[torch.Tensor, int]]:
+    """The model in eval mode on `device`; each padded batch of uint8 `images` normalised
+    there, with its number of real rows (`label`: a progress bar)."""
+    model.to(device=device, memory_format=memory_format_for(device)).eval()
+    for batch, count in eval_batches(images, batch_size, label):
+        yield normalize(batch.to(device)), count
+
+
+def _autocast(device: torch.device, amp: bool) -> torch.autocast:
+    """bfloat16 autocast on CUDA when `amp`; off on the CPU."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
 @torch.inference_mode()
@@ -33,11 +54,10 @@ def embed_and_score(
     `views`: `dihedral` embeds the eight flips and quarter turns, (N, 8, D), and averages
     their probabilities (model/views.py).
     """
-    model.to(device=device, memory_format=memory_format_for(device)).eval()
     embeddings, probabilities = [], []
-    for batch, count in eval_batches(images, batch_size, "embed" if progress else None):
-        x = normalize(batch.to(device))
-        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+    label = "embed" if progress else None
+    for x, count in _normalized_batches(model, images, batch_size, device, label):
+        with _autocast(device, amp):
             embedding = view_embeddings(model, x, views).float()
         probabilities.append(view_probabilities(model, embedding)[:count].cpu())
         embeddings.append(embedding[:count].cpu())
@@ -60,11 +80,10 @@ def map_scores(
 ) -> np.ndarray:
     """The segmentation head's image score of each image (N,), in eval mode, float64 rounded
     to 6 decimals as the pipeline stores it (see softmax_score). Needs model.segmentation."""
-    model.to(device=device, memory_format=memory_format_for(device)).eval()
     scores = []
-    for batch, count in eval_batches(images, batch_size, "map" if progress else None):
-        x = normalize(batch.to(device))
-        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+    label = "map" if progress else None
+    for x, count in _normalized_batches(model, images, batch_size, device, label):
+        with _autocast(device, amp):
             scores.append(view_map_scores(model, x, views).float()[:count].cpu())
     values = torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)
     return np.asarray(values, dtype=np.float64).round(6)
@@ -80,11 +99,9 @@ def anomaly_maps(
 ) -> np.ndarray:
     """The segmentation head's map of each uint8 image (N, H, W) in [0, 1], float32, in eval
     mode (the image as it is: a map belongs to one view). Needs model.segmentation."""
-    model.to(device=device, memory_format=memory_format_for(device)).eval()
     maps = []
-    for batch, count in eval_batches(images, batch_size):
-        x = normalize(batch.to(device))
-        with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+    for x, count in _normalized_batches(model, images, batch_size, device, None):
+        with _autocast(device, amp):
             maps.append(model.anomaly_map(x).float()[:count].cpu())
     if not maps:
         return np.zeros((0, *images.shape[-2:]), np.float32)

@@ -103,6 +103,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # Screens of the real recipe, one change each (bottle and screw only).
     "real-seg10": {**REAL, "train.segmentation_weight": 10.0},
     "real-seg30": {**REAL, "train.segmentation_weight": 30.0},
+    # seg30 with each image standardised over its own pixels (model.standardize): screw's
+    # good test photos are darker than its training photos.
+    "real-std": {**REAL, "train.segmentation_weight": 30.0, "model.standardize": True},
     # The same recipe with the article protocol: half of each defect type in training.
     "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
 }

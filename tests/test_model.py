@@ -163,3 +163,23 @@ def test_every_flip_and_turn_of_an_image_has_the_same_dihedral_views():
         probabilities = view_probabilities(model, embedded)
         expected = torch.softmax(model.head(embedded.flatten(0, 1)), 1).view(3, 8, 2).mean(1)
         np.testing.assert_allclose(probabilities, expected, atol=1e-7)
+
+
+def test_a_standardizing_network_sees_no_change_of_lighting_but_sees_a_scratch():
+    """model.standardize: the same photo brighter and with less contrast (an affine change of
+    each channel) gives the same embedding and map; a dark line across it does not."""
+    torch.manual_seed(0)
+    model = build_model(input_size=32, embedding_dim=16, segmentation=True, standardize=True)
+    model.eval()
+    images = torch.rand(4, 3, 32, 32)
+    relit = 0.7 * images + 0.2
+    scratched = images.clone()
+    scratched[:, :, 16, 4:28] = 0.0
+    with torch.no_grad():
+        embedding, relit_embedding = model.embed(images), model.embed(relit)
+        assert torch.allclose(relit_embedding, embedding, atol=1e-3)
+        assert torch.allclose(model.anomaly_map(relit), model.anomaly_map(images), atol=1e-3)
+        assert (model.embed(scratched) - embedding).abs().max() > 1e-2
+        plain = build_model(input_size=32, embedding_dim=16).eval()
+        plain.load_state_dict(model.state_dict(), strict=False)
+        assert (plain.embed(relit) - plain.embed(images)).abs().max() > 1e-2

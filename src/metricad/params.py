@@ -96,6 +96,9 @@ class ModelParams:
     # A segmentation head over layer1..layer3, trained on the synthetic anomalies' masks:
     # a per-pixel anomaly map (the `segmentation` heat map) and its image score (`map`).
     segmentation: bool = False
+    # Each image standardised over its own pixels before the backbone (per channel): lighting
+    # drift on a line (brightness, contrast) is not an anomaly.
+    standardize: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ CLASSES = ("good", "anomalous")
 BACKBONE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 SEGMENTATION_TAPS = ("layer1", "layer2", "layer3")
 LOG2_E = 1.0 / math.log(2.0)
+# Variance floor of ImageStandardization, in units of the normalised input (about 1 per image).
+STANDARDIZATION_FLOOR = 1e-6
 
 # On the CPU, torch.exp, log, sqrt and acos run MKL's vector math library, and nn.Dropout2d
 # draws its mask with MKL's random streams; both choose their code by CPU vendor, so Intel and
@@ -52,8 +54,22 @@ class ChannelDropout(nn.Module):
         return f"p={self.p}"
 
 
+class ImageStandardization(nn.Module):
+    """Each image's channels shifted and scaled to mean 0 and variance 1 over its pixels: a
+    photo taken under brighter or dimmer light, or with more or less contrast, gives the same
+    input, while a scratch, which changes a few pixels, still shows."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mean = images.mean(dim=(2, 3), keepdim=True)
+        centred = images - mean
+        variance = centred.square().mean(dim=(2, 3), keepdim=True)
+        # The floor keeps a blank image (variance 0) finite; rsqrt: see stable_sqrt.
+        return centred * torch.rsqrt(variance + STANDARDIZATION_FLOOR)
+
+
 class Encoder(nn.Module):
-    """ResNet18 conv1..layer4 -> BatchNorm2d -> Dropout2d -> neck -> Linear -> BatchNorm1d.
+    """(Per-image standardisation ->) ResNet18 conv1..layer4 -> BatchNorm2d -> Dropout2d -> neck
+    -> Linear -> BatchNorm1d.
 
     The article's neck ("flatten") gives the Linear layer the whole layer4 map, each position
     its own weights, so the encoder is built for one input size. "avgpool" averages the map
@@ -66,9 +82,11 @@ class Encoder(nn.Module):
         embedding_dim: int = 512,
         dropout: float = 0.5,
         neck: str = "flatten",
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = input_size
+        self.standardize = ImageStandardization() if standardize else nn.Identity()
         resnet = torchvision.models.resnet18(weights=None)
         self.backbone = nn.Sequential(
             OrderedDict((name, getattr(resnet, name)) for name in BACKBONE_LAYERS)
@@ -96,11 +114,11 @@ class Encoder(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.neck(self.backbone(images))
+        return self.neck(self.backbone(self.standardize(images)))
 
     def with_taps(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The embedding and the maps of the backbone layers in SEGMENTATION_TAPS, one pass."""
-        taps, x = [], images
+        taps, x = [], self.standardize(images)
         for name, module in self.backbone.named_children():
             x = module(x)
             if name in SEGMENTATION_TAPS:
@@ -276,9 +294,10 @@ def build_model(
     arcface_margin: float = 0.5,
     neck: str = "flatten",
     segmentation: bool = False,
+    standardize: bool = False,
 ) -> AnomalyNet:
     """Build the network from its architecture description (the checkpoint's `arch`)."""
-    encoder = Encoder(input_size, embedding_dim, dropout, neck)
+    encoder = Encoder(input_size, embedding_dim, dropout, neck, standardize)
     if head == "adacos":
         metric_head: AdaCos | ArcFace = AdaCos(embedding_dim, num_classes, adacos_min_scale)
     elif head == "arcface":
@@ -303,6 +322,7 @@ def arch_from_params(params: Params) -> dict[str, Any]:
         "arcface_scale": model.arcface_scale,
         "arcface_margin": model.arcface_margin,
         "segmentation": model.segmentation,
+        "standardize": model.standardize,
     }
 
 

@@ -162,8 +162,8 @@ def test_a_quoted_figure_is_its_committed_metric(doc, phrase, file, key_path, sp
         "put the phrase back or change its row in tests/test_docs.py"
     )
     assert set(quoted) == {expected}, (
-        f"{doc} quotes {phrase.format(' / '.join(quoted))!r}, but metrics/{file}: {key_path} "
-        f"is {metric(file, key_path)}, quoted as {expected}"
+        f"{doc} quotes {', '.join(repr(phrase.format(q)) for q in quoted)}, but "
+        f"metrics/{file}: {key_path} is {metric(file, key_path)}, quoted as {expected}"
     )
 
 

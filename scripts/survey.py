@@ -105,6 +105,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "real-seg30": {**REAL, "train.segmentation_weight": 30.0},
     # seg30 with each image standardised over its own pixels (model.standardize): screw's
     # good test photos are darker than its training photos.
+    "real-seg30-192": {**REAL, "train.segmentation_weight": 30.0, "resize.size": 192},
     "real-std": {**REAL, "train.segmentation_weight": 30.0, "model.standardize": True},
     # The same recipe with the article protocol: half of each defect type in training.
     "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},

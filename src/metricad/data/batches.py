@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from metricad import portable_math
 from metricad.data.images import load_mask, load_rgb
 from metricad.runtime import memory_format_for
 
@@ -18,9 +19,6 @@ MIN_ROWS = 4
 # torchvision's ImageNet statistics: the backbone expects them, pretrained or not.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# exp(x) as exp2(x * log2(e)): torch.exp runs MKL's vector math on the CPU, whose last bits
-# differ between CPU vendors (model/torch_model.py).
-LOG2_E = 1.4426950408889634
 
 
 def load_image_tensor(manifest: pd.DataFrame) -> torch.Tensor:
@@ -87,7 +85,7 @@ def photometric(images: torch.Tensor, strength: float, generator: torch.Generato
     pixels = images.float() / 255.0
     mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
     pixels = ((pixels - mean) * (1 + contrast) + mean) * (1 + brightness)
-    pixels = pixels.clamp(0.0, 1.0) ** torch.exp2(gamma * LOG2_E)
+    pixels = pixels.clamp(0.0, 1.0) ** portable_math.exp(gamma)
     return (pixels * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 

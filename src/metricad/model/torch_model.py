@@ -15,24 +15,17 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from metricad import portable_math
 from metricad.params import Params
 
 CLASSES = ("good", "anomalous")
 BACKBONE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 SEGMENTATION_TAPS = ("layer1", "layer2", "layer3")
-LOG2_E = 1.0 / math.log(2.0)
 # Variance floor of ImageStandardization, in units of the normalised input (about 1 per image).
 STANDARDIZATION_FLOOR = 1e-6
 
-# On the CPU, torch.exp, log, sqrt and acos run MKL's vector math library, and nn.Dropout2d
-# draws its mask with MKL's random streams; both choose their code by CPU vendor, so Intel and
-# AMD processors get other last bits (docs/reproducibility.md). The code below uses
-# exp2, log1p, rsqrt and torch.rand instead: ATen's own kernels, the same on every AVX2 CPU.
-
-
-def stable_sqrt(values: torch.Tensor) -> torch.Tensor:
-    """sqrt of positive values through ATen's rsqrt kernel (CPU-independent, unlike sqrt)."""
-    return values * torch.rsqrt(values)
+# exp, sqrt: portable_math's (MKL's vector math differs by CPU vendor). nn.Dropout2d draws
+# its mask with MKL's random streams, which do too: ChannelDropout uses torch.rand.
 
 
 class ChannelDropout(nn.Module):
@@ -63,7 +56,7 @@ class ImageStandardization(nn.Module):
         mean = images.mean(dim=(2, 3), keepdim=True)
         centred = images - mean
         variance = centred.square().mean(dim=(2, 3), keepdim=True)
-        # The floor keeps a blank image (variance 0) finite; rsqrt: see stable_sqrt.
+        # The floor keeps a blank image (variance 0) finite; rsqrt: portable_math.
         return centred * torch.rsqrt(variance + STANDARDIZATION_FLOOR)
 
 
@@ -194,7 +187,7 @@ class AdaCos(CosineHead):
     @torch.no_grad()
     def _update_scale(self, cosines: torch.Tensor, labels: torch.Tensor) -> None:
         one_hot = F.one_hot(labels, cosines.shape[1]).bool()
-        exps = torch.exp2(self.scale * cosines * LOG2_E)
+        exps = portable_math.exp(self.scale * cosines)
         b_avg = torch.where(one_hot, 0.0, exps).sum(dim=1).mean()
         # cos(min(median angle, pi/4)) without acos/cos: the median angle (torch.median's
         # lower median) is the angle of the matching median cosine, -median(-cosines).
@@ -221,7 +214,7 @@ class ArcFace(CosineHead):
         # cos(min(theta + m, pi)) = cos(theta)cos(m) - sin(theta)sin(m), and -1 once theta
         # passes pi - m, i.e. cos(theta) < -cos(m); written without acos (see above).
         inside = cosines.clamp(-1.0 + 1e-7, 1.0 - 1e-7)
-        sines = stable_sqrt(1.0 - inside * inside)
+        sines = portable_math.sqrt(1.0 - inside * inside)
         shifted = inside * math.cos(self.margin) - sines * math.sin(self.margin)
         with_margin = torch.where(inside < -math.cos(self.margin), -1.0, shifted)
         target = F.one_hot(labels, cosines.shape[1]).bool()

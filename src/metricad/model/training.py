@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from metricad import portable_math
 from metricad.data.anomalies import corrupt_batch, kind_for_training
 from metricad.data.batches import (
     MIN_ROWS,
@@ -22,7 +23,7 @@ from metricad.data.batches import (
     shift,
 )
 from metricad.errors import MetricadError
-from metricad.model.torch_model import LOG2_E, AnomalyNet
+from metricad.model.torch_model import AnomalyNet
 from metricad.params import Params, RuntimeParams, TrainParams
 from metricad.runtime import memory_format_for
 
@@ -145,7 +146,7 @@ def segmentation_loss(
     probability = torch.sigmoid(logits)
     # Binary cross-entropy with logits, the stable form.
     cross_entropy = (
-        logits.clamp_min(0) - logits * target + torch.log1p(torch.exp2(-logits.abs() * LOG2_E))
+        logits.clamp_min(0) - logits * target + torch.log1p(portable_math.exp(-logits.abs()))
     )
     agreement = probability * target + (1 - probability) * (1 - target)
     focal = cross_entropy * (1 - agreement) ** 2

@@ -6,7 +6,7 @@ OPENBLAS_CORETYPE say) and by the shapes they are given (a row's result moves wi
 of rows beside it). Here every dot product is an elementwise product, exact in IEEE
 arithmetic, summed by ATen's own reduction, which is pinned to AVX2 (numerics.py) and adds the
 terms of one row in the same order whatever else is in the batch; the inverse is Gauss-Jordan
-elimination, elementwise updates only; the square root avoids MKL's vector math.
+elimination, elementwise updates only.
 """
 
 from __future__ import annotations
@@ -33,12 +33,6 @@ def gram(rows: torch.Tensor) -> torch.Tensor:
     count, dims = rows.shape
     columns = max(1, min(dims, (8 << 20) // max(1, count * dims)))
     return row_dots(rows.T.contiguous(), rows.T.contiguous(), columns)
-
-
-def root(values: torch.Tensor) -> torch.Tensor:
-    """The square root of non-negative float64 values through ATen's rsqrt kernel: torch.sqrt
-    on the CPU runs MKL's vector math library, whose last bits differ by CPU (0 stays 0)."""
-    return torch.where(values > 0, values * torch.rsqrt(values), 0.0)
 
 
 def spd_inverse(matrix: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 
 from metricad.params import EvaluateParams
+from metricad.portable_math import sqrt
 from metricad.scoring import SCORES
 from metricad.scoring.base import Score
-from metricad.scoring.exact import gram, root, row_dots, spd_inverse
+from metricad.scoring.exact import gram, row_dots, spd_inverse
 
 MIN_SHRINKAGE = 1e-3
 
@@ -82,7 +83,7 @@ class GaussianScore(Score):
         self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
     ) -> torch.Tensor:
         centred = unit - self.location
-        distance = root((row_dots(centred, self.precision.T) * centred).sum(dim=1).clamp_min(0))
+        distance = sqrt((row_dots(centred, self.precision.T) * centred).sum(dim=1).clamp_min(0))
         # Not fitted (under two good images): NaN, which no threshold flags.
         return distance if self.fitted else torch.full_like(distance, float("nan"))
 

@@ -1,7 +1,7 @@
 """Stage `evaluate`: the softmax classification at the article's cut (test, and train+test),
 and for every anomaly score (softmax, kNN, Gaussian) its test image AUROC, overall and per
 defect, and how its operating point does (false positives on the good test images, recall on
-the test defects), with ROC curves."""
+the test defects), with ROC curves; a headline file per score (report/headline.py)."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
@@ -13,7 +13,8 @@ from metricad.analysis import metrics
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_csv, write_csv, write_json
 from metricad.params import load_params
-from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORER
+from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORE_HEADLINES, SCORER
+from metricad.report.headline import score_headline
 from metricad.scoring.head import map_column
 from metricad.scoring.scorer_file import load_scoring
 
@@ -57,6 +58,12 @@ def main() -> None:
     }
     results["score_settings"] = head.used()
     write_json(METRICS_DIR / "evaluate.json", results)
+    headlines = fresh_folder(SCORE_HEADLINES)
+    for name in head.names:
+        write_json(
+            headlines / f"{name}.json",
+            score_headline(results["scores"][name], results["operating_points"][name]),
+        )
     folder = fresh_folder(PLOTS_DIR / "evaluate")
     for name, v in values.items():
         write_csv(folder / "roc" / f"{name}.csv", metrics.roc_curve_table(labels, v))

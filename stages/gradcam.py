@@ -6,6 +6,7 @@ training anomalies are mapped too (their masks are known): does the network poin
 it was taught, and, without anomalous train images, they choose the IoU threshold.
 A network with a segmentation head (model.segmentation) has its own map: it is measured the
 same way (metrics/gradcam.json `segmentation`) and drawn in plots/gradcam/segmentation/.
+The headline of each map (metrics/maps/) is what `dvc metrics show` prints.
 """
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
@@ -30,6 +31,7 @@ from metricad.paths import (
     HEATMAPS,
     HEATMAPS_DIR,
     INFERENCE_SETTINGS,
+    MAP_HEADLINES,
     METRICS_DIR,
     MODEL,
     PLOTS_DIR,
@@ -39,6 +41,7 @@ from metricad.paths import (
     SYNTHETIC_MASKS,
     TRAIN_SUMMARY,
 )
+from metricad.report.headline import map_headline
 from metricad.report.plots import save_figure, targets_figure, write_gradcam_figures
 from metricad.runtime import make_deterministic, select_device
 
@@ -100,6 +103,10 @@ def main() -> None:
             synthetic_kind,
         )
     write_json(METRICS_DIR / "gradcam.json", measured)
+    headlines = fresh_folder(MAP_HEADLINES)
+    write_json(headlines / f"{cam.method}.json", map_headline(measured))
+    if "segmentation" in measured:
+        write_json(headlines / "segmentation.json", map_headline(measured["segmentation"]))
     # predict explains and scores new images the same way (serving/detector.py).
     write_json(
         INFERENCE_SETTINGS,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -318,3 +320,20 @@ def test_every_stage_script_imports():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage in stages.values():
         runpy.run_path(str(REPO / stage["cmd"].split()[-1]), run_name="imported")
+
+
+def test_dvc_metrics_show_of_the_committed_run_fits_a_terminal():
+    """The declared metrics are the headline files: a row per score and heat map, within
+    120 columns; the detailed files stay plain outputs."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "metrics", "show"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = shown.splitlines()
+    assert lines[0].split()[0] == "Path" and len(lines) >= 4, shown
+    assert max(len(line.rstrip()) for line in lines) <= 120, shown
+    headline = ("metrics/scores/", "metrics/maps/")
+    assert all(line.split()[0].startswith(headline) for line in lines[1:]), shown

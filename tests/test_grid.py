@@ -75,10 +75,21 @@ def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> N
         time.sleep(5)  # each `dvc queue status` costs about a CPU second
 
 
+DETAILED = ("metrics/evaluate.json", "metrics/tsne.json", "metrics/train.json")
+
+
 def _shown(project: Path) -> dict[str, dict]:
-    """{experiment name: its `dvc exp show --json` data}."""
+    """{experiment name: its `dvc exp show --json` data}, with its detailed metrics files (plain
+    outputs, not in exp show) as committed in the experiment, under "committed"."""
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], project).stdout)
-    return {e["name"]: e["revs"][0]["data"] for b in shown for e in b["experiments"] or []}
+    experiments = {e["name"]: e["revs"][0] for b in shown for e in b["experiments"] or []}
+    for rev in experiments.values():
+        committed = {
+            path: _run(["git", "show", f"{rev['rev']}:{path}"], project).stdout
+            for path in (*DETAILED, "dvclive/metrics.json")
+        }
+        rev["data"]["committed"] = {p: {"data": json.loads(raw)} for p, raw in committed.items()}
+    return {name: rev["data"] for name, rev in experiments.items()}
 
 
 def _value(data: dict, kind: str, path: str, key: str) -> object:
@@ -201,9 +212,9 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     for source, kind, path, key in [
         ("params.yaml", "params", "params.yaml", "train.seed"),
         ("params.yaml", "params", "params.yaml", "data.category"),
-        ("evaluate", "metrics", "metrics/evaluate.json", "test.accuracy"),
-        ("tsne", "metrics", "metrics/tsne.json", "silhouette.all.tsne_2d"),
-        ("train", "metrics", "metrics/train.json", "best_test_accuracy_epoch"),
+        ("evaluate", "committed", "metrics/evaluate.json", "test.accuracy"),
+        ("tsne", "committed", "metrics/tsne.json", "silhouette.all.tsne_2d"),
+        ("train", "committed", "metrics/train.json", "best_test_accuracy_epoch"),
     ]:
         for name, cell in zip(names, table[source, key], strict=True):
             value = _value(shown[name], kind, path, key)
@@ -212,10 +223,19 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     assert page.count("data:image/png;base64,") >= 4 * 3  # at least the t-SNE maps
     assert 'src="http' not in page
 
-    # DVCLive's per-epoch log is a metrics file of every experiment: it ends at the last epoch.
     for data in shown.values():
+        # exp show (like `dvc metrics show`) has the headline files only: a score or map each.
+        assert data["metrics"] and all(
+            path.startswith(("metrics/scores/", "metrics/maps/")) for path in data["metrics"]
+        ), sorted(data["metrics"])
+        evaluated = data["committed"]["metrics/evaluate.json"]["data"]
+        assert (
+            _value(data, "metrics", "metrics/scores/knn.json", "auroc")
+            == (evaluated["scores"]["knn"]["auroc"])
+        )
+        # DVCLive's per-epoch log, committed with every experiment, ends at the last epoch.
         epochs = _value(data, "params", "params.yaml", "epochs")
-        assert _value(data, "metrics", "dvclive/metrics.json", "step") == epochs
+        assert _value(data, "committed", "dvclive/metrics.json", "step") == epochs
 
 
 def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):

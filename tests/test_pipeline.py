@@ -103,6 +103,24 @@ def test_demo_pipeline_end_to_end(tiny_run):
         assert (project / "plots" / "tsne" / f"{name}.png").stat().st_size > 0
     assert len(list((project / "plots" / "gradcam" / "kinds").glob("*.png"))) == 4
 
+    # `dvc metrics show`: the headline, a row per score and per heat map, a few columns each.
+    headline = _run(["dvc", "metrics", "show", "--json"], project).stdout
+    files = json.loads(headline)[""]["data"]
+    assert sorted(files) == [
+        "metrics/maps/gradcam++.json",
+        *(f"metrics/scores/{name}.json" for name in ("gaussian", "knn", "softmax")),
+    ]
+    knn = files["metrics/scores/knn.json"]["data"]
+    assert knn == {
+        "auroc": evaluate["scores"]["knn"]["auroc"],
+        "fpr": evaluate["operating_points"]["knn"]["false_positive_rate"],
+        "recall": evaluate["operating_points"]["knn"]["recall"],
+    }
+    gradcam = json.loads(metrics["gradcam.json"])["test"]
+    assert files["metrics/maps/gradcam++.json"]["data"] == {
+        key: gradcam[key] for key in ("pointing_game", "pixel_auroc", "aupro")
+    }
+
     # Nothing changed: nothing reruns.
     again = _run(["dvc", "repro"], project)
     assert "Running stage" not in again.stdout

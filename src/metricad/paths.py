@@ -26,6 +26,9 @@ HEATMAPS = HEATMAPS_DIR / "heatmaps.npy"
 HEATMAP_INDEX = HEATMAPS_DIR / "index.csv"
 SEGMENTATION_MAPS = HEATMAPS_DIR / "segmentation.npy"  # a network with a segmentation head
 METRICS_DIR = Path("metrics")
+# The headline `dvc metrics show` prints (report/headline.py): a file per score, per heat map.
+SCORE_HEADLINES = METRICS_DIR / "scores"
+MAP_HEADLINES = METRICS_DIR / "maps"
 # What train did (epochs, the synthetic kind it used after its fallbacks): the stages after
 # it title and sample from this, not from params.yaml.
 TRAIN_SUMMARY = METRICS_DIR / "train.json"

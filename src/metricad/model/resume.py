@@ -24,6 +24,7 @@ TRAINING_CODE = (
     "model/torch_model.py",
     "data/anomalies.py",
     "data/batches.py",
+    "portable_math.py",
     "runtime.py",
 )
 

@@ -93,7 +93,9 @@ def finished_experiments(
                 entry["name"],
                 rev["rev"],
                 _stored(data["params"]).get(PARAMS_FILE, {}),
-                _stored(data["metrics"]),
+                # exp show has the declared (headline) metrics; the detailed files are plain
+                # outputs, committed in the experiment's commit.
+                _stored(data["metrics"]) | _committed_metrics(rev["rev"]),
             )
             finished.append((data.get("timestamp") or "", experiment))
     finished.sort(key=lambda pair: pair[0])
@@ -108,6 +110,16 @@ def _parse_file(rev: str, path: str, raw: bytes) -> dict[str, Any]:
     if not isinstance(tree, dict):
         raise MetricadError(f"{rev}:{path} is not a mapping of names to values")
     return tree
+
+
+def _committed_metrics(sha: str, label: str | None = None) -> dict[str, Any]:
+    """The METRICS_FILES a commit holds, parsed (`label`: the commit's name in errors)."""
+    files = {}
+    for path in METRICS_FILES:
+        raw = git_file(sha, path)
+        if raw is not None:
+            files[path] = _parse_file(label or sha, path, raw)
+    return files
 
 
 def revision_experiment(name: str) -> Experiment | None:
@@ -132,12 +144,9 @@ def revision_experiment(name: str) -> Experiment | None:
         if done.returncode != 0:
             return None
         sha = done.stdout.decode().strip()
-    files = {}
-    for path in (PARAMS_FILE, *METRICS_FILES):
-        raw = git_file(sha, path)
-        if raw is not None:
-            files[path] = _parse_file(name, path, raw)
-    return Experiment(name, sha, files.pop(PARAMS_FILE, None) or {}, files)
+    raw = git_file(sha, PARAMS_FILE)
+    params = _parse_file(name, PARAMS_FILE, raw) if raw is not None else {}
+    return Experiment(name, sha, params, _committed_metrics(sha, name))
 
 
 def survey_experiments(folder: Path, seeds: Sequence[int] | None = None) -> list[Experiment]:

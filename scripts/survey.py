@@ -165,7 +165,11 @@ def run_cell(params: dict[str, Any], log: Path) -> float:
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     start = time.perf_counter()
     with log.open("a", encoding="utf-8") as out:
-        done = subprocess.run(["dvc", "repro"], stdout=out, stderr=subprocess.STDOUT)
+        # Never from the run cache: DVC 3.67 restored a bottle cell's 128 px data/resized for
+        # resize.size 192 (the run-cache key missed the changed section); every cell runs.
+        done = subprocess.run(
+            ["dvc", "repro", "--no-run-cache"], stdout=out, stderr=subprocess.STDOUT
+        )
     if done.returncode != 0:
         raise MetricadError(f"dvc repro failed (exit {done.returncode}); see {log}")
     return time.perf_counter() - start

@@ -50,6 +50,7 @@ REAL = {
     "split.anomalous_train_fraction": 0,
     "resize.size": 128,
     "model.segmentation": True,
+    "train.segmentation_weight": 30.0,
     "train.synthetic_anomalies": "perlin",
     "train.synthetic_jitter": 0.5,
     "train.photometric": 0.25,
@@ -95,18 +96,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # (train's params unchanged): copied to .states/good-only-dihedral-seed<n>.pt, the good-only
     # cell's training state continues with no epoch left to train.
     "good-only-dihedral": {**GOOD_ONLY, "embed.views": "dihedral"},
-    # Real photos from random weights (docs/results.md, "Real images"; run with --category):
-    # MVTec AD's protocol; DRAEM's Perlin anomalies on the object with foreign texture and a
-    # segmentation head trained on their masks (its map localises, its peak scores the
-    # image); lighting changes in training; 128 px; a cosine schedule; the 8 views.
+    # Real photos from random weights (docs/results.md, "Real images"; run with --category
+    # and --epochs 150): MVTec AD's protocol; DRAEM's Perlin anomalies on the object with
+    # foreign texture and a segmentation head trained on their masks, its focal loss weighted
+    # 30 (its map localises, its peak scores the image); lighting changes in training;
+    # 128 px; a cosine schedule; the 8 views.
     "real": REAL,
-    # Screens of the real recipe, one change each (bottle and screw only).
+    # Screens of the real recipe, one change each (bottle and screw only). The segmentation
+    # loss at weight 1 and 10 (cells of real-seg1 ran as `real` before the recipe took 30).
+    "real-seg1": {k: v for k, v in REAL.items() if k != "train.segmentation_weight"},
     "real-seg10": {**REAL, "train.segmentation_weight": 10.0},
-    "real-seg30": {**REAL, "train.segmentation_weight": 30.0},
-    # seg30 with each image standardised over its own pixels (model.standardize): screw's
-    # good test photos are darker than its training photos.
-    "real-seg30-192": {**REAL, "train.segmentation_weight": 30.0, "resize.size": 192},
-    "real-std": {**REAL, "train.segmentation_weight": 30.0, "model.standardize": True},
+    "real-192": {**REAL, "resize.size": 192},
+    # Each image standardised over its own pixels (model.standardize): screw's good test
+    # photos are darker than its training photos.
+    "real-std": {**REAL, "model.standardize": True},
     # The same recipe with the article protocol: half of each defect type in training.
     "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
 }

@@ -99,3 +99,17 @@ def test_results_doc_shows_the_committed_cells():
     doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert doc.count("\n#### setting=") >= 3, "docs/results.md quotes no per-seed tables"
     assert survey_doc.refreshed(doc, ROOT / "surveys" / "epochs", ROOT / "surveys" / "real") == doc
+
+
+def test_the_readmes_real_photo_command_is_the_real_setting():
+    """README's "Your own photos" writes the `real` recipe out: the same overrides (besides
+    data.*), at the epoch count its figures come from."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("use the real-photo recipe", 1)[1].split("```bash", 1)[1]
+    command = block.split("```", 1)[0].replace("\\\n", " ")
+    pairs = [word.strip("'").split("=", 1) for word in command.split() if "=" in word]
+    overrides = {key: yaml.safe_load(value) for key, value in pairs}
+    assert overrides.pop("epochs") == 150
+    assert overrides.pop("data.source") == "folder"
+    overrides.pop("data.root")
+    assert overrides == survey.SETTINGS["real"]

@@ -65,8 +65,7 @@ def main() -> None:
             score_headline(results["scores"][name], results["operating_points"][name]),
         )
     folder = fresh_folder(PLOTS_DIR / "evaluate")
-    for name, v in values.items():
-        write_csv(folder / "roc" / f"{name}.csv", metrics.roc_curve_table(labels, v))
+    write_csv(folder / "roc.csv", metrics.roc_curves(labels, values))
     predicted = (test["prob_anomalous"].to_numpy() >= cut).astype(int)
     write_csv(folder / "confusion.csv", metrics.confusion_table(labels, predicted))
 

@@ -23,6 +23,7 @@ from metricad.analysis.metrics import (
     json_float,
     predict_anomalous,
     roc_curve_table,
+    roc_curves,
 )
 
 # Six images; at threshold 0.5 image 1 (good, 0.6) is a false alarm and image 4 (cut, 0.4) is
@@ -156,6 +157,15 @@ def test_roc_curve_table_one_class_is_empty() -> None:
     table = roc_curve_table(np.ones(3, dtype=int), np.array([0.2, 0.5, 0.9]))
     assert list(table.columns) == ["fpr", "tpr", "threshold"]
     assert table.empty
+
+
+def test_roc_curves_stack_each_scores_curve_under_its_name() -> None:
+    distances = np.arange(len(HAND_PROBS), dtype=float)
+    table = roc_curves(HAND_LABELS, {"softmax": HAND_PROBS, "knn": distances})
+    assert list(table.columns) == ["score", "fpr", "tpr", "threshold"]
+    for name, values in (("softmax", HAND_PROBS), ("knn", distances)):
+        mine = table[table["score"] == name].drop(columns="score").reset_index(drop=True)
+        assert mine.equals(roc_curve_table(HAND_LABELS, values))
 
 
 def test_confusion_table() -> None:

@@ -7,7 +7,7 @@ undefined) so the JSON and CSV files DVC tracks stay byte-stable and valid.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -112,6 +112,16 @@ def roc_curve_table(labels: np.ndarray, prob_anomalous: np.ndarray) -> pd.DataFr
     above_all = max(1.0, round(float(prob.max()), DECIMALS) + 10.0**-DECIMALS)
     thresholds = np.where(np.isfinite(thresholds), thresholds, above_all)
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds}).round(DECIMALS)
+
+
+def roc_curves(labels: np.ndarray, scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The ROC curve of each score (roc_curve_table), one table: `score`, `fpr`, `tpr`,
+    `threshold` (DVC's roc template draws a curve per score)."""
+    columns = ["score", "fpr", "tpr", "threshold"]
+    tables = [roc_curve_table(labels, values).assign(score=name) for name, values in scores.items()]
+    if not tables:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(tables, ignore_index=True)[columns]
 
 
 def confusion_table(labels: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:

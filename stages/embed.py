@@ -1,7 +1,8 @@
 """Stage `embed`: the 512-d embedding and class probabilities of every image, in eval mode,
 and of the fixed sample of synthetic anomalies (drawn beside the real ones in the t-SNE maps).
 With `embed.views: dihedral`, an embedding per view (N, 8, 512) and the views' mean probability.
-A network with a segmentation head adds each image's map score (model.segmentation)."""
+A network with a segmentation head adds each image's map score (model.segmentation).
+The views and the padded batch size go to data/embeddings/settings.json, for predict (via score)."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
@@ -13,12 +14,13 @@ import torch
 from metricad.data.batches import load_image_tensor
 from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
-from metricad.files import fresh_folder, write_csv, write_npy
+from metricad.files import fresh_folder, write_csv, write_json, write_npy
 from metricad.model.checkpoint import load_checkpoint
 from metricad.model.inference import embed_and_score, map_scores, softmax_score
 from metricad.model.torch_model import arch_from_params
 from metricad.params import load_params
 from metricad.paths import (
+    EMBEDDING_SETTINGS,
     EMBEDDINGS,
     EMBEDDINGS_DIR,
     MODEL,
@@ -68,6 +70,7 @@ def main() -> None:
         SYNTHETIC_EMBEDDINGS,
         SYNTHETIC_PREDICTIONS,
     )
+    write_json(EMBEDDING_SETTINGS, {"views": views, "batch_size": batch_size})
 
 
 if __name__ == "__main__":

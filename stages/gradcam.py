@@ -107,14 +107,10 @@ def main() -> None:
     write_json(headlines / f"{cam.method}.json", map_headline(measured))
     if "segmentation" in measured:
         write_json(headlines / "segmentation.json", map_headline(measured["segmentation"]))
-    # predict explains and scores new images the same way (serving/detector.py).
+    # predict explains new images the same way (serving/detector.py).
     write_json(
         INFERENCE_SETTINGS,
-        {
-            "cam": {"method": cam.method, "layer": cam.layer, "target": cam.target},
-            "batch_size": params.runtime.inference_batch_size,
-            "views": params.embed.views,
-        },
+        {"cam": {"method": cam.method, "layer": cam.layer, "target": cam.target}},
     )
     describe = f"{cam.method}, {cam.layer}, target {cam.target}, {trained['epochs']} epochs"
     write_gradcam_figures(

@@ -1,6 +1,7 @@
 """Stage `score`: fit the anomaly scores on the good training images, and set every score's
 operating point on the good validation images (never on a defect, never on the test split);
-write the head once, as models/scorer.npz, for evaluate and predict."""
+write the head once, as models/scorer.npz, for evaluate and predict, with how the embeddings
+were computed (embed's settings.json: views, batch size), which predict must repeat."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
@@ -10,9 +11,9 @@ import torch
 
 from metricad.data.split import validation_rows
 from metricad.errors import run_stage
-from metricad.files import read_csv
+from metricad.files import read_csv, read_json
 from metricad.params import load_params
-from metricad.paths import EMBEDDINGS, PREDICTIONS, SCORER
+from metricad.paths import EMBEDDING_SETTINGS, EMBEDDINGS, PREDICTIONS, SCORER
 from metricad.scoring.head import ScoringHead, map_column
 from metricad.scoring.scorer_file import save_scoring
 
@@ -34,7 +35,7 @@ def main() -> None:
     head.set_operating_points(values, settings)
     for warning in warnings + fallback:
         print(f"warning: {warning}")
-    save_scoring(SCORER, head)
+    save_scoring(SCORER, head, read_json(EMBEDDING_SETTINGS))
 
 
 if __name__ == "__main__":

@@ -117,9 +117,9 @@ def make_mvtec_tree_fixture():
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One `dvc repro` of the demo at tiny params, shared: the project and the repro's output."""
-    from test_pipeline import TINY, _project, _run
+    from helpers import TINY, make_project, run_cmd
 
     root = tmp_path_factory.mktemp("tiny")
-    project = _project(root, TINY)
-    first = _run(["dvc", "repro"], project)
+    project = make_project(root, TINY)
+    first = run_cmd(["dvc", "repro"], project)
     return {"project": project, "first": first}

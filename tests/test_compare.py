@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_pipeline import _run
+from helpers import run_cmd
 
 from metricad.errors import MetricadError
 from metricad.report.experiments import (
@@ -125,15 +125,15 @@ def test_exp_show_parsing_keeps_finished_experiments_oldest_first():
 def _git_dvc_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    _run(["git", "init", "-q"], repo)
-    _run(["dvc", "init", "-q"], repo)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
+    run_cmd(["git", "init", "-q"], repo)
+    run_cmd(["dvc", "init", "-q"], repo)
+    run_cmd(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
     return repo
 
 
 def test_unknown_revision_is_one_line_and_exit_1(tmp_path):
     repo = _git_dvc_repo(tmp_path)
-    done = _run([sys.executable, "-m", "metricad.compare", "no-such-exp"], repo, check=False)
+    done = run_cmd([sys.executable, "-m", "metricad.compare", "no-such-exp"], repo, check=False)
     assert done.returncode == 1
     assert done.stderr.strip() == "error: unknown experiment or git revision: no-such-exp"
     assert not (repo / "reports").exists()
@@ -261,7 +261,7 @@ def test_survey_cells_give_a_table_per_setting_and_epoch_count(tmp_path):
     (survey / ".states").mkdir()  # the runner's training states are no cells
     (survey / ".states" / "x.json").write_text("{}", encoding="utf-8")
     out = tmp_path / "out"
-    done = _run(
+    done = run_cmd(
         [sys.executable, "-m", "metricad.compare", "--survey", str(survey), "--out", str(out)],
         tmp_path,
     )
@@ -277,7 +277,7 @@ def test_survey_cells_give_a_table_per_setting_and_epoch_count(tmp_path):
     assert short["mean"]["image AUROC gaussian"] == pytest.approx(0.8)
     assert short["mean"]["silhouette 512-d (test)"] == 0.5
     assert "| **sd** |" in (out / "benchmark.md").read_text()
-    _run(
+    run_cmd(
         [sys.executable, "-m", "metricad.compare", "--survey", str(survey), "--seeds", "1"]
         + ["--out", str(out)],
         tmp_path,
@@ -288,7 +288,7 @@ def test_survey_cells_give_a_table_per_setting_and_epoch_count(tmp_path):
 
 
 def test_survey_refuses_a_folder_without_cells(tmp_path):
-    done = _run(
+    done = run_cmd(
         [sys.executable, "-m", "metricad.compare", "--survey", str(tmp_path / "none")],
         tmp_path,
         check=False,

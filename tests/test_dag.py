@@ -337,3 +337,41 @@ def test_dvc_metrics_show_of_the_committed_run_fits_a_terminal():
     assert max(len(line.rstrip()) for line in lines) <= 120, shown
     headline = ("metrics/scores/", "metrics/maps/")
     assert all(line.split()[0].startswith(headline) for line in lines[1:]), shown
+
+
+def _stale_after(stages: dict, param: str) -> set[str]:
+    """The stages a change of `param` reruns: those that list it (or its section), then every
+    stage that depends on one of their outputs, transitively."""
+    section = param.split(".")[0]
+    stale = {
+        name
+        for name, stage in stages.items()
+        if {param, section} & {p for p in stage.get("params", []) if isinstance(p, str)}
+    }
+    while True:
+        outs = {
+            Path(out)
+            for name in stale
+            for key in ("outs", "metrics")
+            for out in _entries(stages[name].get(key))
+        }
+        following = {
+            name
+            for name, stage in stages.items()
+            if any(
+                Path(dep) == out or out in Path(dep).parents or Path(dep) in out.parents
+                for dep in _entries(stage.get("deps"))
+                for out in outs
+            )
+        }
+        if following <= stale:
+            return stale
+        stale |= following
+
+
+def test_a_change_of_views_reruns_what_embeds_and_follows_never_gradcam():
+    """embed.views has one owner (embed) and travels downstream (scorer.npz for predict):
+    the heat maps do not depend on it."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert _stale_after(stages, "embed.views") == {"embed", "score", "tsne", "evaluate"}
+    assert "gradcam" in _stale_after(stages, "gradcam.method")

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import TINY, _env, _merge, _project, _run
+from helpers import TINY, make_project, merge_params, run_cmd, venv_env
 
 pytestmark = pytest.mark.slow
 
 CATEGORIES = ("bottle", "carpet", "leather")
 # One thread per run, so two workers fill the two cores without oversubscribing them
 # (docs/grid.md); no resumable state, which these short runs do not need.
-GRID = _merge(json.loads(json.dumps(TINY)), {"runtime": {"threads": 1, "checkpoint_every": 0}})
+GRID = merge_params(
+    json.loads(json.dumps(TINY)), {"runtime": {"threads": 1, "checkpoint_every": 0}}
+)
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
@@ -30,7 +32,7 @@ def _start_workers(project: Path, log: Path) -> None:
         subprocess.run(
             ["dvc", "queue", "start", "--jobs", "2"],
             cwd=project,
-            env=_env(),
+            env=venv_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=120,
@@ -52,7 +54,7 @@ def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> N
     deadline = time.monotonic() + timeout_s
     workers_seen = time.monotonic()
     while True:
-        status = _run(["dvc", "queue", "status"], project).stdout
+        status = run_cmd(["dvc", "queue", "status"], project).stdout
         # Rows: "<task> <name> <created, with a space> <status>"; then "Worker status: N active,
         # M idle".
         lines = [line for line in status.splitlines()[1:] if line.strip()]
@@ -61,7 +63,7 @@ def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> N
         }
         failed = [name for name, state in tasks.items() if state == "Failed"]
         if failed:
-            logs = _run(["dvc", "queue", "logs", failed[0]], project, check=False)
+            logs = run_cmd(["dvc", "queue", "logs", failed[0]], project, check=False)
             pytest.fail(f"queued experiment {failed[0]} failed:\n{logs.stdout}\n{logs.stderr}")
         if len(tasks) == count and set(tasks.values()) == {"Success"}:
             return
@@ -81,11 +83,11 @@ DETAILED = ("metrics/evaluate.json", "metrics/tsne.json", "metrics/train.json")
 def _shown(project: Path) -> dict[str, dict]:
     """{experiment name: its `dvc exp show --json` data}, with its detailed metrics files (plain
     outputs, not in exp show) as committed in the experiment, under "committed"."""
-    shown = json.loads(_run(["dvc", "exp", "show", "--json"], project).stdout)
+    shown = json.loads(run_cmd(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = {e["name"]: e["revs"][0] for b in shown for e in b["experiments"] or []}
     for rev in experiments.values():
         committed = {
-            path: _run(["git", "show", f"{rev['rev']}:{path}"], project).stdout
+            path: run_cmd(["git", "show", f"{rev['rev']}:{path}"], project).stdout
             for path in (*DETAILED, "dvclive/metrics.json")
         }
         rev["data"]["committed"] = {p: {"data": json.loads(raw)} for p, raw in committed.items()}
@@ -116,22 +118,22 @@ def grid(tmp_path_factory) -> dict:
     """The base project pushed to a bare git remote and a DVC folder remote, then the grid
     queued in it: the three categories at seed 0 and leather at seed 1, run by two workers."""
     root = tmp_path_factory.mktemp("grid")
-    project = _project(root, GRID)
-    _run(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
-    _run(["dvc", "remote", "add", "-d", "storage", str(root / "dvc-remote")], project)
-    _run(["git", "remote", "add", "origin", str(root / "remote.git")], project)
-    _run([*GIT, "commit", "-qam", "remotes"], project)
-    _run(["git", "push", "-q", "origin", "HEAD"], project)
+    project = make_project(root, GRID)
+    run_cmd(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
+    run_cmd(["dvc", "remote", "add", "-d", "storage", str(root / "dvc-remote")], project)
+    run_cmd(["git", "remote", "add", "origin", str(root / "remote.git")], project)
+    run_cmd([*GIT, "commit", "-qam", "remotes"], project)
+    run_cmd(["git", "push", "-q", "origin", "HEAD"], project)
     categories = ",".join(CATEGORIES)
-    _run(["dvc", "exp", "run", "--queue", "-S", f"data.category={categories}"], project)
-    _run(["dvc", "exp", "run", "--queue", "-S", "train.seed=1"], project)  # leather, 2nd seed
+    run_cmd(["dvc", "exp", "run", "--queue", "-S", f"data.category={categories}"], project)
+    run_cmd(["dvc", "exp", "run", "--queue", "-S", "train.seed=1"], project)  # leather, 2nd seed
     started = time.monotonic()
     try:
         _start_workers(project, root / "queue-start.log")
         _wait_for_queue(project, 4, root / "queue-start.log", timeout_s=900)
     finally:
         # No worker may outlive the tests (a failure above would leave it running).
-        _run(["dvc", "queue", "stop", "--kill"], project, check=False)
+        run_cmd(["dvc", "queue", "stop", "--kill"], project, check=False)
     shown = _shown(project)
     return {
         "root": root,
@@ -144,7 +146,7 @@ def grid(tmp_path_factory) -> dict:
 def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     project, shown = grid["project"], grid["shown"]
     out = grid["root"] / "report"
-    _run(
+    run_cmd(
         [sys.executable, "-m", "metricad.compare", "--rows", "data.category", "--out", str(out)],
         project,
     )
@@ -182,7 +184,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     assert "<script" not in page and page.count("<table>") == 2
 
     # The seed view of the same queue: a table per category, mean, sd and min over the seeds.
-    _run(
+    run_cmd(
         [sys.executable, "-m", "metricad.compare", "--rows", "train.seed", "--out", str(out)],
         project,
     )
@@ -206,7 +208,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     assert tables["data.category=bottle"]["sd"]["AUPRO"] is None  # one seed: no sd
 
     # The per-experiment view of the same queue: every experiment a column, as exp show has it.
-    _run([sys.executable, "-m", "metricad.compare", "--out", str(out)], project)
+    run_cmd([sys.executable, "-m", "metricad.compare", "--out", str(out)], project)
     names, table = _rows((out / "compare.md").read_text())
     assert sorted(names) == sorted(shown)
     for source, kind, path, key in [
@@ -244,14 +246,14 @@ def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):
     clones = {}
     for name in (*share, "reporter"):
         clones[name] = root / name
-        _run(["git", "clone", "-q", str(root / "remote.git"), str(clones[name])], root)
+        run_cmd(["git", "clone", "-q", str(root / "remote.git"), str(clones[name])], root)
     # Each worker runs its share of the grid at the same time, and pushes it: the git refs to
     # the git remote, the cached outputs (models, embeddings) to the DVC remote.
     runs = [
         subprocess.Popen(
             ["dvc", "exp", "run", "-n", f"{category}-run", "-S", f"data.category={category}"],
             cwd=clones[worker],
-            env=_env(),
+            env=venv_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -262,15 +264,15 @@ def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):
         output, _ = run.communicate(timeout=600)
         assert run.returncode == 0, output
     for worker in share:
-        _run(["dvc", "exp", "push", "origin"], clones[worker])  # every experiment of HEAD
+        run_cmd(["dvc", "exp", "push", "origin"], clones[worker])  # every experiment of HEAD
     assert any((root / "dvc-remote").rglob("*")), "nothing reached the DVC remote"
 
     reporter = clones["reporter"]
-    listed = _run(["dvc", "exp", "list", "origin", "--name-only"], reporter).stdout.split()
+    listed = run_cmd(["dvc", "exp", "list", "origin", "--name-only"], reporter).stdout.split()
     assert sorted(listed) == ["bottle-run", "carpet-run"]
-    _run(["dvc", "exp", "pull", "origin"], reporter)
+    run_cmd(["dvc", "exp", "pull", "origin"], reporter)
     out_pulled = root / "pulled"
-    _run(
+    run_cmd(
         [
             sys.executable,
             "-m",
@@ -290,7 +292,7 @@ def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):
         and _value(data, "params", "params.yaml", "data.category") in share.values()
     ]
     out_single = root / "single"
-    _run(
+    run_cmd(
         [sys.executable, "-m", "metricad.compare", "--rows", "data.category", *single]
         + ["--out", str(out_single)],
         project,
@@ -298,9 +300,9 @@ def test_grid_split_over_two_machines_reports_the_same_after_exp_pull(grid):
     for name in ("benchmark.md", "benchmark.json", "benchmark.html"):
         assert (out_pulled / name).read_text() == (out_single / name).read_text(), name
     # The pulled experiments brought their cached outputs from the DVC remote too: the model.
-    refs = _run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], reporter).stdout
+    refs = run_cmd(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], reporter).stdout
     (ref,) = [line for line in refs.split() if line.endswith("/carpet-run")]
-    lock = yaml.safe_load(_run(["git", "show", f"{ref}:dvc.lock"], reporter).stdout)
+    lock = yaml.safe_load(run_cmd(["git", "show", f"{ref}:dvc.lock"], reporter).stdout)
     (model,) = [out for out in lock["stages"]["train"]["outs"] if out["path"] == "models/model.pt"]
     md5 = model["md5"]
     assert (reporter / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).is_file()

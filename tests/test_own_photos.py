@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import make_photo_folder
+from helpers import TINY, make_project, run_cmd
 from PIL import Image
-from test_pipeline import TINY, _project, _run
 
 from metricad.analysis.localization import choose_iou_threshold
 from metricad.data.manifest import read_manifest
@@ -29,8 +29,8 @@ def _json(project: Path, name: str) -> dict:
 
 def test_folder_of_good_photos_only_trains_sets_thresholds_and_predicts(tmp_path):
     photos = make_photo_folder(tmp_path / "photos", good=30)
-    project = _project(tmp_path, TINY)
-    _run(
+    project = make_project(tmp_path, TINY)
+    run_cmd(
         [
             "dvc",
             "exp",
@@ -62,7 +62,7 @@ def test_folder_of_good_photos_only_trains_sets_thresholds_and_predicts(tmp_path
 
     new = make_photo_folder(tmp_path / "new", good=3, defects={"dent": 2})
     args = ["python", "-m", "metricad.predict", str(new / "good"), str(new / "dent")]
-    done = _run([*args, "--out", "checked"], project)
+    done = run_cmd([*args, "--out", "checked"], project)
     assert "5 image(s) scored" in done.stdout + done.stderr
     rows = (project / "checked" / "predictions.csv").read_text().splitlines()
     assert rows[0] == "path,softmax,knn,gaussian,normalized,anomalous,heatmap" and len(rows) == 6
@@ -92,19 +92,19 @@ def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_p
         "split": {"anomalous_train_fraction": 0.0},
         "synthesize": {"samples": 6},
     }
-    project = _project(tmp_path, {**TINY, **good_only})
+    project = make_project(tmp_path, {**TINY, **good_only})
     # A mask that does not match its image: one line naming both, nothing written.
     mask = photos / "masks" / "dent" / "dent00.png"
     good_mask = mask.read_bytes()
     Image.new("L", (10, 10)).save(mask)
-    refused = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    refused = run_cmd([sys.executable, "stages/prepare.py"], project, check=False)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert "dent00.png: mask is 10x10 but its image" in refused.stderr
     assert not (project / "data/prepared/manifest.csv").exists()
     assert not (project / "metrics/data.json").exists()
     mask.write_bytes(good_mask)
 
-    _run(["dvc", "repro"], project)
+    run_cmd(["dvc", "repro"], project)
     data = _json(project, "data.json")
     assert data["images"] == {
         "test": {"dent": 6, "good": 5, "scratch": 6},
@@ -136,7 +136,7 @@ def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_p
         table = (project / "plots" / "tsne" / f"{name}.csv").read_text()
         assert table.count(",synthetic,") == 6
     assert (project / "plots" / "synthetic" / "examples.png").stat().st_size > 0
-    diff = json.loads(_run(["dvc", "metrics", "diff", "--json", "HEAD"], project).stdout)
+    diff = json.loads(run_cmd(["dvc", "metrics", "diff", "--json", "HEAD"], project).stdout)
     # The baseline in HEAD has no lock and no metrics; the diff still lists every score.
     assert "scores.gaussian.auroc" in diff.get("metrics/evaluate.json", {})
 
@@ -149,7 +149,7 @@ def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_p
     params = yaml.safe_load(params_file.read_text())
     params["data"] |= {"source": "csv", "root": str(listing)}
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["dvc", "repro", "prepare"], project)
+    run_cmd(["dvc", "repro", "prepare"], project)
     by_csv = (read_manifest(project / PREPARED_MANIFEST), _json(project, "data.json"))
     assert by_csv[1] == by_folder[1]
     assert by_csv[0].drop(columns="name").equals(by_folder[0].drop(columns="name"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,20 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from conftest import make_mvtec_tree
+from helpers import TINY, make_project, merge_params, run_cmd, venv_env
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = {
-    "epochs": 2,
-    "data": {"synthetic": {"image_size": 64}},
-    "resize": {"size": 32},
-    "model": {"embedding_dim": 32},
-    "train": {"batch_size": 32},
-    "runtime": {"checkpoint_every": 0},
-    "tsne": {"perplexity": 5.0, "max_iter": 250},
-    "gradcam": {"train_images": 4},
-}
 STAGES = (
     "prepare",
     "resize",
@@ -38,50 +26,8 @@ STAGES = (
     "evaluate",
 )
 
+
 pytestmark = pytest.mark.slow
-
-
-def _merge(base: dict, update: dict) -> dict:
-    for key, value in update.items():
-        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
-
-
-def _env(**extra: str) -> dict[str, str]:
-    """This environment with the venv's bin first on PATH: `dvc`, and stages that run `python`,
-    find the interpreter running the tests."""
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return dict(os.environ, PATH=path, **extra)
-
-
-def _run(
-    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    env = _env(**(env or {}))
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
-
-
-def _project(tmp_path: Path, params: dict) -> Path:
-    """A copy of the pipeline (no outputs, no lock) as its own git + DVC repository."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore", "plots_template"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(
-                source, project / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
-            )
-        else:
-            shutil.copy(source, project / name)
-    merged = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), params)
-    (project / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
-    _run(["git", "init", "-q"], project)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], project)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], project)
-    return project
 
 
 def _metrics(project: Path) -> dict[str, str]:
@@ -104,7 +50,7 @@ def test_demo_pipeline_end_to_end(tiny_run):
     assert len(list((project / "plots" / "gradcam" / "kinds").glob("*.png"))) == 4
 
     # `dvc metrics show`: the headline, a row per score and per heat map, a few columns each.
-    headline = _run(["dvc", "metrics", "show", "--json"], project).stdout
+    headline = run_cmd(["dvc", "metrics", "show", "--json"], project).stdout
     files = json.loads(headline)[""]["data"]
     assert sorted(files) == [
         "metrics/maps/gradcam++.json",
@@ -122,12 +68,12 @@ def test_demo_pipeline_end_to_end(tiny_run):
     }
 
     # Nothing changed: nothing reruns.
-    again = _run(["dvc", "repro"], project)
+    again = run_cmd(["dvc", "repro"], project)
     assert "Running stage" not in again.stdout
 
     # From scratch again, every stage in a fresh process: byte-identical metrics and maps.
     heatmaps = (project / "data" / "gradcam" / "heatmaps.npy").read_bytes()
-    _run(["dvc", "repro", "--force"], project)
+    run_cmd(["dvc", "repro", "--force"], project)
     assert _metrics(project) == metrics
     assert (project / "data" / "gradcam" / "heatmaps.npy").read_bytes() == heatmaps
 
@@ -137,12 +83,12 @@ def test_demo_pipeline_end_to_end(tiny_run):
     params_file = project / "params.yaml"
     committed = params_file.read_text()
     params_file.write_text(committed.replace("epochs: 2\n", "epochs: 3\n", 1))
-    stale = set(json.loads(_run(["dvc", "status", "--json"], project).stdout))
+    stale = set(json.loads(run_cmd(["dvc", "status", "--json"], project).stdout))
     params_file.write_text(committed)
     assert "train" in stale
     assert not {"prepare", "resize"} & stale
 
-    shown = _run(["dvc", "plots", "show", "-o", "plots_html"], project)
+    shown = run_cmd(["dvc", "plots", "show", "-o", "plots_html"], project)
     html = (project / "plots_html" / "index.html").read_text()
     for plot in (
         "loss",
@@ -166,9 +112,11 @@ def test_mvtec_source_is_split_with_a_validation_share(tmp_path):
     make_mvtec_tree(
         root, "leather", size=96, counts={"train_good": 8, "test_good": 4, "color": 4, "cut": 4}
     )
-    params = _merge(json.loads(json.dumps(TINY)), {"data": {"source": "mvtec", "root": str(root)}})
-    project = _project(tmp_path, params)
-    _run(["dvc", "repro", "prepare"], project)  # the rest runs on MVTec trees in test_small_data
+    params = merge_params(
+        json.loads(json.dumps(TINY)), {"data": {"source": "mvtec", "root": str(root)}}
+    )
+    project = make_project(tmp_path, params)
+    run_cmd(["dvc", "repro", "prepare"], project)  # the rest runs on MVTec trees in test_small_data
     data = json.loads((project / "metrics" / "data.json").read_text())
     # split.validation_fraction 0.2 of the 8 good training images is held out.
     assert data["images"]["train"] == {"good": 6, "color": 2, "cut": 2}
@@ -177,8 +125,8 @@ def test_mvtec_source_is_split_with_a_validation_share(tmp_path):
 
 
 def test_user_mistake_is_one_line_and_nonzero(tmp_path):
-    project = _project(tmp_path, _merge(json.loads(json.dumps(TINY)), {"epochs": 0}))
-    done = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    project = make_project(tmp_path, merge_params(json.loads(json.dumps(TINY)), {"epochs": 0}))
+    done = run_cmd([sys.executable, "stages/prepare.py"], project, check=False)
     assert done.returncode == 1
     assert done.stderr.strip() == "error: params: epochs must be between 1 and 100000, got 0"
     assert not (project / "data").exists()
@@ -193,7 +141,7 @@ def test_gradcam_stage_refuses_a_checkpoint_without_its_head(tiny_run, tmp_path)
     checkpoint = torch.load(model, weights_only=True)
     del checkpoint["state_dict"]["head.weight"]
     torch.save(checkpoint, model)
-    done = _run([sys.executable, "stages/gradcam.py"], project, check=False)
+    done = run_cmd([sys.executable, "stages/gradcam.py"], project, check=False)
     assert done.returncode == 1
     assert "missing tensor(s) head.weight" in done.stderr
     assert (project / "metrics" / "gradcam.json").read_bytes() == written
@@ -201,7 +149,7 @@ def test_gradcam_stage_refuses_a_checkpoint_without_its_head(tiny_run, tmp_path)
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path):
     # With synthetic anomalies, so their draws resume exactly too.
-    params = _merge(
+    params = merge_params(
         json.loads(json.dumps(TINY)),
         {
             "epochs": 6,
@@ -209,13 +157,13 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
             "runtime": {"checkpoint_every": 2},
         },
     )
-    project = _project(tmp_path, params)
-    _run(["dvc", "repro", "resize"], project)
+    project = make_project(tmp_path, params)
+    run_cmd(["dvc", "repro", "resize"], project)
     state = project / "models" / "train_state.pt"
     process = subprocess.Popen(
         [sys.executable, "stages/train.py"],
         cwd=project,
-        env=_env(),
+        env=venv_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -229,7 +177,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     interrupted_at = torch.load(state, weights_only=True)["epoch"]
     assert 2 <= interrupted_at < 6
 
-    resumed = _run(["dvc", "repro", "train"], project)
+    resumed = run_cmd(["dvc", "repro", "train"], project)
     assert f"continuing from the state of epoch {interrupted_at}" in resumed.stdout
     resumed_weights = torch.load(project / "models" / "model.pt", weights_only=True)
     live_log = project / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv"
@@ -238,7 +186,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     assert [line.split("\t")[0] for line in resumed_log.splitlines()] == ["step", *"123456"]
 
     state.unlink()
-    _run(["dvc", "repro", "--force", "train"], project)
+    run_cmd(["dvc", "repro", "--force", "train"], project)
     uninterrupted = torch.load(project / "models" / "model.pt", weights_only=True)
     for key, tensor in uninterrupted["state_dict"].items():
         assert torch.equal(tensor, resumed_weights["state_dict"][key]), key
@@ -248,11 +196,11 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     # count) and ends with the bytes of a run that long from the start.
     params_file = project / "params.yaml"
     params_file.write_text(params_file.read_text().replace("epochs: 6", "epochs: 8", 1))
-    continued = _run(["dvc", "repro", "train"], project)
+    continued = run_cmd(["dvc", "repro", "train"], project)
     assert "continuing from the state of epoch 6" in continued.stdout
     continued_weights = torch.load(project / "models" / "model.pt", weights_only=True)
     state.unlink()
-    _run(["dvc", "repro", "--force", "train"], project)
+    run_cmd(["dvc", "repro", "--force", "train"], project)
     fresh = torch.load(project / "models" / "model.pt", weights_only=True)
     for key, tensor in fresh["state_dict"].items():
         assert torch.equal(tensor, continued_weights["state_dict"][key]), key

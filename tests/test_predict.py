@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 import torch
 from conftest import make_mvtec_tree
-from test_pipeline import _run
+from helpers import run_cmd
 
 from metricad import predict
 from metricad.data.images import load_rgb
 from metricad.errors import run_stage
 from metricad.export import export_onnx
-from metricad.files import read_csv, read_json, write_json
+from metricad.files import read_csv
 from metricad.model.inference import embed_and_score, softmax_score
-from metricad.scoring.scorer_file import load_scoring
+from metricad.scoring.scorer_file import load_scoring, read_scoring, save_scoring
 from metricad.serving.detector import Detector
 from metricad.serving.scoring_net import ScoringNet
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 def _predict(project: Path, *args: str, check: bool = True):
-    return _run([sys.executable, "-m", "metricad.predict", *args], project, check=check)
+    return run_cmd([sys.executable, "-m", "metricad.predict", *args], project, check=check)
 
 
 def _predict_here(capsys, *args: str) -> str:
@@ -140,7 +140,7 @@ def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     project = tiny_run["project"]
     out = tmp_path / "model.onnx"
-    done = _run([sys.executable, "-m", "metricad.export", "--out", str(out)], project)
+    done = run_cmd([sys.executable, "-m", "metricad.export", "--out", str(out)], project)
     assert "wrote" in done.stdout
     detector = Detector.load(project / "models", "cpu")
     folder = project / "data/prepared/synthetic/leather/test"
@@ -174,14 +174,14 @@ def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
 
 
 def test_dihedral_views_reach_predict_and_the_exported_module(tiny_run, tmp_path):
-    """`embed.views: dihedral` travels in models/inference.json: the detector, with heat maps
-    or without, and the module the ONNX export traces score the mean over the eight views."""
+    """`embed.views: dihedral` travels in models/scorer.npz (from embed, via score): the
+    detector, with heat maps or without, and the module the ONNX export traces score the mean
+    over the eight views."""
     project = tiny_run["project"]
     models = tmp_path / "models"
     shutil.copytree(project / "models", models)
-    write_json(
-        models / "inference.json", {**read_json(models / "inference.json"), "views": "dihedral"}
-    )
+    head, embedding = read_scoring(models / "scorer.npz")
+    save_scoring(models / "scorer.npz", head, {**embedding, "views": "dihedral"})
     detector = Detector.load(models, "cpu")
     folder = project / "data/prepared/synthetic/leather/test"
     images = [load_rgb(p) for p in sorted(folder.rglob("*.png"))[:6]]

@@ -10,7 +10,7 @@ import typing
 
 import pytest
 import yaml
-from test_pipeline import REPO, _run
+from helpers import REPO, run_cmd
 
 from metricad.analysis.cams import CAMS
 from metricad.data.sources import SOURCES
@@ -48,8 +48,8 @@ def test_a_new_score_is_one_file_and_one_name(tiny_run, tmp_path):
     # Only the scores' stages: the rest would rerun too (params.py is every stage's code).
     # The copy's own library, not the one the test environment has installed.
     env = {"PYTHONPATH": str(project / "src")}
-    _run(["dvc", "repro", "--single-item", "score"], project, env=env)
-    _run(["dvc", "repro", "--single-item", "evaluate"], project, env=env)
+    run_cmd(["dvc", "repro", "--single-item", "score"], project, env=env)
+    run_cmd(["dvc", "repro", "--single-item", "evaluate"], project, env=env)
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     assert set(evaluate["scores"]) == {"softmax", "knn", "gaussian", "centroid"}
     assert isinstance(evaluate["scores"]["centroid"]["auroc"], float)

@@ -22,10 +22,10 @@ import torch
 import torchvision
 import yaml
 from conftest import make_mvtec_tree
+from helpers import REPO, TINY, make_project, merge_params, run_cmd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from test_pipeline import REPO, TINY, _merge, _project, _run
 
 from metricad.data.images import check_image, load_mask, load_rgb
 from metricad.errors import MetricadError
@@ -44,7 +44,7 @@ PROPERTY = settings(
 
 
 def _tiny(**update: object) -> dict:
-    return _merge(json.loads(json.dumps(TINY)), update)
+    return merge_params(json.loads(json.dumps(TINY)), update)
 
 
 def _one_error_line(done: subprocess.CompletedProcess) -> str:
@@ -70,8 +70,8 @@ def test_prepare_stops_on_a_broken_file_without_writing_the_manifest(tmp_path, b
     root = tmp_path / "mvtec"
     category_dir = make_mvtec_tree(root, counts={"train_good": 2, "color": 2, "cut": 2})
     BROKEN[broken](category_dir / where)
-    project = _project(tmp_path, _tiny(data={"source": "mvtec", "root": str(root)}))
-    done = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    project = make_project(tmp_path, _tiny(data={"source": "mvtec", "root": str(root)}))
+    done = run_cmd([sys.executable, "stages/prepare.py"], project, check=False)
     line = _one_error_line(done)
     assert line.startswith(f"error: {category_dir / where}: not ")
     assert not (project / PREPARED_MANIFEST).exists()
@@ -83,8 +83,8 @@ def test_prepare_stops_on_a_mask_of_another_size_naming_both_files(tmp_path):
     category_dir = make_mvtec_tree(root, counts={"train_good": 2, "cut": 2})
     mask = category_dir / "ground_truth" / "cut" / "001_mask.png"
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(mask)
-    project = _project(tmp_path, _tiny(data={"source": "mvtec", "root": str(root)}))
-    done = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    project = make_project(tmp_path, _tiny(data={"source": "mvtec", "root": str(root)}))
+    done = run_cmd([sys.executable, "stages/prepare.py"], project, check=False)
     image = category_dir / "test" / "cut" / "001.png"
     assert _one_error_line(done) == (
         f"error: {mask}: mask is 32x32 but its image {image} is 64x64; "
@@ -94,8 +94,8 @@ def test_prepare_stops_on_a_mask_of_another_size_naming_both_files(tmp_path):
 
 
 def test_prepare_with_mvtec_source_but_no_root(tmp_path):
-    project = _project(tmp_path, _tiny(data={"source": "mvtec"}))
-    done = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    project = make_project(tmp_path, _tiny(data={"source": "mvtec"}))
+    done = run_cmd([sys.executable, "stages/prepare.py"], project, check=False)
     assert _one_error_line(done) == (
         "error: params: data.root must be set when data.source is 'mvtec'"
     )
@@ -107,13 +107,13 @@ def test_prepare_with_mvtec_source_but_no_root(tmp_path):
 
 @pytest.mark.slow
 def test_dvc_exp_run_with_a_misspelt_key_fails_with_one_line(tmp_path):
-    project = _project(tmp_path, TINY)
+    project = make_project(tmp_path, TINY)
     # DVC itself refuses to override a key that params.yaml lacks...
-    done = _run(["dvc", "exp", "run", "-S", "train.lrr=0.1"], project, check=False)
+    done = run_cmd(["dvc", "exp", "run", "-S", "train.lrr=0.1"], project, check=False)
     assert done.returncode != 0
     assert "Could not override 'train.lrr'" in done.stdout + done.stderr
     # ... and when told to add it (+key), the stage refuses the unknown key.
-    done = _run(["dvc", "exp", "run", "-S", "+train.lrr=0.1"], project, check=False)
+    done = run_cmd(["dvc", "exp", "run", "-S", "+train.lrr=0.1"], project, check=False)
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "error: params: unknown key 'train.lrr' (did you mean 'train.lr'?)" in output
@@ -122,11 +122,11 @@ def test_dvc_exp_run_with_a_misspelt_key_fails_with_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_dvc_repro_with_a_typo_in_params_yaml_fails_with_one_line(tmp_path):
-    project = _project(tmp_path, TINY)
+    project = make_project(tmp_path, TINY)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["model"]["embeding_dim"] = params["model"].pop("embedding_dim")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    done = _run(["dvc", "repro"], project, check=False)
+    done = run_cmd(["dvc", "repro"], project, check=False)
     assert done.returncode != 0
     expected = (
         "error: params: unknown key 'model.embeding_dim' (did you mean 'model.embedding_dim'?)"
@@ -472,8 +472,8 @@ def test_pipeline_on_grayscale_palette_rgba_tree_with_a_missing_mask(tmp_path):
     (category_dir / "train" / "good" / ".DS_Store").write_bytes(b"\x00\x01junk")
     (category_dir / "test" / "cut" / "notes.txt").write_text("inspector's notes")
     params = _tiny(data={"source": "mvtec", "root": str(root)}, gradcam={"train_images": 6})
-    project = _project(tmp_path, params)
-    done = _run(["dvc", "repro"], project)
+    project = make_project(tmp_path, params)
+    done = run_cmd(["dvc", "repro"], project)
     lacking = category_dir / "test" / "cut" / "001.png"
     assert (
         f"warning: {category_dir / 'ground_truth'}: no mask for 1 defect image(s): {lacking}"

@@ -25,7 +25,7 @@ from metricad.scoring.head import (
     anomaly_scores,
     operating_point,
 )
-from metricad.scoring.scorer_file import load_scoring, save_scoring
+from metricad.scoring.scorer_file import load_scoring, read_scoring, save_scoring
 
 # The scores of a network without a segmentation head (the `map` score needs one:
 # tests/test_segmentation.py).
@@ -203,7 +203,8 @@ def test_the_scorer_file_round_trips_and_refuses_foreign_files(tmp_path):
     head = _fitted(reference)
     head.set_operating_points(torch.arange(15.0, dtype=torch.float64).view(5, 3), EvaluateParams())
     path = tmp_path / "scorer.npz"
-    save_scoring(path, head)
+    save_scoring(path, head, {"views": "single", "batch_size": 8})
+    assert read_scoring(path)[1] == {"views": "single", "batch_size": 8}
     loaded = load_scoring(path)
     assert loaded.names == head.names and loaded.verdict == head.verdict
     assert loaded.used() == head.used()

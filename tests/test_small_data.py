@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import LEATHER_DEFECTS, make_mvtec_tree
+from helpers import make_project, run_cmd
 from PIL import Image
-from test_pipeline import _project, _run
 
 from metricad.analysis.tsne import usable_perplexity
 from metricad.data.images import check_image, load_mask
@@ -138,8 +138,8 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
         counts={"train_good": 4, "test_good": 4, **dict.fromkeys(LEATHER_DEFECTS, 1)},
     )
     # The committed params but 10 epochs: the warnings come from the data, not the run length.
-    project = _project(tmp_path, {"epochs": 10, "data": {"source": "mvtec", "root": str(root)}})
-    done = _run(["dvc", "repro"], project)
+    project = make_project(tmp_path, {"epochs": 10, "data": {"source": "mvtec", "root": str(root)}})
+    done = run_cmd(["dvc", "repro"], project)
     warnings = [line for line in done.stdout.splitlines() if line.startswith("warning: ")]
     expected = (
         "split.anomalous_train_fraction=0.5 puts no image of color (1), cut (1), fold (1), "
@@ -186,6 +186,6 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
         "gradcam",
         "evaluate",
     ):
-        _run([sys.executable, f"stages/{stage}.py"], project)
+        run_cmd([sys.executable, f"stages/{stage}.py"], project)
     assert not list(project.rglob("stale-from-last-run.png"))
     assert len(pd.read_csv(project / "data" / "resized" / "manifest.csv")) == 13

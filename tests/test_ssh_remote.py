@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import make_project, run_cmd
 from test_grid import GIT, GRID, _shown
-from test_pipeline import _project, _run
 
 pytestmark = pytest.mark.slow
 
@@ -89,13 +89,15 @@ def sshd(tmp_path) -> Iterator[dict]:
     folder = tmp_path / "sshd"
     folder.mkdir()
     host_key = folder / "host_key"
-    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sshd", "-f", str(host_key)], folder)
+    run_cmd(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sshd", "-f", str(host_key)], folder
+    )
     (folder / "authorized_keys").touch()
     log = folder / "sshd.log"
     for _attempt in range(3):  # another process may take the free port before sshd binds it
         port = _free_port()
         config = _sshd_config(folder, port)
-        checked = _run([binary, "-t", "-f", str(config)], folder, check=False)
+        checked = run_cmd([binary, "-t", "-f", str(config)], folder, check=False)
         if checked.returncode != 0:
             reason = checked.stderr.strip() or f"sshd -t exited {checked.returncode}"
             pytest.skip(f"sshd not available: {reason.splitlines()[-1]}")
@@ -131,20 +133,20 @@ def _machine(root: Path, name: str, sshd: dict) -> dict:
     No known_hosts: dvc-ssh 4.3 connects through sshfs, which turns asyncssh's host key check
     off (known_hosts=None) and gives DVC no option to turn it on."""
     key = root / f"{name}-key"
-    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], root)
+    run_cmd(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], root)
     with (sshd["folder"] / "authorized_keys").open("a") as keys:
         keys.write(key.with_suffix(".pub").read_text())
     home = root / f"{name}-home"
     home.mkdir()
-    fingerprint = _run(["ssh-keygen", "-l", "-f", str(key)], root).stdout.split()[1]
+    fingerprint = run_cmd(["ssh-keygen", "-l", "-f", str(key)], root).stdout.split()[1]
     return {"key": key, "env": {"HOME": str(home), "SSH_AUTH_SOCK": ""}, "fingerprint": fingerprint}
 
 
 def _reports(project: Path, out: Path) -> dict[str, str]:
     """Both of metricad.compare's views of the experiment, as docs/grid.md runs them."""
     compare = [sys.executable, "-m", "metricad.compare"]
-    _run([*compare, "--rows", "data.category", EXPERIMENT, "--out", str(out)], project)
-    _run([*compare, EXPERIMENT, "--out", str(out)], project)
+    run_cmd([*compare, "--rows", "data.category", EXPERIMENT, "--out", str(out)], project)
+    run_cmd([*compare, EXPERIMENT, "--out", str(out)], project)
     names = ("benchmark.md", "benchmark.json", "benchmark.html", "compare.md", "compare.html")
     return {name: (out / name).read_text() for name in names}
 
@@ -162,21 +164,21 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
     url = f"ssh://127.0.0.1:{sshd['port']}{storage}"
 
     # Once: the project with its DVC remote, on the git remote every machine clones.
-    project = _project(root, GRID)
-    _run(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
-    _run(["dvc", "remote", "add", "-d", "storage", url], project)
-    _run(["git", "remote", "add", "origin", str(root / "remote.git")], project)
-    _run([*GIT, "commit", "-qam", "DVC remote over SSH"], project)
-    _run(["git", "push", "-q", "origin", "HEAD"], project)
+    project = make_project(root, GRID)
+    run_cmd(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
+    run_cmd(["dvc", "remote", "add", "-d", "storage", url], project)
+    run_cmd(["git", "remote", "add", "origin", str(root / "remote.git")], project)
+    run_cmd([*GIT, "commit", "-qam", "DVC remote over SSH"], project)
+    run_cmd(["git", "push", "-q", "origin", "HEAD"], project)
 
     # Each machine: a clone, its SSH login kept out of git (.dvc/config.local).
     machines = {}
     for name in ("worker", "reporter"):
         clone = root / name
-        _run(["git", "clone", "-q", str(root / "remote.git"), str(clone)], root)
+        run_cmd(["git", "clone", "-q", str(root / "remote.git"), str(clone)], root)
         machines[name] = {"clone": clone, **_machine(root, name, sshd)}
-        _run(["dvc", "remote", "modify", "--local", "storage", "user", user], clone)
-        _run(
+        run_cmd(["dvc", "remote", "modify", "--local", "storage", "user", user], clone)
+        run_cmd(
             [
                 "dvc",
                 "remote",
@@ -191,15 +193,15 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
     worker, reporter = machines["worker"], machines["reporter"]
 
     # The worker runs the experiment and pushes it: git refs to origin, cached outputs over SSH.
-    _run(["dvc", "exp", "run", "-n", EXPERIMENT], worker["clone"])
-    _run(["dvc", "exp", "push", "origin", EXPERIMENT], worker["clone"], env=worker["env"])
+    run_cmd(["dvc", "exp", "run", "-n", EXPERIMENT], worker["clone"])
+    run_cmd(["dvc", "exp", "push", "origin", EXPERIMENT], worker["clone"], env=worker["env"])
     assert any(path.is_file() for path in storage.rglob("*")), "nothing reached the SSH remote"
     expected = _reports(worker["clone"], root / "worker-report")
 
     # The reporter pulls it and reports.
-    listed = _run(["dvc", "exp", "list", "origin", "--name-only"], reporter["clone"]).stdout
+    listed = run_cmd(["dvc", "exp", "list", "origin", "--name-only"], reporter["clone"]).stdout
     assert listed.split() == [EXPERIMENT]
-    _run(["dvc", "exp", "pull", "origin", EXPERIMENT], reporter["clone"], env=reporter["env"])
+    run_cmd(["dvc", "exp", "pull", "origin", EXPERIMENT], reporter["clone"], env=reporter["env"])
     pulled = _reports(reporter["clone"], root / "reporter-report")
     for name, text in expected.items():
         assert pulled[name] == text, name
@@ -210,9 +212,9 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
 
     # The model travelled over SSH: in the remote's folder, and byte for byte in the reporter's
     # cache; the server logged both machines' keys.
-    refs = _run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], reporter["clone"])
+    refs = run_cmd(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], reporter["clone"])
     (ref,) = [line for line in refs.stdout.split() if line.endswith(f"/{EXPERIMENT}")]
-    lock = yaml.safe_load(_run(["git", "show", f"{ref}:dvc.lock"], reporter["clone"]).stdout)
+    lock = yaml.safe_load(run_cmd(["git", "show", f"{ref}:dvc.lock"], reporter["clone"]).stdout)
     (model,) = [out for out in lock["stages"]["train"]["outs"] if out["path"] == "models/model.pt"]
     md5 = model["md5"]
     assert (storage / "files" / "md5" / md5[:2] / md5[2:]).is_file()

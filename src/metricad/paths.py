@@ -21,6 +21,9 @@ EMBEDDINGS = EMBEDDINGS_DIR / "embeddings.npy"
 PREDICTIONS = EMBEDDINGS_DIR / "predictions.csv"
 SYNTHETIC_EMBEDDINGS = EMBEDDINGS_DIR / "synthetic.npy"
 SYNTHETIC_PREDICTIONS = EMBEDDINGS_DIR / "synthetic.csv"
+# How the embeddings were computed (views, the batch size every batch is padded to): the score
+# stage carries it into scorer.npz for predict.
+EMBEDDING_SETTINGS = EMBEDDINGS_DIR / "settings.json"
 HEATMAPS_DIR = Path("data/gradcam")
 HEATMAPS = HEATMAPS_DIR / "heatmaps.npy"
 HEATMAP_INDEX = HEATMAPS_DIR / "index.csv"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,15 +15,17 @@ from metricad.errors import MetricadError
 from metricad.files import atomic_path
 from metricad.scoring.head import ScoringHead
 
-SCORER_FORMAT = "metricad-scorer/2"
+SCORER_FORMAT = "metricad-scorer/3"
 _EXTRA = "._extra_state"
 
 
-def save_scoring(path: str | Path, head: ScoringHead) -> None:
-    """models/scorer.npz: the head's buffers as arrays, names and extra state as JSON."""
+def save_scoring(path: str | Path, head: ScoringHead, embedding: dict[str, Any]) -> None:
+    """models/scorer.npz: the head's buffers as arrays; names, extra state and `embedding` (how
+    the embeddings it was fitted on were computed: views, batch size) as JSON."""
     state = head.state_dict()
     record = {
         "format": SCORER_FORMAT,
+        "embedding": embedding,
         "names": list(head.names),
         "verdict": head.verdict,
         "extra": {k.removesuffix(_EXTRA): v for k, v in state.items() if k.endswith(_EXTRA)},
@@ -34,6 +37,11 @@ def save_scoring(path: str | Path, head: ScoringHead) -> None:
 
 def load_scoring(path: str | Path) -> ScoringHead:
     """The saved head, in eval mode; one-line errors for a missing, broken or foreign file."""
+    return read_scoring(path)[0]
+
+
+def read_scoring(path: str | Path) -> tuple[ScoringHead, dict[str, Any]]:
+    """The saved head, in eval mode, and its embedding settings (views, batch size)."""
     path = Path(path)
     if not path.is_file():
         raise MetricadError(f"{path}: scorer not found (run `dvc repro score`)")
@@ -56,4 +64,4 @@ def load_scoring(path: str | Path) -> ScoringHead:
         setattr(head.get_submodule(owner) if owner else head, name, torch.from_numpy(array))
     for owner, extra in record["extra"].items():
         head.get_submodule(owner).set_extra_state(extra)
-    return head.eval()
+    return head.eval(), record["embedding"]

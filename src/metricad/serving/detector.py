@@ -25,7 +25,7 @@ from metricad.model.torch_model import AnomalyNet
 from metricad.params import Views
 from metricad.runtime import select_device
 from metricad.scoring.head import ScoringHead
-from metricad.scoring.scorer_file import load_scoring
+from metricad.scoring.scorer_file import read_scoring
 
 MODEL_FILE, SCORER_FILE, SETTINGS_FILE = "model.pt", "scorer.npz", "inference.json"
 
@@ -66,14 +66,14 @@ class Detector:
     def load(
         cls, folder: str | Path = "models", device: str = "auto", batch_size: int | None = None
     ) -> Detector:
-        """The detector of a trained pipeline's models/ folder (model.pt, scorer.npz and the
-        gradcam stage's inference.json).
+        """The detector of a trained pipeline's models/ folder (model.pt; scorer.npz with the
+        embedding's views and batch size; the gradcam stage's inference.json, its CAM).
 
         `batch_size` defaults to the pipeline's own (runtime.inference_batch_size): every batch
         is padded to it, and with the same batch size predict gives the pipeline's bits."""
         folder = Path(folder)
         model, _ = read_checkpoint(folder / MODEL_FILE)
-        head = load_scoring(folder / SCORER_FILE)
+        head, embedding = read_scoring(folder / SCORER_FILE)
         settings_file = folder / SETTINGS_FILE
         if not settings_file.is_file():
             raise MetricadError(
@@ -86,8 +86,8 @@ class Detector:
             head,
             (cam["method"], cam["layer"], cam["target"]),
             select_device(device),
-            settings["batch_size"] if batch_size is None else batch_size,
-            settings.get("views", "single"),  # written before embed.views: one view
+            embedding["batch_size"] if batch_size is None else batch_size,
+            embedding["views"],
         )
 
     def predict(self, images: list[np.ndarray], heatmaps: bool = True) -> Predictions:

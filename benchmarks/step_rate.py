@@ -21,8 +21,8 @@ from datetime import date
 import torch
 import torch.nn.functional as F
 
+from metricad.model.recipe import make_optimizer
 from metricad.model.torch_model import arch_from_params, model_from_arch
-from metricad.model.training import make_optimizer
 from metricad.params import load_params
 from metricad.runtime import make_deterministic
 

@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from metricad.analysis.gradcam import heatmaps_for_images
 from metricad.data.batches import normalize
 from metricad.model.inference import embed_and_score
+from metricad.model.recipe import batches, make_optimizer
 from metricad.model.torch_model import AnomalyNet, arch_from_params, model_from_arch
-from metricad.model.training import batches, make_optimizer, train
+from metricad.model.training import train
 from metricad.params import Params, params_from_dict
 from metricad.runtime import make_deterministic, memory_format_for, select_device
 

@@ -40,8 +40,10 @@ from metricad.data.manifest import read_manifest
 from metricad.data.split import split_manifest
 from metricad.errors import run_stage
 from metricad.model.inference import embed_and_score
+from metricad.model.recipe import schedule_depends_on_epochs
 from metricad.model.torch_model import arch_from_params, model_from_arch
-from metricad.model.training import TrainingState, schedule_depends_on_epochs, train
+from metricad.model.training import train
+from metricad.model.training_run import TrainingState
 from metricad.params import Params, load_params, params_from_dict, set_dotted
 from metricad.paths import RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device

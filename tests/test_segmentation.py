@@ -15,8 +15,9 @@ from metricad.data.batches import normalize, photometric
 from metricad.errors import MetricadError
 from metricad.export import export_onnx
 from metricad.model.inference import anomaly_maps, embed_and_score, map_scores, softmax_score
+from metricad.model.recipe import segmentation_loss
 from metricad.model.torch_model import build_model, map_image_score
-from metricad.model.training import segmentation_loss, train
+from metricad.model.training import train
 from metricad.params import EvaluateParams, params_from_dict
 from metricad.scoring.head import ScoringHead
 from metricad.serving.detector import Detector

@@ -12,9 +12,11 @@ import torchvision
 from metricad.data.batches import augment, shift
 from metricad.errors import MetricadError
 from metricad.model.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
+from metricad.model.recipe import batches, learning_rate
 from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
 from metricad.model.torch_model import arch_from_params, model_from_arch
-from metricad.model.training import TrainingState, batches, learning_rate, train
+from metricad.model.training import train
+from metricad.model.training_run import TrainingState
 from metricad.params import params_from_dict
 
 PARAMS = params_from_dict(

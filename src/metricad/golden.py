@@ -27,8 +27,9 @@ from metricad.analysis.localization import aupro, pixel_auroc
 from metricad.analysis.tsne import tsne_map
 from metricad.data.anomalies import corrupt_batch
 from metricad.model.inference import embed_and_score
+from metricad.model.recipe import make_optimizer
 from metricad.model.torch_model import AdaCos, ChannelDropout, build_model
-from metricad.model.training import make_optimizer, train
+from metricad.model.training import train
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
 from metricad.scoring.head import anomaly_scores

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from metricad.model.checkpoint import safe_load, save_torch_file
-from metricad.model.training import TrainingState, schedule_depends_on_epochs
+from metricad.model.recipe import schedule_depends_on_epochs
+from metricad.model.training_run import TrainingState
 from metricad.params import Params, trained_with
 
 LIBRARY = Path(__file__).resolve().parents[1]
@@ -21,6 +22,8 @@ TRAINING_STATE_FORMAT = "metricad-training-state/1"
 # Paths below src/metricad/.
 TRAINING_CODE = (
     "model/training.py",
+    "model/training_run.py",
+    "model/recipe.py",
     "model/torch_model.py",
     "data/anomalies.py",
     "data/batches.py",

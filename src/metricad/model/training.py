@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from metricad import portable_math
-from metricad.data.anomalies import corrupt_batch, kind_for_training
-from metricad.data.batches import (
-    MIN_ROWS,
-    augment,
-    eval_batches,
-    normalize,
-    photometric,
-    shift,
-)
+from metricad.data.anomalies import kind_for_training
+from metricad.data.batches import eval_batches, normalize
 from metricad.errors import MetricadError
+from metricad.model.recipe import batches
 from metricad.model.torch_model import AnomalyNet
+from metricad.model.training_run import TrainingRun, TrainingState
 from metricad.params import Params, RuntimeParams, TrainParams
 from metricad.runtime import memory_format_for
-
-
-@dataclass
-class TrainingState:
-    """Everything needed to continue a run exactly where it stopped (resume.py saves it)."""
-
-    epoch: int
-    model: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    shuffle_rng: torch.Tensor
-    torch_rng: torch.Tensor
-    history: list[dict[str, float]]
-    average: dict[str, torch.Tensor] | None = None  # the weight average, when there is one
-
-    def final_weights(self) -> dict[str, torch.Tensor]:
-        """The weights a run that ended here hands back: the average, when there is one."""
-        if self.average is None:
-            return self.model
-        prefix = "module."
-        return {k[len(prefix) :]: v for k, v in self.average.items() if k.startswith(prefix)}
 
 
 def settings_for_data(
@@ -86,21 +58,6 @@ def settings_for_data(
     return replace(train_params, synthetic_anomalies=kind, batch_size=batch_size), warnings
 
 
-def make_optimizer(model: AnomalyNet, params: TrainParams) -> torch.optim.Optimizer:
-    if params.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=params.lr,
-            momentum=params.momentum,
-            weight_decay=params.weight_decay,
-        )
-    # fused: one ATen kernel whose sqrt is the CPU's own instruction; the default per-tensor
-    # Adam takes sqrt from MKL's vector math library, whose bits differ between CPU vendors.
-    return torch.optim.Adam(
-        model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=True
-    )
-
-
 # History keys -> DVCLive metric names (dvclive/plots/metrics/<name>.tsv).
 LIVE_NAMES = {
     "train_loss": "train/loss",
@@ -108,67 +65,6 @@ LIVE_NAMES = {
     "test_loss": "test/loss",
     "test_accuracy": "test/accuracy",
 }
-
-
-def schedule_depends_on_epochs(params: TrainParams) -> bool:
-    """Whether the learning rate of a step depends on the run's total epoch count (cosine).
-    When it does not, the first N epochs of a longer run are an N-epoch run, step for step:
-    a finished run can be continued to more epochs, and one long run measured on the way."""
-    return params.lr_schedule == "cosine"
-
-
-def learning_rate(params: TrainParams, step: int, total_steps: int, warmup_steps: int) -> float:
-    """The learning rate of optimizer step `step` (from 0): a linear warm-up over the first
-    `warmup_steps`, then `lr` throughout (constant) or a cosine decay towards 0 at the last
-    step (cosine). A function of the step alone, so a resumed run needs no scheduler state."""
-    if step < warmup_steps:
-        return params.lr * (step + 1) / warmup_steps
-    if params.lr_schedule == "constant":
-        return params.lr
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return params.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-# A map cell is "anomalous" in the segmentation target when synthetic pixels cover more than
-# this share of it (the head's map is a quarter of the input's side).
-MASK_COVER = 0.25
-
-
-def segmentation_loss(
-    logits: torch.Tensor, masks: torch.Tensor, real_anomalous: torch.Tensor
-) -> torch.Tensor:
-    """Focal loss (gamma 2, Lin et al. 2017; DRAEM's) of the segmentation logits (N, h, w)
-    against the synthetic masks (N, H, W) pooled to the logits' size. Real defect images
-    (`real_anomalous`, (N,) bool) have no mask in training and are left out. Written with
-    sigmoid, exp2 and log1p: ATen's own kernels, the same bits on every CPU."""
-    target = F.adaptive_avg_pool2d(masks[:, None].float(), logits.shape[-2:])[:, 0]
-    target = (target > MASK_COVER).float()
-    probability = torch.sigmoid(logits)
-    # Binary cross-entropy with logits, the stable form.
-    cross_entropy = (
-        logits.clamp_min(0) - logits * target + torch.log1p(portable_math.exp(-logits.abs()))
-    )
-    agreement = probability * target + (1 - probability) * (1 - target)
-    focal = cross_entropy * (1 - agreement) ** 2
-    keep = (~real_anomalous).to(logits.device, torch.float32)
-    return (focal.mean(dim=(1, 2)) * keep).sum() / keep.sum().clamp_min(1.0)
-
-
-def weight_average(model: AnomalyNet, decay: float) -> AveragedModel | None:
-    """An exponential moving average of the weights and of the BatchNorm statistics (and the
-    AdaCos scale), updated after every step; None when `decay` is 0."""
-    if decay == 0:
-        return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A shuffled epoch; a last batch of fewer than MIN_ROWS joins the one before (BatchNorm
-    needs two rows, and fewer than four take kernels that depend on the CPU, data.MIN_ROWS)."""
-    chunks = list(torch.randperm(count, generator=generator).split(batch_size))
-    if len(chunks) > 1 and len(chunks[-1]) < MIN_ROWS:
-        chunks[-2:] = [torch.cat(chunks[-2:])]
-    return chunks
 
 
 @torch.inference_mode()
@@ -200,6 +96,15 @@ def evaluate_split(
     return loss.item() / len(images), correct.item() / len(images)
 
 
+def _on_device(
+    monitor: tuple[torch.Tensor, torch.Tensor] | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The monitored split on the device, or None when there is none or it is empty."""
+    if monitor is None or not len(monitor[0]):
+        return None
+    return monitor[0].to(device), monitor[1].to(device)
+
+
 def train(
     model: AnomalyNet,
     images: torch.Tensor,
@@ -229,53 +134,19 @@ def train(
     # channels_last on CUDA (runtime.memory_format_for); the caller gets its model back in
     # the default layout (the end of this function).
     model.to(device=device, memory_format=memory_format_for(device)).train()
-    forward = torch.compile(model) if params.compile else model
-    optimizer = make_optimizer(model, params)
-    average = weight_average(model, params.ema_decay)
-    shuffle_rng = torch.Generator().manual_seed(params.seed)
-    history: list[dict[str, float]] = []
-    start = 0
-    if resume is not None:
-        model.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
-        if average is not None and resume.average is not None:
-            average.load_state_dict(resume.average)
-        shuffle_rng.set_state(resume.shuffle_rng)
-        torch.set_rng_state(resume.torch_rng)
-        history, start = list(resume.history), resume.epoch
-        if history and start < epochs and start % params.monitor_every:
-            # A shorter run monitored its last epoch off the cadence; continued, it is
-            # an epoch like any other (as in a run that was this long from the start).
-            history[-1] = {k: v for k, v in history[-1].items() if not k.startswith("test_")}
+    run = TrainingRun.new(model, params)
+    start = 0 if resume is None else run.restore(resume, epochs, params.monitor_every)
     runtime = runtime or RuntimeParams()
     amp = runtime.amp and device.type == "cuda"
     # Every image crosses to the device once, as uint8; the random draws (order, flips,
     # synthetic anomalies) stay on the CPU generator, so a run draws the same on any device.
     images = images.to(device)
-    if monitor is not None and len(monitor[0]):
-        monitor = (monitor[0].to(device), monitor[1].to(device))
-    else:
-        monitor = None
-
-    def snapshot(epoch: int) -> TrainingState:
-        return TrainingState(
-            epoch,
-            {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            optimizer.state_dict(),
-            shuffle_rng.get_state(),
-            torch.get_rng_state(),
-            list(history),
-            None
-            if average is None
-            else {k: v.cpu().clone() for k, v in average.state_dict().items()},
-        )
-
+    monitor = _on_device(monitor, device)
     # The batch count is the same every epoch (batches() merges the same short last batch).
-    steps_per_epoch = len(batches(len(images), params.batch_size, torch.Generator()))
-    total_steps, warmup_steps = epochs * steps_per_epoch, params.warmup_epochs * steps_per_epoch
-    # What the run hands back and the monitor measures: the average when there is one.
-    trained = model if average is None else average.module
-
+    per_epoch = len(batches(len(images), params.batch_size, torch.Generator()))
+    steps = (per_epoch, epochs * per_epoch, params.warmup_epochs * per_epoch)
+    # What the monitor measures: the average when there is one.
+    measured = run.forward if run.average is None else run.average.module
     bar = tqdm(
         range(start, epochs),
         desc="train",
@@ -285,70 +156,21 @@ def train(
         total=epochs,
     )
     for epoch in bar:
-        # Summed on the device (float64, as Python floats would): one sync per epoch.
-        total_loss = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        for step, index in enumerate(
-            batches(len(images), params.batch_size, shuffle_rng), start=epoch * steps_per_epoch
-        ):
-            x, y = images[index.to(device)], labels[index]
-            if params.augment:
-                x = augment(x, shuffle_rng)
-            if params.max_shift:
-                x = shift(x, params.max_shift, shuffle_rng)
-            real_anomalous = y == 1
-            x, y, synthetic_masks = corrupt_batch(
-                x,
-                y,
-                params.synthetic_anomalies,
-                params.synthetic_share,
-                params.synthetic_jitter,
-                shuffle_rng,
-            )
-            if params.photometric:
-                x = photometric(x, params.photometric, shuffle_rng)
-            x, y = normalize(x), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                if model.segmenter is None:
-                    logits, map_logits = forward(x, y), None
-                else:
-                    logits, map_logits = model.forward_with_map(x, y)
-            loss = F.cross_entropy(logits.float(), y)
-            if map_logits is not None:
-                loss = loss + params.segmentation_weight * segmentation_loss(
-                    map_logits.float(), synthetic_masks, real_anomalous
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(params, step, total_steps, warmup_steps)
-            optimizer.step()
-            if average is not None:
-                average.update_parameters(model)
-            total_loss += loss.detach().double() * len(index)
-            correct += (logits.argmax(1) == y).sum()
-        done = epoch + 1
-        row = {
-            "epoch": done,
-            "train_loss": round(total_loss.item() / len(images), 6),
-            "train_accuracy": round(correct.item() / len(images), 6),
-            "head_scale": round(float(model.head.scale), 6),
-        }
+        row = run.epoch(epoch, images, labels, params, steps, amp)
+        done = row["epoch"]
         if monitor is not None and (done % params.monitor_every == 0 or done == epochs):
-            test_loss, test_accuracy = evaluate_split(
-                forward if average is None else trained, *monitor, runtime.inference_batch_size, amp
-            )
-            row |= {"test_loss": round(test_loss, 6), "test_accuracy": round(test_accuracy, 6)}
-        history.append(row)
+            loss, accuracy = evaluate_split(measured, *monitor, runtime.inference_batch_size, amp)
+            row |= {"test_loss": round(loss, 6), "test_accuracy": round(accuracy, 6)}
+        run.history.append(row)
         if on_epoch is not None:
             on_epoch(row)
         bar.set_postfix(loss=row["train_loss"], acc=row["train_accuracy"])
         if save_state is not None and (done == epochs or (save_every and done % save_every == 0)):
-            save_state(snapshot(done))
-    if average is not None:
-        model.load_state_dict(average.module.state_dict())
+            save_state(run.snapshot(done))
+    if run.average is not None:
+        model.load_state_dict(run.average.module.state_dict())
     model.to(memory_format=torch.contiguous_format).eval()
-    return history
+    return run.history
 
 
 def training_summary(

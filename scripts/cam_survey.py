@@ -10,7 +10,8 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import itertools
 
 from metricad.analysis.gradcam import METHODS, TARGETS, heatmaps_for_images
-from metricad.analysis.localization import KindRule, localization_summary
+from metricad.analysis.kinds import KindRule
+from metricad.analysis.localization import localization_summary
 from metricad.data.batches import load_image_tensor, load_mask_array
 from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage

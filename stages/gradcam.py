@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 
 from metricad.analysis.gradcam import heatmaps_for_images, maps_per_target
-from metricad.analysis.localization import KINDS, rows_to_map, score_maps
+from metricad.analysis.kinds import KINDS
+from metricad.analysis.localization import rows_to_map, score_maps
 from metricad.data.batches import load_image_tensor, load_mask_array
 from metricad.data.manifest import read_manifest, synthetic_rows
 from metricad.errors import run_stage

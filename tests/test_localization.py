@@ -10,18 +10,20 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from metricad.analysis.localization import (
+from metricad.analysis.kinds import (
     IOU_CANDIDATES,
     KINDS,
     KindRule,
-    aupro,
     choose_iou_threshold,
     classify_kind,
     classify_kinds,
+)
+from metricad.analysis.localization import localization_summary
+from metricad.analysis.pixel_metrics import (
+    aupro,
     hot_spot_distance,
     inside_outside_ratio,
     iou,
-    localization_summary,
     pixel_auroc,
     pointing_hits,
 )

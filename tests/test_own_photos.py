@@ -16,7 +16,7 @@ from conftest import make_photo_folder
 from helpers import TINY, make_project, run_cmd
 from PIL import Image
 
-from metricad.analysis.localization import choose_iou_threshold
+from metricad.analysis.kinds import choose_iou_threshold
 from metricad.data.manifest import read_manifest
 from metricad.paths import PREPARED_MANIFEST
 
@@ -116,10 +116,11 @@ def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_p
     assert train["n_train_anomalous"] == 0 and train["synthetic_anomalies_used"] == "cutpaste"
     evaluate = _json(project, "evaluate.json")
     assert evaluate["test"]["n_images"] == sum(data["images"]["test"].values())
+    curves = pd.read_csv(project / "plots" / "evaluate" / "roc.csv")
     for name, score in evaluate["scores"].items():
         assert set(score["auroc_per_defect"]) == {"dent", "scratch"}, name
         assert isinstance(score["auroc"], float)
-        assert (project / "plots" / "evaluate" / "roc" / f"{name}.csv").is_file()
+        assert (curves["score"] == name).sum() >= 2, name  # its ROC curve is drawn
     gradcam = _json(project, "gradcam.json")
     # The two masked photos are in the test split; the rest are counted.
     assert "train" not in gradcam and gradcam["test"]["n_defect_images"] == 2
@@ -137,8 +138,9 @@ def test_defect_folders_with_some_masks_then_the_same_photos_as_a_csv_list(tmp_p
         assert table.count(",synthetic,") == 6
     assert (project / "plots" / "synthetic" / "examples.png").stat().st_size > 0
     diff = json.loads(run_cmd(["dvc", "metrics", "diff", "--json", "HEAD"], project).stdout)
-    # The baseline in HEAD has no lock and no metrics; the diff still lists every score.
-    assert "scores.gaussian.auroc" in diff.get("metrics/evaluate.json", {})
+    # The baseline in HEAD has no lock and no metrics; the diff still lists every score's
+    # headline (metrics/scores/).
+    assert "auroc" in diff.get("metrics/scores/gaussian.json", {})
 
     # The same photos listed in a CSV run the same: every stage after `prepare` reads only the
     # manifest and the files it names, and the CSV's manifest is the folder's (the same rows,

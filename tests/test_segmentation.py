@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metricad.analysis.localization import pixel_auroc
+from metricad.analysis.pixel_metrics import pixel_auroc
 from metricad.data.anomalies import synthetic_sample
 from metricad.data.batches import normalize, photometric
 from metricad.errors import MetricadError

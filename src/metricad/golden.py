@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from metricad.analysis.gradcam import heatmaps_for_images
-from metricad.analysis.localization import aupro, pixel_auroc
+from metricad.analysis.pixel_metrics import aupro, pixel_auroc
 from metricad.analysis.tsne import tsne_map
 from metricad.data.anomalies import corrupt_batch
 from metricad.model.inference import embed_and_score

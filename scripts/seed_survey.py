@@ -44,10 +44,11 @@ from metricad.model.recipe import schedule_depends_on_epochs
 from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.model.training import train
 from metricad.model.training_run import TrainingState
-from metricad.params import Params, load_params, params_from_dict, set_dotted
+from metricad.params import Params, load_params, params_from_dict
 from metricad.paths import RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device
 from metricad.scoring.head import SCORE_NAMES, anomaly_scores
+from metricad.validation import set_dotted
 
 # The article's recipe is survey.py's "article-recipe" setting (its train.* keys).
 RECIPES = {

@@ -41,9 +41,9 @@ import yaml
 
 from metricad.errors import MetricadError, run_stage
 from metricad.files import read_json, write_json
-from metricad.params import set_dotted
 from metricad.paths import TRAIN_STATE
 from metricad.report.experiments import METRICS_FILES
+from metricad.validation import set_dotted
 
 GOOD_ONLY = {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "cutpaste"}
 REAL = {

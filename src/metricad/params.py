@@ -7,12 +7,7 @@ range. Reading params.yaml checks it against them, so an unknown key (a typo giv
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import difflib
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from metricad.errors import MetricadError
-
-
-def _range(low: float | None = None, high: float | None = None, **kw: Any) -> Any:
-    return field(metadata={"low": low, "high": high}, **kw)
-
+from metricad.validation import build, quoted_path, ranged
 
 # The choices other modules offer, named once here (gradcam.METHODS, anomalies.CHOICES, ...
 # are typing.get_args of these).
@@ -43,8 +34,8 @@ _SEED_MAX = 2**32 - 1
 class SyntheticParams:
     """data.synthetic: the generated demo set."""
 
-    seed: int = _range(0, _SEED_MAX, default=0)
-    image_size: int = _range(32, 2048, default=256)
+    seed: int = ranged(0, _SEED_MAX, default=0)
+    image_size: int = ranged(32, 2048, default=256)
 
 
 @dataclass(frozen=True)
@@ -64,19 +55,19 @@ class DataParams:
 class SplitParams:
     """split: which images train, which are held out, which test."""
 
-    anomalous_train_fraction: float = _range(0.0, 1.0, default=0.5)
+    anomalous_train_fraction: float = ranged(0.0, 1.0, default=0.5)
     # Share of train/good held out of training: the good images thresholds are chosen on.
-    validation_fraction: float = _range(0.0, 0.9, default=0.2)
+    validation_fraction: float = ranged(0.0, 0.9, default=0.2)
     # Share of the good images held out for test where the source gives no split (folder, csv).
-    test_fraction: float = _range(0.0, 0.9, default=0.2)
-    seed: int = _range(0, _SEED_MAX, default=0)
+    test_fraction: float = ranged(0.0, 0.9, default=0.2)
+    seed: int = ranged(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
 class ResizeParams:
     """resize: the side every image and mask is resized to."""
 
-    size: int = _range(32, 2048, default=96)
+    size: int = ranged(32, 2048, default=96)
 
 
 @dataclass(frozen=True)
@@ -84,15 +75,15 @@ class ModelParams:
     """model: the backbone's start and the metric head."""
 
     weights: str = "none"
-    embedding_dim: int = _range(2, 8192, default=512)
+    embedding_dim: int = ranged(2, 8192, default=512)
     head: Literal["adacos", "arcface"] = "adacos"
     # flatten: the article's neck, a Linear over the whole layer4 map (built for one image
     # size); avgpool: the layer4 map averaged over its positions first.
     neck: Literal["flatten", "avgpool"] = "flatten"
-    dropout: float = _range(0.0, 0.99, default=0.5)
-    adacos_min_scale: float = _range(0.0, 64.0, default=10.0)
-    arcface_scale: float = _range(0.1, 128.0, default=30.0)
-    arcface_margin: float = _range(0.0, 1.5, default=0.5)
+    dropout: float = ranged(0.0, 0.99, default=0.5)
+    adacos_min_scale: float = ranged(0.0, 64.0, default=10.0)
+    arcface_scale: float = ranged(0.1, 128.0, default=30.0)
+    arcface_margin: float = ranged(0.0, 1.5, default=0.5)
     # A segmentation head over layer1..layer3, trained on the synthetic anomalies' masks:
     # a per-pixel anomaly map (the `segmentation` heat map) and its image score (`map`).
     segmentation: bool = False
@@ -105,37 +96,37 @@ class ModelParams:
 class TrainParams:
     """train: the recipe and the synthetic anomalies (how a run uses the machine: runtime)."""
 
-    batch_size: int = _range(1, 4096, default=16)
+    batch_size: int = ranged(1, 4096, default=16)
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = _range(1e-8, 10.0, default=1e-3)
-    weight_decay: float = _range(0.0, 1.0, default=5e-4)
-    momentum: float = _range(0.0, 1.0, default=0.9)
+    lr: float = ranged(1e-8, 10.0, default=1e-3)
+    weight_decay: float = ranged(0.0, 1.0, default=5e-4)
+    momentum: float = ranged(0.0, 1.0, default=0.9)
     # The recipe (docs/results.md: what each does to the spread over seeds). The article's:
     # lr_schedule constant, warmup_epochs 0, ema_decay 0.
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup_epochs: int = _range(0, 100000, default=10)
-    ema_decay: float = _range(0.0, 0.9999, default=0.99)
+    warmup_epochs: int = ranged(0, 100000, default=10)
+    ema_decay: float = ranged(0.0, 0.9999, default=0.99)
     augment: bool = True
     # Random translation by up to this many pixels (reflected border); 0: none.
-    max_shift: int = _range(0, 1024, default=0)
+    max_shift: int = ranged(0, 1024, default=0)
     # Good images turned into synthetic anomalies in each batch (anomalies.py): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
     synthetic_anomalies: SyntheticKind = "cutpaste"
-    synthetic_share: float = _range(0.0, 1.0, default=0.5)
+    synthetic_share: float = ranged(0.0, 1.0, default=0.5)
     # Colour jitter of the pasted piece: CutPaste's 0.1 taught nothing on the demo.
-    synthetic_jitter: float = _range(0.0, 1.0, default=0.3)
+    synthetic_jitter: float = ranged(0.0, 1.0, default=0.3)
     # Brightness, contrast and gamma of whole training images changed by up to this share
     # (batches.photometric): lighting drift is not a defect. 0: none (nothing is drawn).
-    photometric: float = _range(0.0, 0.9, default=0.0)
+    photometric: float = ranged(0.0, 0.9, default=0.0)
     # Weight of the segmentation head's focal loss beside the metric head's cross-entropy
     # (model.segmentation only): the focal loss is small (mostly easy background pixels).
-    segmentation_weight: float = _range(0.0, 1000.0, default=1.0)
-    seed: int = _range(0, _SEED_MAX, default=0)
+    segmentation_weight: float = ranged(0.0, 1000.0, default=1.0)
+    seed: int = ranged(0, _SEED_MAX, default=0)
     # torch.compile of the training step: off by default, it does not pay on the CPU.
     compile: bool = False
     # Epochs between passes over the test split (logged, never used for choices); the last
     # epoch is always monitored.
-    monitor_every: int = _range(1, 100000, default=10)
+    monitor_every: int = ranged(1, 100000, default=10)
 
 
 @dataclass(frozen=True)
@@ -145,22 +136,22 @@ class RuntimeParams:
     the last bits of the numbers: docs/reproducibility.md)."""
 
     # CPU threads of every numeric library, in every stage (numerics.py).
-    threads: int = _range(1, 1024, default=2)
+    threads: int = ranged(1, 1024, default=2)
     cpu_kernels: Literal["avx2", "native"] = "avx2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     # Batch of the eval-mode passes (test monitor, embed, gradcam, predict): sized for the
     # device, not a training hyperparameter.
-    inference_batch_size: int = _range(1, 4096, default=64)
-    checkpoint_every: int = _range(0, 100000, default=50)
+    inference_batch_size: int = ranged(1, 4096, default=64)
+    checkpoint_every: int = ranged(0, 100000, default=50)
 
 
 @dataclass(frozen=True)
 class SynthesizeParams:
     """synthesize: the fixed sample of synthetic anomalies embedded beside the real images."""
 
-    samples: int = _range(0, 10000, default=20)  # embedded, and drawn in the t-SNE maps
-    seed: int = _range(0, _SEED_MAX, default=0)
+    samples: int = ranged(0, 10000, default=20)  # embedded, and drawn in the t-SNE maps
+    seed: int = ranged(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
@@ -176,9 +167,9 @@ class EmbedParams:
 class TsneParams:
     """tsne: the maps of the embeddings."""
 
-    perplexity: float = _range(1.0, 100.0, default=10.0)  # lowered on maps of fewer images
-    max_iter: int = _range(250, 100000, default=1000)
-    seed: int = _range(0, _SEED_MAX, default=0)
+    perplexity: float = ranged(1.0, 100.0, default=10.0)  # lowered on maps of fewer images
+    max_iter: int = ranged(250, 100000, default=1000)
+    seed: int = ranged(0, _SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
@@ -188,26 +179,26 @@ class GradcamParams:
     method: CamMethod = "gradcam++"
     layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer2"
     target: CamTarget = "anomalous"
-    train_images: int = _range(0, 100000, default=8)
-    tolerance_px: int = _range(0, 1024, default=4)
-    min_peak: float = _range(0.0, None, default=1e-6)
-    flat_fraction: float = _range(0.01, 1.0, default=0.9)
-    fpr_limit: float = _range(0.01, 1.0, default=0.3)
+    train_images: int = ranged(0, 100000, default=8)
+    tolerance_px: int = ranged(0, 1024, default=4)
+    min_peak: float = ranged(0.0, None, default=1e-6)
+    flat_fraction: float = ranged(0.01, 1.0, default=0.9)
+    fpr_limit: float = ranged(0.01, 1.0, default=0.3)
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     """evaluate: the anomaly scores and the softmax operating point."""
 
-    threshold: float = _range(0.0, 1.0, default=0.5)  # the article's softmax cut
+    threshold: float = ranged(0.0, 1.0, default=0.5)  # the article's softmax cut
     # map: only for a network with a segmentation head (model.segmentation).
     scores: list[ScoreName] = field(default_factory=lambda: ["softmax", "knn", "gaussian"])
-    knn_k: int = _range(1, 10000, default=5)
+    knn_k: int = ranged(1, 10000, default=5)
     # Each score's operating point, from the good validation images only: their
     # `threshold_quantile` quantile, or mean + `threshold_sd` standard deviations.
     threshold_method: Literal["quantile", "mean_sd"] = "quantile"
-    threshold_quantile: float = _range(0.5, 1.0, default=0.99)
-    threshold_sd: float = _range(0.0, 100.0, default=3.0)
+    threshold_quantile: float = ranged(0.5, 1.0, default=0.99)
+    threshold_sd: float = ranged(0.0, 100.0, default=3.0)
     verdict_score: ScoreName = "gaussian"  # the score behind predict's verdict
 
 
@@ -215,7 +206,7 @@ class EvaluateParams:
 class Params:
     """params.yaml: every section."""
 
-    epochs: int = _range(1, 100000, default=300)
+    epochs: int = ranged(1, 100000, default=300)
     data: DataParams = field(default_factory=DataParams)
     split: SplitParams = field(default_factory=SplitParams)
     resize: ResizeParams = field(default_factory=ResizeParams)
@@ -227,104 +218,6 @@ class Params:
     tsne: TsneParams = field(default_factory=TsneParams)
     gradcam: GradcamParams = field(default_factory=GradcamParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-
-
-def _type_name(kind: Any) -> str:
-    if typing.get_origin(kind) is Literal:
-        return "one of " + ", ".join(repr(c) for c in typing.get_args(kind))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        kind, getattr(kind, "__name__", str(kind))
-    )
-
-
-def _shown(value: Any) -> str:
-    """repr() cut to one short line: a stray 10 kB string must not flood the error."""
-    try:
-        text = repr(value)
-    except ValueError:  # Python refuses to print integers of more than 4300 digits
-        return "an integer too long to show"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _path(path: Any) -> str:
-    """A path or file name quoted and whole (a cut would hide the wrong part), control
-    characters escaped so the message stays one line."""
-    return f"'{_key(path)}'"
-
-
-def _key(name: Any) -> str:
-    """A key as typed, with control characters (a newline in a quoted YAML key) escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
-
-
-def _convert(key: str, value: Any, kind: Any, meta: Any) -> Any:
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        (kind,) = [k for k in options if k is not type(None)]
-        origin = typing.get_origin(kind)
-    if origin is list:
-        (item_kind,) = typing.get_args(kind)
-        if not isinstance(value, list) or not value:
-            raise MetricadError(f"params: {key} must be a non-empty list, got {_shown(value)}")
-        items = [_convert(f"{key}[{n}]", item, item_kind, {}) for n, item in enumerate(value)]
-        if len(set(items)) < len(items):
-            raise MetricadError(f"params: {key} lists a value twice: {_shown(value)}")
-        return items
-    if dataclasses.is_dataclass(kind):
-        if not isinstance(value, dict):
-            raise MetricadError(f"params: {key} must be a section (a mapping), got {_shown(value)}")
-        return _build(kind, value, key + ".")
-    if origin is Literal:
-        if value not in typing.get_args(kind):
-            raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {_shown(value)}")
-        return value
-    if kind is float and isinstance(value, str):
-        # YAML 1.1 (PyYAML) reads `1e-3` as a string; DVC's `-S` writes such values too.
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    # bool is a subclass of int in Python; `epochs: true` is still a mistake.
-    ok = (
-        isinstance(value, bool)
-        if kind is bool
-        else isinstance(value, int | float) and not isinstance(value, bool)
-        if kind is float
-        else isinstance(value, kind) and not isinstance(value, bool)
-    )
-    if not ok:
-        raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {_shown(value)}")
-    if kind is float:
-        try:
-            value = float(value)
-        except OverflowError:  # an integer too large for a float
-            value = math.inf
-    if kind is float and not math.isfinite(value):
-        raise MetricadError(f"params: {key} must be a finite number, got {_shown(value)}")
-    low, high = meta.get("low"), meta.get("high")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        raise MetricadError(f"params: {key} must be {bounds}, got {_shown(value)}")
-    return value
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            if prefix == "train." and key in _RUNTIME_KEYS:
-                hint = f" (it moved: runtime.{key})"
-            raise MetricadError(f"params: unknown key '{prefix}{_key(key)}'{hint}")
-    kwargs = {
-        f.name: _convert(prefix + f.name, values[f.name], hints[f.name], f.metadata)
-        for f in dataclasses.fields(cls)
-        if f.name in values
-    }
-    return cls(**kwargs)
 
 
 # Keys that were train.* before the runtime section, for a one-line hint to old params files.
@@ -340,13 +233,19 @@ def _check_relations(params: Params) -> None:
                 f"params: data.root must be set when data.source is {data.source!r}"
             )
         if data.source == "csv" and not Path(data.root).is_file():
-            raise MetricadError(f"params: data.root: CSV file {_path(data.root)} does not exist")
+            raise MetricadError(
+                f"params: data.root: CSV file {quoted_path(data.root)} does not exist"
+            )
         if data.source != "csv" and not Path(data.root).is_dir():
-            raise MetricadError(f"params: data.root: folder {_path(data.root)} does not exist")
+            raise MetricadError(
+                f"params: data.root: folder {quoted_path(data.root)} does not exist"
+            )
     for key in ("category", "good", "masks"):
         name = getattr(data, key)
         if not name or "/" in name or name.startswith("."):
-            raise MetricadError(f"params: data.{key} must be a folder name, got {_path(name)}")
+            raise MetricadError(
+                f"params: data.{key} must be a folder name, got {quoted_path(name)}"
+            )
     if params.train.max_shift >= params.resize.size:
         raise MetricadError(
             f"params: train.max_shift must be below resize.size ({params.resize.size}), "
@@ -367,23 +266,17 @@ def _check_relations(params: Params) -> None:
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise MetricadError(
             f"params: model.weights must be 'none', 'imagenet' or a .pth file; "
-            f"file {_path(weights)} does not exist"
+            f"file {quoted_path(weights)} does not exist"
         )
-
-
-def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
-    """Set `section.name` (as `dvc exp run -S` spells it) in a params.yaml mapping."""
-    *sections, last = key.split(".")
-    for section in sections:
-        values = values.setdefault(section, {})
-    values[last] = value
 
 
 def params_from_dict(values: Any) -> Params:
     """Validate a nested mapping (as read from params.yaml) into Params."""
     if not isinstance(values, dict):
         raise MetricadError("params: the file must hold a mapping of sections")
-    params = _build(Params, values)
+    params = build(
+        Params, values, moved={f"train.{key}": f"runtime.{key}" for key in _RUNTIME_KEYS}
+    )
     _check_relations(params)
     return params
 
@@ -401,15 +294,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise MetricadError(f"{path}: not valid YAML: {reason}") from None
     params = params_from_dict(values if values is not None else {})
     return params
-
-
-def trained_with(params: Params) -> dict[str, Any]:
-    """The params that decide the trained weights (the train stage's), as a plain dict: what
-    a checkpoint records and a resumable state must match."""
-    return {
-        "epochs": params.epochs,
-        "model": dataclasses.asdict(params.model),
-        "train": dataclasses.asdict(params.train),
-        "resize.size": params.resize.size,
-        "split.anomalous_train_fraction": params.split.anomalous_train_fraction,
-    }

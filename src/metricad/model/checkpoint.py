@@ -6,6 +6,7 @@ a pickle that would run code is refused, never executed.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import warnings
 from pathlib import Path
@@ -23,7 +24,7 @@ from metricad.model.torch_model import (
     arch_from_params,
     model_from_arch,
 )
-from metricad.params import Params, trained_with
+from metricad.params import Params
 
 CHECKPOINT_FORMAT = "metricad-checkpoint/1"
 
@@ -55,6 +56,18 @@ def save_torch_file(obj: Any, path: str | Path) -> None:
     random) file name, and equal tensors would give different bytes."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(obj, handle)
+
+
+def trained_with(params: Params) -> dict[str, Any]:
+    """The params that decide the trained weights (the train stage's), as a plain dict: what
+    a checkpoint records and a resumable state must match."""
+    return {
+        "epochs": params.epochs,
+        "model": dataclasses.asdict(params.model),
+        "train": dataclasses.asdict(params.train),
+        "resize.size": params.resize.size,
+        "split.anomalous_train_fraction": params.split.anomalous_train_fraction,
+    }
 
 
 def save_checkpoint(path: str | Path, model: AnomalyNet, params: Params) -> None:

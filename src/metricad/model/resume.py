@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from metricad.model.checkpoint import safe_load, save_torch_file
+from metricad.model.checkpoint import safe_load, save_torch_file, trained_with
 from metricad.model.recipe import schedule_depends_on_epochs
 from metricad.model.training_run import TrainingState
-from metricad.params import Params, trained_with
+from metricad.params import Params
 
 LIBRARY = Path(__file__).resolve().parents[1]
 TRAINING_STATE_FORMAT = "metricad-training-state/1"

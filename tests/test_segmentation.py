@@ -16,7 +16,8 @@ from metricad.errors import MetricadError
 from metricad.export import export_onnx
 from metricad.model.inference import anomaly_maps, embed_and_score, map_scores, softmax_score
 from metricad.model.recipe import segmentation_loss
-from metricad.model.torch_model import build_model, map_image_score
+from metricad.model.segmentation import map_image_score
+from metricad.model.torch_model import build_model
 from metricad.model.training import train
 from metricad.params import EvaluateParams, params_from_dict
 from metricad.scoring.head import ScoringHead

@@ -25,6 +25,7 @@ TRAINING_CODE = (
     "model/training_run.py",
     "model/recipe.py",
     "model/torch_model.py",
+    "model/segmentation.py",
     "data/anomalies.py",
     "data/batches.py",
     "portable_math.py",

@@ -11,15 +11,16 @@ import torch
 
 from metricad.data.split import validation_rows
 from metricad.errors import run_stage
-from metricad.files import read_csv, read_json
+from metricad.files import read_csv
 from metricad.params import load_params
 from metricad.paths import EMBEDDING_SETTINGS, EMBEDDINGS, PREDICTIONS, SCORER
 from metricad.scoring.head import ScoringHead, map_column
-from metricad.scoring.scorer_file import save_scoring
+from metricad.scoring.scorer_file import read_embedding_settings, save_scoring
 
 
 def main() -> None:
     settings = load_params().evaluate
+    embedding = read_embedding_settings(EMBEDDING_SETTINGS)
     predictions = read_csv(PREDICTIONS)
     embeddings = np.load(EMBEDDINGS)
     split, labels = predictions["split"].to_numpy(), predictions["label"].to_numpy()
@@ -35,7 +36,7 @@ def main() -> None:
     head.set_operating_points(values, settings)
     for warning in warnings + fallback:
         print(f"warning: {warning}")
-    save_scoring(SCORER, head, read_json(EMBEDDING_SETTINGS))
+    save_scoring(SCORER, head, embedding)
 
 
 if __name__ == "__main__":

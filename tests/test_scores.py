@@ -25,7 +25,12 @@ from metricad.scoring.head import (
     anomaly_scores,
     operating_point,
 )
-from metricad.scoring.scorer_file import load_scoring, read_scoring, save_scoring
+from metricad.scoring.scorer_file import (
+    load_scoring,
+    read_embedding_settings,
+    read_scoring,
+    save_scoring,
+)
 
 # The scores of a network without a segmentation head (the `map` score needs one:
 # tests/test_segmentation.py).
@@ -238,3 +243,17 @@ def test_at_operating_point_counts_false_positives_and_recall_per_defect():
     }
     undefined = at_operating_point(labels, flagged, defects, float("nan"))
     assert undefined["threshold"] is None and undefined["recall"] is None
+
+
+def test_the_embedding_settings_are_checked_with_one_line_errors(tmp_path):
+    path = tmp_path / "settings.json"
+    with pytest.raises(MetricadError, match="settings.json: not found"):
+        read_embedding_settings(path)
+    path.write_text("{not json")
+    with pytest.raises(MetricadError, match="settings.json: not readable"):
+        read_embedding_settings(path)
+    path.write_text('{"views": "single"}')
+    with pytest.raises(MetricadError, match="lacks views or batch_size"):
+        read_embedding_settings(path)
+    path.write_text('{"views": "dihedral", "batch_size": 8}')
+    assert read_embedding_settings(path) == {"views": "dihedral", "batch_size": 8}

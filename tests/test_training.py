@@ -179,6 +179,17 @@ def test_checkpoint_without_head_is_refused(tmp_path):
         load_checkpoint(path)
 
 
+def test_a_checkpoint_from_before_model_standardize_loads_as_not_standardising(tmp_path):
+    model, _ = _run()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, PARAMS)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["arch"]["standardize"]
+    torch.save(checkpoint, path)
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded.encoder.standardize, torch.nn.Identity)
+
+
 def test_checkpoint_from_other_architecture_is_refused(tmp_path):
     model, _ = _run()
     path = tmp_path / "model.pt"

@@ -13,8 +13,7 @@ SYNTHETIC_INDEX = SYNTHETIC_SAMPLE_DIR / "index.csv"
 MODEL = Path("models/model.pt")
 TRAIN_STATE = Path("models/train_state.pt")
 SCORER = Path("models/scorer.npz")  # the scores and their operating points (scoring/head.py)
-# How the pipeline ran inference (the gradcam stage's CAM method, layer and target, the eval
-# batch size every batch is padded to): predict does the same, for the same bits.
+# The gradcam stage's CAM method, layer and target: predict draws its heat maps the same way.
 INFERENCE_SETTINGS = Path("models/inference.json")
 EMBEDDINGS_DIR = Path("data/embeddings")
 EMBEDDINGS = EMBEDDINGS_DIR / "embeddings.npy"

@@ -105,6 +105,9 @@ def read_checkpoint(
     if found != CHECKPOINT_FORMAT:
         raise MetricadError(f"{path}: not a metricad checkpoint (run `dvc repro train`)")
     arch = checkpoint.get("arch")
+    if isinstance(arch, dict):
+        # Written before model.standardize existed: such a network does not standardise.
+        arch = {"standardize": False, **arch}
     if not isinstance(arch, dict) or set(arch) != set(arch_from_params(Params())):
         raise MetricadError(f"{path}: the checkpoint's architecture record is incomplete")
     if expected_arch is not None:

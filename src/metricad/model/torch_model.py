@@ -56,7 +56,7 @@ class ImageStandardization(nn.Module):
         mean = images.mean(dim=(2, 3), keepdim=True)
         centred = images - mean
         variance = centred.square().mean(dim=(2, 3), keepdim=True)
-        # The floor keeps a blank image (variance 0) finite; rsqrt: portable_math.
+        # The floor keeps a blank image (variance 0) finite; rsqrt: ATen's own kernel.
         return centred * torch.rsqrt(variance + STANDARDIZATION_FLOOR)
 
 

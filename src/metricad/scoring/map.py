@@ -1,5 +1,5 @@
 """`map`: the segmentation head's image score, the maximum of its smoothed anomaly map
-(model.segmentation; model/torch_model.py). NaN for a network without that head."""
+(model.segmentation; model/segmentation.py). NaN for a network without that head."""
 
 from __future__ import annotations
 

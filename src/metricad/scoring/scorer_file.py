@@ -19,6 +19,20 @@ SCORER_FORMAT = "metricad-scorer/3"
 _EXTRA = "._extra_state"
 
 
+def read_embedding_settings(path: str | Path) -> dict[str, Any]:
+    """How embed computed the embeddings (its settings.json: views, batch size), checked."""
+    path = Path(path)
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MetricadError(f"{path}: not found (run `dvc repro embed`)") from None
+    except (OSError, ValueError) as error:
+        raise MetricadError(f"{path}: not readable ({error})".splitlines()[0]) from None
+    if not isinstance(settings, dict) or not {"views", "batch_size"} <= set(settings):
+        raise MetricadError(f"{path}: lacks views or batch_size (run `dvc repro embed`)")
+    return settings
+
+
 def save_scoring(path: str | Path, head: ScoringHead, embedding: dict[str, Any]) -> None:
     """models/scorer.npz: the head's buffers as arrays; names, extra state and `embedding` (how
     the embeddings it was fitted on were computed: views, batch size) as JSON."""

@@ -3,6 +3,7 @@ DVC repository, and commands run with the venv's tools."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -65,3 +66,28 @@ def make_project(tmp_path: Path, params: dict) -> Path:
     run_cmd(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], project)
     run_cmd(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], project)
     return project
+
+
+# One thread per run, so two workers fill the two cores without oversubscribing them
+# (docs/grid.md); no resumable state, which these short runs do not need.
+GRID = merge_params(
+    json.loads(json.dumps(TINY)), {"runtime": {"threads": 1, "checkpoint_every": 0}}
+)
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+DETAILED = ("metrics/evaluate.json", "metrics/tsne.json", "metrics/train.json")
+
+
+def shown_experiments(project: Path) -> dict[str, dict]:
+    """{experiment name: its `dvc exp show --json` data}, with its detailed metrics files (plain
+    outputs, not in exp show) as committed in the experiment, under "committed"."""
+    shown = json.loads(run_cmd(["dvc", "exp", "show", "--json"], project).stdout)
+    experiments = {e["name"]: e["revs"][0] for b in shown for e in b["experiments"] or []}
+    for rev in experiments.values():
+        committed = {
+            path: run_cmd(["git", "show", f"{rev['rev']}:{path}"], project).stdout
+            for path in (*DETAILED, "dvclive/metrics.json")
+        }
+        rev["data"]["committed"] = {p: {"data": json.loads(raw)} for p, raw in committed.items()}
+    return {name: rev["data"] for name, rev in experiments.items()}

@@ -12,17 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY, make_project, merge_params, run_cmd, venv_env
+from helpers import GIT, GRID, make_project, run_cmd, shown_experiments, venv_env
 
 pytestmark = pytest.mark.slow
 
 CATEGORIES = ("bottle", "carpet", "leather")
-# One thread per run, so two workers fill the two cores without oversubscribing them
-# (docs/grid.md); no resumable state, which these short runs do not need.
-GRID = merge_params(
-    json.loads(json.dumps(TINY)), {"runtime": {"threads": 1, "checkpoint_every": 0}}
-)
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
 def _start_workers(project: Path, log: Path) -> None:
@@ -77,23 +71,6 @@ def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> N
         time.sleep(5)  # each `dvc queue status` costs about a CPU second
 
 
-DETAILED = ("metrics/evaluate.json", "metrics/tsne.json", "metrics/train.json")
-
-
-def _shown(project: Path) -> dict[str, dict]:
-    """{experiment name: its `dvc exp show --json` data}, with its detailed metrics files (plain
-    outputs, not in exp show) as committed in the experiment, under "committed"."""
-    shown = json.loads(run_cmd(["dvc", "exp", "show", "--json"], project).stdout)
-    experiments = {e["name"]: e["revs"][0] for b in shown for e in b["experiments"] or []}
-    for rev in experiments.values():
-        committed = {
-            path: run_cmd(["git", "show", f"{rev['rev']}:{path}"], project).stdout
-            for path in (*DETAILED, "dvclive/metrics.json")
-        }
-        rev["data"]["committed"] = {p: {"data": json.loads(raw)} for p, raw in committed.items()}
-    return {name: rev["data"] for name, rev in experiments.items()}
-
-
 def _value(data: dict, kind: str, path: str, key: str) -> object:
     value = data[kind][path]["data"]
     for part in key.split("."):
@@ -134,7 +111,7 @@ def grid(tmp_path_factory) -> dict:
     finally:
         # No worker may outlive the tests (a failure above would leave it running).
         run_cmd(["dvc", "queue", "stop", "--kill"], project, check=False)
-    shown = _shown(project)
+    shown = shown_experiments(project)
     return {
         "root": root,
         "project": project,

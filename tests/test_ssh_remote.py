@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import make_project, run_cmd
-from test_grid import GIT, GRID, _shown
+from helpers import GIT, GRID, make_project, run_cmd, shown_experiments
 
 pytestmark = pytest.mark.slow
 
@@ -205,7 +204,10 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
     pulled = _reports(reporter["clone"], root / "reporter-report")
     for name, text in expected.items():
         assert pulled[name] == text, name
-    shown = {"worker": _shown(worker["clone"]), "reporter": _shown(reporter["clone"])}
+    shown = {
+        "worker": shown_experiments(worker["clone"]),
+        "reporter": shown_experiments(reporter["clone"]),
+    }
     assert list(shown["reporter"]) == [EXPERIMENT]
     for kind in ("params", "metrics"):
         assert shown["reporter"][EXPERIMENT][kind] == shown["worker"][EXPERIMENT][kind], kind

@@ -76,7 +76,12 @@ GRID = merge_params(
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
-DETAILED = ("metrics/evaluate.json", "metrics/tsne.json", "metrics/train.json")
+DETAILED = (
+    "metrics/evaluate.json",
+    "metrics/gradcam.json",
+    "metrics/tsne.json",
+    "metrics/train.json",
+)
 
 
 def shown_experiments(project: Path) -> dict[str, dict]:

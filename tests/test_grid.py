@@ -149,7 +149,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     }
     assert set(grid_table["columns"]) == set(checked)
     for column, (path, key) in checked.items():
-        values = [_value(by_category[c], "metrics", path, key) for c in CATEGORIES]
+        values = [_value(by_category[c], "committed", path, key) for c in CATEGORIES]
         assert [grid_table["rows"][c][column] for c in CATEGORIES] == values, column
         numbers = [v for v in values if v is not None]
         assert grid_table["mean"][column] == pytest.approx(sum(numbers) / len(numbers))
@@ -175,7 +175,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
         if _value(data, "params", "params.yaml", "data.category") == "leather"
     }
     for column, (path, key) in checked.items():
-        values = [_value(by_seed[seed], "metrics", path, key) for seed in (0, 1)]
+        values = [_value(by_seed[seed], "committed", path, key) for seed in (0, 1)]
         assert [leather["rows"][str(seed)][column] for seed in (0, 1)] == values, column
         if None in values:
             continue

@@ -4,6 +4,7 @@ import dataclasses
 import pickle
 import urllib.error
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,24 +169,25 @@ def test_checkpoint_round_trip_in_eval_mode(tmp_path):
     assert float(loaded.head.scale) == float(model.head.scale)
 
 
-def test_checkpoint_without_head_is_refused(tmp_path):
+def _edited_checkpoint(tmp_path, edit) -> Path:
+    """A trained network's checkpoint file, changed by `edit` (in place on the loaded dict)."""
     model, _ = _run()
     path = tmp_path / "model.pt"
     save_checkpoint(path, model, PARAMS)
     checkpoint = torch.load(path, weights_only=True)
-    del checkpoint["state_dict"]["head.weight"]
+    edit(checkpoint)
     torch.save(checkpoint, path)
+    return path
+
+
+def test_checkpoint_without_head_is_refused(tmp_path):
+    path = _edited_checkpoint(tmp_path, lambda c: c["state_dict"].pop("head.weight"))
     with pytest.raises(MetricadError, match=r"missing tensor\(s\) head.weight"):
         load_checkpoint(path)
 
 
 def test_a_checkpoint_from_before_model_standardize_loads_as_not_standardising(tmp_path):
-    model, _ = _run()
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, model, PARAMS)
-    checkpoint = torch.load(path, weights_only=True)
-    del checkpoint["arch"]["standardize"]
-    torch.save(checkpoint, path)
+    path = _edited_checkpoint(tmp_path, lambda c: c["arch"].pop("standardize"))
     loaded = load_checkpoint(path)
     assert isinstance(loaded.encoder.standardize, torch.nn.Identity)
 

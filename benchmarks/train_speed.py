@@ -1,14 +1,20 @@
 """metricad's train loop, embedding pass and Grad-CAM against bare steps of the same network.
 
-Usage (from the repo root): python benchmarks/train_speed.py [--size 96] [--repeats 3]
-    [--device auto] [--amp] [--compile] [--train-images 60] [--test-images 30]
+Usage (from the repo root): python benchmarks/train_speed.py [--params params.yaml]
+    [--size N] [--batch-size N] [--monitor-every N] [--train-images 52] [--defects 20]
+    [--test-images 30] [--repeats 3] [--device auto] [--amp] [--compile]
 
-Every figure is a ratio against a reference measured in the same process, interleaved with
-it, best of `--repeats` (single timings on a shared machine swing by about 20 %):
-- train: `training.train()` (augmentation, the test monitor every `train.monitor_every`
-  epochs, loss bookkeeping) against a bare training step (AnomalyNet + AdaCos, Adam, the
-  same batches already normalised on the device, in the layout train() uses there:
-  channels_last on CUDA, the default on the CPU), both over the same images;
+The recipe is the committed params.yaml's (train.*, resize.size, the runtime's batch of the
+eval passes), each option overriding one key; the image counts are the demo's (52 training
+images, 20 of them defects, 30 monitored test images). Every figure is a ratio against a
+reference measured in the same process, interleaved with it, best of `--repeats` (single
+timings on a shared machine swing by about 20 %):
+- train: `training.train()` (flips, synthetic anomalies, the learning-rate schedule, the
+  weight average, the test monitor every `train.monitor_every` epochs, the loss bookkeeping)
+  against a bare training step (AnomalyNet + AdaCos, Adam, the same batches already
+  normalised on the device, in the layout train() uses there: channels_last on CUDA, the
+  default on the CPU), both over the same images; then train() with one part of the recipe
+  switched off at a time, so each part's cost is the difference of two ratios;
 - embed: `inference.embed_and_score()` from uint8 images against a bare eval forward;
 - gradcam: `gradcam.heatmaps_for_images()` against a bare forward + backward to the layer;
 - small data: `train()` per epoch on 10 images (9 monitored) against one bare step of 10.
@@ -20,12 +26,15 @@ import metricad.numerics  # noqa: F401  (first: the pinned kernels and threads o
 
 # isort: split
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from metricad.analysis.gradcam import heatmaps_for_images
 from metricad.data.batches import normalize
@@ -33,8 +42,9 @@ from metricad.model.inference import embed_and_score
 from metricad.model.recipe import batches, make_optimizer
 from metricad.model.torch_model import AnomalyNet, arch_from_params, model_from_arch
 from metricad.model.training import train
-from metricad.params import Params, params_from_dict
+from metricad.params import Params, TrainParams, params_from_dict
 from metricad.runtime import make_deterministic, memory_format_for, select_device
+from metricad.validation import set_dotted
 
 
 def _sync(device: torch.device) -> None:
@@ -97,54 +107,93 @@ def _line(name: str, count: int, reference: float, measured: float, what: str) -
     )
 
 
+# train() with one part of the recipe switched off: its train.* changes, and whether the
+# test split is monitored.
+PARTS = {
+    "no test monitor": ({}, False),
+    "no weight average": ({"ema_decay": 0.0}, True),
+    "no synthetic anomalies": ({"synthetic_anomalies": "none"}, True),
+    "no flips and turns": ({"augment": False}, True),
+}
+
+
 def _train_times(
-    params: Params, device: torch.device, count: int, monitored: int, epochs: int, repeats: int
-) -> tuple[float, float]:
-    """Best seconds of `epochs` bare epochs and of a `train()` call over the same epochs, on
-    `count` training images with `monitored` test images."""
-    images, labels = _images(count, params.resize.size, 0)
+    params: Params,
+    device: torch.device,
+    counts: tuple[int, int, int],
+    epochs: int,
+    repeats: int,
+    parts: dict[str, tuple[dict[str, object], bool]],
+) -> tuple[float, dict[str, float]]:
+    """Best seconds of `epochs` bare epochs, and of a `train()` call over the same epochs with
+    the recipe ("train") and with each of `parts`; `counts`: training images, defects among
+    them, monitored test images."""
+    count, defects, monitored = counts
+    images, _ = _images(count, params.resize.size, 0)
+    labels = (torch.arange(count) < defects).long()
     monitor = _images(monitored, params.resize.size, 1)
     bare = BareStep(params, images, labels, device)
-    model = _model(params, device)
+    variants = {"train": (params.train, monitor)} | {
+        name: (dataclasses.replace(params.train, **changes), monitor if monitoring else None)
+        for name, (changes, monitoring) in parts.items()
+    }
 
-    def metricad() -> None:
-        train(
+    def trainer(train_params: TrainParams, split: tuple | None) -> Callable[[], object]:
+        model = _model(params, device)
+        return lambda: train(
             model,
             images,
             labels,
-            params.train,
+            train_params,
             epochs,
             device,
-            monitor,
+            split,
             progress=False,
             runtime=params.runtime,
         )
 
-    # Warm-up (and compilation with --compile).
-    bare.epoch()
-    metricad()
-    return _best_pair(lambda: [bare.epoch() for _ in range(epochs)], metricad, repeats, device)
+    calls = {name: trainer(*variant) for name, variant in variants.items()}
+    bare.epoch()  # warm-up (and compilation with --compile)
+    for call in calls.values():
+        call()
+    times: dict[str, list[float]] = {name: [] for name in ("bare", *calls)}
+    for _ in range(repeats):  # interleaved: a slow minute of the host hits every variant
+        times["bare"].append(_seconds(lambda: [bare.epoch() for _ in range(epochs)], device))
+        for name, call in calls.items():
+            times[name].append(_seconds(call, device))
+    best = {name: min(seconds) for name, seconds in times.items()}
+    return best.pop("bare"), best
 
 
-def bench_train(params: Params, args: argparse.Namespace, device: torch.device) -> str:
+def bench_train(params: Params, args: argparse.Namespace, device: torch.device) -> list[str]:
     epochs = params.train.monitor_every  # one monitor pass per timed call, as in a long run
-    reference, measured = _train_times(
-        params, device, args.train_images, args.test_images, epochs, args.repeats
-    )
-    return _line(
-        "train",
-        args.train_images * epochs,
-        reference,
-        measured,
-        f"{epochs} epochs of {args.train_images} images, batch {params.train.batch_size}, "
-        f"monitor of {args.test_images} every {params.train.monitor_every} epochs",
-    )
+    counts = (args.train_images, args.defects, args.test_images)
+    reference, measured = _train_times(params, device, counts, epochs, args.repeats, PARTS)
+    recipe = params.train
+    lines = [
+        _line(
+            "train",
+            args.train_images * epochs,
+            reference,
+            measured["train"],
+            f"{epochs} epochs of {args.train_images} images ({args.defects} defects), batch "
+            f"{recipe.batch_size}, synthetic {recipe.synthetic_anomalies}, weight average "
+            f"{recipe.ema_decay}, monitor of {args.test_images} every {epochs} epochs",
+        )
+    ]
+    for name in PARTS:
+        ratio, recipe_ratio = reference / measured[name], reference / measured["train"]
+        lines.append(
+            f"  {name:24s} ratio {ratio:5.2f}   (the part costs {ratio - recipe_ratio:+.3f} "
+            "of a bare step)"
+        )
+    return lines
 
 
 def bench_small_data(params: Params, args: argparse.Namespace, device: torch.device) -> str:
     epochs = args.small_epochs
-    reference, measured = _train_times(params, device, 10, 9, epochs, args.repeats)
-    per_epoch, bare_per_epoch = measured / epochs * 1000, reference / epochs * 1000
+    reference, measured = _train_times(params, device, (10, 4, 9), epochs, args.repeats, {})
+    per_epoch, bare_per_epoch = measured["train"] / epochs * 1000, reference / epochs * 1000
     return (
         f"small     metricad {per_epoch:8.1f} ms/epoch   bare {bare_per_epoch:8.1f} ms/epoch"
         f"   overhead {per_epoch - bare_per_epoch:6.1f} ms/epoch   (10 images, 9 monitored "
@@ -200,14 +249,16 @@ def bench_inference(params: Params, args: argparse.Namespace, device: torch.devi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--inference-batch-size", type=int, default=64)
-    parser.add_argument("--train-images", type=int, default=60)
+    parser.add_argument("--params", default="params.yaml", help="the recipe (default: committed)")
+    parser.add_argument("--size", type=int, help="resize.size (default: the recipe's)")
+    parser.add_argument("--batch-size", type=int, help="train.batch_size")
+    parser.add_argument("--monitor-every", type=int, help="train.monitor_every")
+    parser.add_argument("--inference-batch-size", type=int, help="runtime.inference_batch_size")
+    parser.add_argument("--train-images", type=int, default=52)
+    parser.add_argument("--defects", type=int, default=20, help="of the training images")
     parser.add_argument("--test-images", type=int, default=30)
     parser.add_argument("--inference-images", type=int, default=128)
     parser.add_argument("--small-epochs", type=int, default=20)
-    parser.add_argument("--monitor-every", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layer", default=None, help="Grad-CAM layer (layer2 up to 128 px)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -215,24 +266,31 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the train step")
     args = parser.parse_args()
     device = select_device(args.device)
-    train_settings = {
-        "batch_size": args.batch_size,
-        "monitor_every": args.monitor_every,
-        "compile": args.compile,
+    recipe = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))
+    overrides = {
+        "resize.size": args.size,
+        "train.batch_size": args.batch_size,
+        "train.monitor_every": args.monitor_every,
+        "train.compile": args.compile or None,
+        "runtime.inference_batch_size": args.inference_batch_size,
+        "runtime.amp": args.amp,
     }
-    runtime = {"inference_batch_size": args.inference_batch_size, "amp": args.amp}
-    params = params_from_dict(
-        {"resize": {"size": args.size}, "train": train_settings, "runtime": runtime}
-    )
+    for key, value in overrides.items():
+        if value is not None:
+            set_dotted(recipe, key, value)
+    params = params_from_dict(recipe)
+    args.size = params.resize.size
     make_deterministic(0)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(
         f"{date.today()}  torch {torch.__version__}  {device.type} ({name})  "
         f"threads {torch.get_num_threads()}  kernels {torch.backends.cpu.get_cpu_capability()}  "
-        f"{args.size} px  amp {args.amp and device.type == 'cuda'}  compile {args.compile}",
+        f"{args.size} px  amp {args.amp and device.type == 'cuda'}  compile {args.compile}  "
+        f"recipe {args.params}",
         flush=True,
     )
-    print(bench_train(params, args, device), flush=True)
+    for line in bench_train(params, args, device):
+        print(line, flush=True)
     for line in bench_inference(params, args, device):
         print(line, flush=True)
     print(bench_small_data(params, args, device), flush=True)

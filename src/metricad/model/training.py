@@ -142,6 +142,9 @@ def train(
     # synthetic anomalies) stay on the CPU generator, so a run draws the same on any device.
     images = images.to(device)
     monitor = _on_device(monitor, device)
+    # The monitor's batches: one fixed shape, no larger than the split (it is logged only;
+    # padding 30 test images to 64 rows doubled its cost).
+    monitor_rows = 0 if monitor is None else min(runtime.inference_batch_size, len(monitor[0]))
     # The batch count is the same every epoch (batches() merges the same short last batch).
     per_epoch = len(batches(len(images), params.batch_size, torch.Generator()))
     steps = (per_epoch, epochs * per_epoch, params.warmup_epochs * per_epoch)
@@ -159,7 +162,7 @@ def train(
         row = run.epoch(epoch, images, labels, params, steps, amp)
         done = row["epoch"]
         if monitor is not None and (done % params.monitor_every == 0 or done == epochs):
-            loss, accuracy = evaluate_split(measured, *monitor, runtime.inference_batch_size, amp)
+            loss, accuracy = evaluate_split(measured, *monitor, monitor_rows, amp)
             row |= {"test_loss": round(loss, 6), "test_accuracy": round(accuracy, 6)}
         run.history.append(row)
         if on_epoch is not None:

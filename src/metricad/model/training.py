@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -96,13 +96,38 @@ def evaluate_split(
     return loss.item() / len(images), correct.item() / len(images)
 
 
-def _on_device(
-    monitor: tuple[torch.Tensor, torch.Tensor] | None, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The monitored split on the device, or None when there is none or it is empty."""
-    if monitor is None or not len(monitor[0]):
-        return None
-    return monitor[0].to(device), monitor[1].to(device)
+@dataclass(frozen=True)
+class TestMonitor:
+    """The test split on the device, evaluated every `every` epochs and at the last one:
+    logged, never used to choose anything."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    rows: int  # one fixed batch shape, no larger than the split (logged only: no padding to 64)
+    every: int
+    amp: bool
+
+    @classmethod
+    def of(
+        cls,
+        split: tuple[torch.Tensor, torch.Tensor] | None,
+        device: torch.device,
+        every: int,
+        runtime: RuntimeParams,
+    ) -> TestMonitor | None:
+        """None when there is no split or it is empty."""
+        if split is None or not len(split[0]):
+            return None
+        rows = min(runtime.inference_batch_size, len(split[0]))
+        amp = runtime.amp and device.type == "cuda"
+        return cls(split[0].to(device), split[1].to(device), rows, every, amp)
+
+    def measure(self, model: torch.nn.Module, done: int, epochs: int) -> dict[str, float]:
+        """The test loss and accuracy after epoch `done`, or nothing off the cadence."""
+        if done % self.every and done != epochs:
+            return {}
+        loss, accuracy = evaluate_split(model, self.images, self.labels, self.rows, self.amp)
+        return {"test_loss": round(loss, 6), "test_accuracy": round(accuracy, 6)}
 
 
 def train(
@@ -122,17 +147,14 @@ def train(
 ) -> list[dict[str, float]]:
     """Train `model` in place and return the per-epoch history.
 
-    `runtime` (amp, the monitor's batch size) defaults to RuntimeParams()'s.
-
-    `monitor` (the test split) is only evaluated and logged, never used to choose anything.
-    With `resume`, training continues from that state and ends with the same weights as an
-    uninterrupted run; `save_state` is called every `save_every` epochs and at the end.
-    `on_epoch` gets each new history row as soon as its epoch ends (live logging).
+    `monitor`: the test split (TestMonitor). With `resume`, training continues from that state
+    and ends with the same weights as an uninterrupted run; `save_state` is called every
+    `save_every` epochs and at the end; `on_epoch` gets each history row as its epoch ends
+    (live logging). `runtime` (amp, the eval batch) defaults to RuntimeParams()'s.
     """
     if len(images) < 2:
         raise ValueError("training needs at least two images")
-    # channels_last on CUDA (runtime.memory_format_for); the caller gets its model back in
-    # the default layout (the end of this function).
+    # channels_last on CUDA (runtime.memory_format_for); undone at the end.
     model.to(device=device, memory_format=memory_format_for(device)).train()
     run = TrainingRun.new(model, params)
     start = 0 if resume is None else run.restore(resume, epochs, params.monitor_every)
@@ -141,29 +163,19 @@ def train(
     # Every image crosses to the device once, as uint8; the random draws (order, flips,
     # synthetic anomalies) stay on the CPU generator, so a run draws the same on any device.
     images = images.to(device)
-    monitor = _on_device(monitor, device)
-    # The monitor's batches: one fixed shape, no larger than the split (it is logged only;
-    # padding 30 test images to 64 rows doubled its cost).
-    monitor_rows = 0 if monitor is None else min(runtime.inference_batch_size, len(monitor[0]))
+    tester = TestMonitor.of(monitor, device, params.monitor_every, runtime)
     # The batch count is the same every epoch (batches() merges the same short last batch).
     per_epoch = len(batches(len(images), params.batch_size, torch.Generator()))
     steps = (per_epoch, epochs * per_epoch, params.warmup_epochs * per_epoch)
-    # What the monitor measures: the average when there is one.
-    measured = run.forward if run.average is None else run.average.module
+    measured = run.forward if run.average is None else run.average.module  # the average
     bar = tqdm(
-        range(start, epochs),
-        desc="train",
-        unit="epoch",
-        disable=not progress,
-        initial=start,
-        total=epochs,
+        range(start, epochs), "train", epochs, initial=start, unit="epoch", disable=not progress
     )
     for epoch in bar:
         row = run.epoch(epoch, images, labels, params, steps, amp)
         done = row["epoch"]
-        if monitor is not None and (done % params.monitor_every == 0 or done == epochs):
-            loss, accuracy = evaluate_split(measured, *monitor, monitor_rows, amp)
-            row |= {"test_loss": round(loss, 6), "test_accuracy": round(accuracy, 6)}
+        if tester is not None:
+            row |= tester.measure(measured, done, epochs)
         run.history.append(row)
         if on_epoch is not None:
             on_epoch(row)

@@ -35,6 +35,7 @@ import yaml
 from survey import SETTINGS  # scripts/survey.py, beside this script
 
 from metricad.analysis.metrics import auroc_by_defect
+from metricad.data.anomalies import makes_anomalies
 from metricad.data.batches import labels_tensor, load_image_tensor
 from metricad.data.manifest import read_manifest
 from metricad.data.split import split_manifest
@@ -124,7 +125,7 @@ def main() -> None:
             images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
             monitor = (load_image_tensor(test_rows), labels_tensor(test_rows))
             train_params = dataclasses.replace(params.train, **changes)
-            if fraction == 0 and train_params.synthetic_anomalies == "none":
+            if fraction == 0 and not makes_anomalies(train_params.synthetic_anomalies):
                 train_params = dataclasses.replace(train_params, synthetic_anomalies="cutpaste")
             # One run to the largest epoch count, measured at each on the way (the shorter
             # runs' weights, tests/test_training.py), unless the schedule depends on the total.

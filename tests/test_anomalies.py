@@ -7,19 +7,12 @@ import typing
 import pytest
 import torch
 
-from metricad.data.anomalies import (
-    CHOICES,
-    KINDS,
-    MIXED,
-    corrupt_batch,
-    cutpaste,
-    foreground,
-    perlin,
-    scar,
-    synthesize,
-    synthetic_sample,
-)
-from metricad.params import TrainParams
+from metricad.data.anomalies import ANOMALIES, corrupt_batch, synthesize, synthetic_sample
+from metricad.data.anomalies.cutpaste import cutpaste
+from metricad.data.anomalies.mixed import MIXED
+from metricad.data.anomalies.perlin import foreground, perlin
+from metricad.data.anomalies.scar import scar
+from metricad.params import SyntheticKind
 
 
 def _texture(size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -44,7 +37,7 @@ def test_cutpaste_changes_only_the_pasted_rectangle_inside_the_image(seed):
     assert changed[mask].float().mean() > 0.5, "the pasted rectangle is not another piece"
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ANOMALIES.names())
 def test_same_seed_same_anomaly_other_seed_other_anomaly(kind):
     image = _texture()
     first, first_mask = synthesize(image, kind, torch.Generator().manual_seed(3), 0.3)
@@ -95,14 +88,14 @@ def test_synthetic_sample_is_fixed_and_cycles_sources():
     anomalies, masks, sources, kinds = first
     assert anomalies.shape == (7, 3, 64, 64) and masks.shape == (7, 64, 64)
     assert sorted(sources[:3]) == [0, 1, 2]  # every image once before any twice
-    assert set(kinds) <= set(MIXED)
+    assert set(kinds) <= set(MIXED.parts)
     empty = synthetic_sample(images, 7, "none", 0.3, seed=1)
     assert empty[0].shape == (0, 3, 64, 64) and empty[2] == []
 
 
-def test_params_offer_exactly_the_kinds_the_module_makes():
-    hint = typing.get_type_hints(TrainParams)["synthetic_anomalies"]
-    assert typing.get_args(hint) == CHOICES
+def test_params_offer_exactly_the_registered_kinds_and_none():
+    ANOMALIES.check_names(SyntheticKind, without=("none",))
+    assert "none" in typing.get_args(SyntheticKind) and "none" not in ANOMALIES
 
 
 def _object_on_background(size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import typing
+from pathlib import Path
 
 import pytest
 import yaml
 from helpers import REPO, run_cmd
 
 from metricad.analysis.cams import CAMS
+from metricad.data.anomalies import ANOMALIES
 from metricad.data.sources import SOURCES
-from metricad.params import CamMethod, ScoreName, SourceName
+from metricad.params import CamMethod, ScoreName, SourceName, SyntheticKind
 from metricad.scoring import SCORES
 
 
@@ -22,21 +25,60 @@ def test_every_registry_holds_what_the_params_schema_names():
     for registry, schema in ((SOURCES, SourceName), (SCORES, ScoreName), (CAMS, CamMethod)):
         registry.check_names(schema)
         assert registry.names() == sorted(typing.get_args(schema))
+    ANOMALIES.check_names(SyntheticKind, without=("none",))
 
 
-def _worked_example() -> tuple[str, str]:
-    """The new score's file and its ScoreName line, from docs/architecture.md."""
+def _worked_example(title: str) -> tuple[str, str]:
+    """A worked example's file and its schema line, from docs/architecture.md."""
     page = (REPO / "docs" / "architecture.md").read_text()
-    section = page.split("## Worked example: a new score", 1)[1]
+    section = page.split(f"## Worked example: {title}", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     return blocks[0], blocks[1].strip()
+
+
+def _library_with(tmp_path: Path, file: str, code: str, schema_line: str) -> Path:
+    """A copy of src/ with one new entry file and its name in the params schema."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (src / "metricad" / file).write_text(code)
+    params_py = src / "metricad/params.py"
+    name = schema_line.split(" = ", 1)[0]
+    old = re.search(rf"^{name} = .*$", params_py.read_text(), flags=re.M).group(0)
+    params_py.write_text(params_py.read_text().replace(old, schema_line))
+    return src
+
+
+def test_a_new_anomaly_kind_is_one_file_and_one_name(tmp_path):
+    code, schema_line = _worked_example("a new synthetic anomaly kind")
+    src = _library_with(tmp_path, "data/anomalies/speck.py", code, schema_line)
+    check = """
+import torch
+from metricad.data.anomalies import ANOMALIES, corrupt_batch, synthetic_sample
+from metricad.params import SyntheticKind, params_from_dict
+
+ANOMALIES.check_names(SyntheticKind, without=("none",))
+params = params_from_dict({"train": {"synthetic_anomalies": "speck"}})
+assert params.train.synthetic_anomalies == "speck"
+images = torch.full((4, 3, 64, 64), 200, dtype=torch.uint8)
+labels = torch.zeros(4, dtype=torch.long)
+generator = torch.Generator().manual_seed(0)
+out, out_labels, masks = corrupt_batch(images, labels, "speck", 0.5, 0.3, generator)
+assert out_labels.tolist().count(1) == 2 and masks.any(dim=(1, 2)).sum() == 2
+inside = masks[:, None].expand_as(out)
+assert (out[inside] == 50).all() and (out[~inside] == 200).all()
+sample = synthetic_sample(images, 3, "speck", 0.3, seed=0)
+assert sample[3] == ["speck"] * 3
+print("speck ok")
+"""
+    done = run_cmd([sys.executable, "-c", check], tmp_path, env={"PYTHONPATH": str(src)})
+    assert "speck ok" in done.stdout
 
 
 @pytest.mark.slow
 def test_a_new_score_is_one_file_and_one_name(tiny_run, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(tiny_run["project"], project, symlinks=True)
-    code, schema_line = _worked_example()
+    code, schema_line = _worked_example("a new score")
     (project / "src/metricad/scoring/centroid.py").write_text(code)
     params_py = project / "src/metricad/params.py"
     old = re.search(r"^ScoreName = .*$", params_py.read_text(), flags=re.M).group(0)

@@ -17,7 +17,7 @@ import yaml
 from metricad.errors import MetricadError
 from metricad.validation import build, quoted_path, ranged
 
-# The choices other modules offer, named once here (gradcam.METHODS, anomalies.CHOICES, ...
+# The choices other modules offer, named once here (gradcam.METHODS, the registries, ...
 # are typing.get_args of these).
 CamMethod = Literal["gradcam", "gradcam++", "hirescam"]
 CamTarget = Literal["anomalous", "good", "predicted"]
@@ -109,7 +109,7 @@ class TrainParams:
     augment: bool = True
     # Random translation by up to this many pixels (reflected border); 0: none.
     max_shift: int = ranged(0, 1024, default=0)
-    # Good images turned into synthetic anomalies in each batch (anomalies.py): the way to
+    # Good images turned into synthetic anomalies in each batch (data/anomalies/): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
     synthetic_anomalies: SyntheticKind = "cutpaste"
     synthetic_share: float = ranged(0.0, 1.0, default=0.5)

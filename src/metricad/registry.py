@@ -39,12 +39,16 @@ class Registry(Generic[Entry]):
             )
         return self._entries[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 
-    def check_names(self, schema: object) -> None:
-        """The registry and the params schema's Literal name the same entries."""
-        declared = sorted(typing.get_args(schema))
+    def check_names(self, schema: object, without: tuple[str, ...] = ()) -> None:
+        """The registry and the params schema's Literal name the same entries (`without`: the
+        schema's choices that are no entry, such as `none`)."""
+        declared = sorted(set(typing.get_args(schema)) - set(without))
         if declared != self.names():
             raise RuntimeError(
                 f"{self.kind} registry {self.names()} differs from the params schema {declared}"

@@ -18,19 +18,28 @@ from metricad.params import Params
 LIBRARY = Path(__file__).resolve().parents[1]
 TRAINING_STATE_FORMAT = "metricad-training-state/1"
 # The modules whose code decides the trained weights: a state saved by other training code
-# would continue another run.
-# Paths below src/metricad/.
+# would continue another run. Paths below src/metricad/; a folder is a registry package, every
+# module in it (a new entry changes the fingerprint unlisted).
 TRAINING_CODE = (
     "model/training.py",
     "model/training_run.py",
     "model/recipe.py",
     "model/torch_model.py",
     "model/segmentation.py",
-    "data/anomalies.py",
+    "data/anomalies",
     "data/batches.py",
     "portable_math.py",
     "runtime.py",
 )
+
+
+def training_code_files() -> list[Path]:
+    """TRAINING_CODE's files, a folder's modules in name order."""
+    files = []
+    for name in TRAINING_CODE:
+        path = LIBRARY / name
+        files += sorted(path.glob("*.py")) if path.is_dir() else [path]
+    return files
 
 
 def resume_fingerprint(params: Params, images: torch.Tensor, labels: torch.Tensor) -> str:
@@ -45,8 +54,8 @@ def resume_fingerprint(params: Params, images: torch.Tensor, labels: torch.Tenso
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(images.numpy().tobytes())
     digest.update(labels.numpy().tobytes())
-    for name in TRAINING_CODE:
-        digest.update((LIBRARY / name).read_bytes())
+    for path in training_code_files():
+        digest.update(path.read_bytes())
     digest.update(torch.__version__.encode())
     return digest.hexdigest()
 

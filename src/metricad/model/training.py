@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from metricad.data.anomalies import kind_for_training
+from metricad.data.anomalies import kind_for_training, makes_anomalies
 from metricad.data.batches import eval_batches, normalize
 from metricad.errors import MetricadError
 from metricad.model.recipe import batches
@@ -43,7 +43,7 @@ def settings_for_data(
             f"split.anomalous_train_fraction={fraction} put no defect image in training "
             f"(too few defect images); trained with train.synthetic_anomalies={kind}"
         )
-    if real_anomalies == 0 and kind == "none":
+    if real_anomalies == 0 and not makes_anomalies(kind):
         raise MetricadError(
             "split.anomalous_train_fraction is 0 and train.synthetic_anomalies is 'none': the "
             "training split holds only good images, so the two-class head has nothing to "

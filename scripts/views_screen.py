@@ -46,7 +46,11 @@ def gaussian_aurocs(
     views: np.ndarray, train_good: np.ndarray, labels: np.ndarray, test: np.ndarray
 ) -> dict[str, float]:
     """The test Gaussian AUROC of (N, 8, D) view embeddings, each of the three ways."""
-    embeddings = {"single": views[:, 0], "mean embedding": per_image(views), "views": views}
+    embeddings = {
+        "single": views[:, :1],
+        "mean embedding": per_image(views)[:, None],
+        "views": views,
+    }
     aurocs = {}
     for way, vectors in embeddings.items():
         report = anomaly_scores(["gaussian"], vectors, None, train_good, k=1)

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from metricad.data.batches import augment
 from metricad.model.inference import embed_and_score
 from metricad.model.torch_model import AdaCos, ArcFace, ChannelDropout, build_model
-from metricad.model.views import dihedral_views, view_embeddings, view_probabilities
+from metricad.model.views import view_embeddings, view_probabilities
+from metricad.model.views.dihedral import dihedral_views
 
 
 def test_embedding_is_512_d_and_logits_two_classes():
@@ -152,8 +153,10 @@ def test_every_flip_and_turn_of_an_image_has_the_same_dihedral_views():
     with torch.no_grad():
         embedded = view_embeddings(model, images, "dihedral")
         assert embedded.shape == (3, 8, 16)
-        # single: the network's own embedding, the identity view of dihedral.
-        np.testing.assert_array_equal(view_embeddings(model, images, "single"), model.embed(images))
+        # single: the network's own embedding (one view), the identity view of dihedral.
+        single = view_embeddings(model, images, "single")
+        assert single.shape == (3, 1, 16)
+        np.testing.assert_array_equal(single[:, 0], model.embed(images))
         np.testing.assert_array_equal(embedded[:, 0], model.embed(images))
         ordered = embedded.sort(dim=1).values
         for view in views[1:]:

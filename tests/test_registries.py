@@ -17,12 +17,14 @@ from helpers import REPO, run_cmd
 from metricad.analysis.cams import CAMS
 from metricad.data.anomalies import ANOMALIES
 from metricad.data.sources import SOURCES
-from metricad.params import CamMethod, ScoreName, SourceName, SyntheticKind
+from metricad.model.views import VIEWS
+from metricad.params import CamMethod, ScoreName, SourceName, SyntheticKind, Views
 from metricad.scoring import SCORES
 
 
 def test_every_registry_holds_what_the_params_schema_names():
-    for registry, schema in ((SOURCES, SourceName), (SCORES, ScoreName), (CAMS, CamMethod)):
+    registries = ((SOURCES, SourceName), (SCORES, ScoreName), (CAMS, CamMethod), (VIEWS, Views))
+    for registry, schema in registries:
         registry.check_names(schema)
         assert registry.names() == sorted(typing.get_args(schema))
     ANOMALIES.check_names(SyntheticKind, without=("none",))
@@ -99,3 +101,35 @@ def test_a_new_score_is_one_file_and_one_name(tiny_run, tmp_path):
         evaluate["scores"]["knn"]["auroc_per_defect"]
     )
     assert isinstance(evaluate["operating_points"]["centroid"]["threshold"], float)
+
+
+def test_a_new_view_set_is_one_file_and_one_name(tmp_path):
+    code, schema_line = _worked_example("a new view set")
+    src = _library_with(tmp_path, "model/views/flips.py", code, schema_line)
+    check = """
+import numpy as np
+import torch
+from metricad.model.inference import embed_and_score
+from metricad.model.torch_model import build_model
+from metricad.model.views import VIEWS
+from metricad.params import Views, params_from_dict
+from metricad.scoring.head import ScoringHead
+
+VIEWS.check_names(Views)
+assert params_from_dict({"embed": {"views": "flips"}}).embed.views == "flips"
+torch.manual_seed(0)
+model = build_model(input_size=32, embedding_dim=8).eval()
+images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+embeddings, probabilities = embed_and_score(model, images, 4, torch.device("cpu"), False,
+                                            views="flips")
+assert embeddings.shape == (6, 2, 8) and probabilities.shape == (6, 2)
+single, _ = embed_and_score(model, images, 4, torch.device("cpu"), False)
+np.testing.assert_array_equal(embeddings[:, 0], single[:, 0])
+head = ScoringHead(["knn", "gaussian"], "gaussian")
+head.fit_scores(embeddings[:4], params_from_dict({}).evaluate)
+values = head.score_values(torch.from_numpy(embeddings), torch.from_numpy(probabilities[:, 1]))
+assert values.shape == (6, 2) and torch.isfinite(values).all()
+print("flips ok")
+"""
+    done = run_cmd([sys.executable, "-c", check], tmp_path, env={"PYTHONPATH": str(src)})
+    assert "flips ok" in done.stdout

@@ -44,7 +44,8 @@ def _fitted(reference: np.ndarray, k: int = 3, names=EMBEDDING_SCORES) -> Scorin
 
 
 def _scores(head: ScoringHead, queries: np.ndarray) -> dict[str, np.ndarray]:
-    values = head.score_values(torch.from_numpy(queries), torch.zeros(len(queries)))
+    # One view per image: (N, 1, D).
+    values = head.score_values(torch.from_numpy(queries)[:, None], torch.zeros(len(queries)))
     return {name: values[:, i].numpy() for i, name in enumerate(head.names)}
 
 
@@ -105,11 +106,12 @@ def test_a_rows_scores_do_not_depend_on_the_batch_it_comes_in():
     alone or among others, and the pipeline all at once, with the same bits."""
     reference, _ = _toy(dim=40, good=150)
     head = _fitted(reference, k=5)
-    queries = torch.from_numpy(np.random.default_rng(3).normal(size=(70, 40)))
+    queries = torch.from_numpy(np.random.default_rng(3).normal(size=(70, 1, 40)))
     together = head.score_values(queries, torch.zeros(70))
     for start, stop in ((0, 1), (5, 9), (3, 70)):
         alone = head.score_values(queries[start:stop], torch.zeros(stop - start))
         assert torch.equal(alone, together[start:stop])
+    queries = queries[:, 0]
     dots = row_dots(queries, queries[:50])
     np.testing.assert_allclose(dots, queries @ queries[:50].T, rtol=1e-12, atol=1e-12)
 
@@ -124,7 +126,9 @@ def test_with_views_the_scores_fit_every_view_and_average_an_images_views():
     flat = _fitted(reference.reshape(-1, 6))
     probabilities = torch.tensor(rng.uniform(size=5))
     values = head.score_values(torch.from_numpy(queries), probabilities)
-    per_view = [flat.score_values(torch.from_numpy(queries[:, v]), probabilities) for v in range(4)]
+    per_view = [
+        flat.score_values(torch.from_numpy(queries[:, v : v + 1]), probabilities) for v in range(4)
+    ]
     np.testing.assert_allclose(values, torch.stack(per_view).mean(dim=0), rtol=1e-12)
     assert head.used() == flat.used() and head.used()["gaussian_shrinkage"] > 0
     np.testing.assert_array_equal(values[:, SCORE_NAMES.index("softmax")], probabilities)
@@ -134,7 +138,9 @@ def test_scores_rank_the_far_cluster_higher():
     reference, queries = _toy()
     embeddings = np.concatenate([reference, queries])
     is_reference = np.arange(len(embeddings)) < len(reference)
-    report = anomaly_scores(SCORE_NAMES, embeddings, np.zeros(len(embeddings)), is_reference, k=5)
+    report = anomaly_scores(
+        SCORE_NAMES, embeddings[:, None], np.zeros(len(embeddings)), is_reference, k=5
+    )
     labels = np.r_[np.zeros(5), np.ones(5)]
     for name in ("knn", "gaussian"):
         assert roc_auc_score(labels, report.scores[name][~is_reference]) > 0.9
@@ -145,7 +151,7 @@ def test_small_sets_lower_k_and_shrink_with_warnings():
     reference, queries = _toy(good=3, dim=8)
     embeddings = np.concatenate([reference, queries])
     is_reference = np.arange(len(embeddings)) < 3
-    report = anomaly_scores(["knn", "gaussian"], embeddings, None, is_reference, k=5)
+    report = anomaly_scores(["knn", "gaussian"], embeddings[:, None], None, is_reference, k=5)
     assert report.used["knn_k"] == 3
     assert "evaluate.knn_k=5" in report.warnings[0] and "used k=3" in report.warnings[0]
     assert "8 dimensions on 3 good training images" in report.warnings[1]
@@ -192,9 +198,11 @@ def test_operating_points_come_from_good_images_only():
 def test_the_head_normalises_and_decides_on_the_verdict_score():
     reference, queries = _toy()
     head = _fitted(reference)
-    good = torch.from_numpy(reference[:10])
+    good = torch.from_numpy(reference[:10, None])
     head.set_operating_points(head.score_values(good, torch.zeros(10)), EvaluateParams())
-    values, normalized, anomalous = head(torch.from_numpy(queries), torch.zeros(len(queries)))
+    values, normalized, anomalous = head(
+        torch.from_numpy(queries)[:, None], torch.zeros(len(queries))
+    )
     column = head.names.index("gaussian")
     threshold, span = float(head.thresholds[column]), float(head.spans[column])
     expected = np.clip((values[:, column].numpy() - threshold) / span + 0.5, 0.0, 1.0)
@@ -215,8 +223,8 @@ def test_the_scorer_file_round_trips_and_refuses_foreign_files(tmp_path):
     assert loaded.used() == head.used()
     probabilities = torch.full((len(queries),), 0.25, dtype=torch.float64)
     for ours, theirs in zip(
-        head(torch.from_numpy(queries), probabilities),
-        loaded(torch.from_numpy(queries), probabilities),
+        head(torch.from_numpy(queries)[:, None], probabilities),
+        loaded(torch.from_numpy(queries)[:, None], probabilities),
         strict=True,
     ):
         assert torch.equal(ours, theirs)

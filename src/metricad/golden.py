@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from metricad.analysis.gradcam import heatmaps_for_images
 from metricad.analysis.pixel_metrics import aupro, pixel_auroc
-from metricad.analysis.tsne import tsne_map
+from metricad.analysis.tsne import per_image, tsne_map
 from metricad.data.anomalies import corrupt_batch
 from metricad.model.inference import embed_and_score
 from metricad.model.recipe import make_optimizer
@@ -159,7 +159,7 @@ def run() -> Iterator[tuple[str, str]]:
     )
     for name in EMBEDDING_SCORES:
         yield f"{name} score", md5(report.scores[name])
-    yield "t-SNE map", md5(tsne_map(embeddings, perplexity=5.0, seed=0, max_iter=250))
+    yield "t-SNE map", md5(tsne_map(per_image(embeddings), perplexity=5.0, seed=0, max_iter=250))
 
 
 def main(argv: list[str] | None = None) -> None:

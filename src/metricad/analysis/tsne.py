@@ -23,11 +23,11 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 def per_image(embeddings: np.ndarray) -> np.ndarray:
-    """One vector per image (N, D): the embedding itself, or with views (N, V, D, `embed.views:
-    dihedral`) the mean of the views' unit embeddings."""
-    if embeddings.ndim == 2:
-        return embeddings
+    """One vector per image (N, D) from its views' embeddings (N, V, D): a single view's
+    embedding itself, or the mean of the views' unit embeddings."""
     count, views, dim = embeddings.shape
+    if views == 1:
+        return embeddings[:, 0]
     return unit_rows(embeddings.reshape(count * views, dim)).reshape(count, views, dim).mean(axis=1)
 
 

@@ -9,13 +9,7 @@ import torch
 
 from metricad.data.batches import eval_batches, normalize
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import (
-    DIHEDRAL_VIEWS,
-    view_embeddings,
-    view_map_scores,
-    view_probabilities,
-)
-from metricad.params import Views
+from metricad.model.views import VIEWS, view_embeddings, view_map_scores, view_probabilities
 from metricad.runtime import memory_format_for
 
 
@@ -46,13 +40,11 @@ def embed_and_score(
     device: torch.device,
     progress: bool = True,
     amp: bool = False,
-    views: Views = "single",
+    views: str = "single",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The embedding (N, D) and the softmax probability of each class (N, C), in eval mode.
-
-    `amp`: bfloat16 autocast on CUDA (ignored on the CPU); the results are float32.
-    `views`: `dihedral` embeds the eight flips and quarter turns, (N, 8, D), and averages
-    their probabilities (model/views.py).
+    """The embedding of each view (N, V, D) and the softmax probability of each class (N, C),
+    the mean over the views (model/views/), in eval mode. `amp`: bfloat16 autocast on CUDA
+    (ignored on the CPU); the results are float32.
     """
     embeddings, probabilities = [], []
     label = "embed" if progress else None
@@ -63,7 +55,7 @@ def embed_and_score(
         embeddings.append(embedding[:count].cpu())
     if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its two shapes
         classes, dim = model.head.weight.shape
-        shape = (0, dim) if views == "single" else (0, DIHEDRAL_VIEWS, dim)
+        shape = (0, VIEWS[views].count, dim)
         return np.zeros(shape, np.float32), np.zeros((0, classes), np.float32)
     return torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy()
 
@@ -76,7 +68,7 @@ def map_scores(
     device: torch.device,
     progress: bool = True,
     amp: bool = False,
-    views: Views = "single",
+    views: str = "single",
 ) -> np.ndarray:
     """The segmentation head's image score of each image (N,), in eval mode, float64 rounded
     to 6 decimals as the pipeline stores it (see softmax_score). Needs model.segmentation."""

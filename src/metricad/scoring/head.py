@@ -92,23 +92,19 @@ class ScoringHead(nn.Module):
         prob_anomalous: torch.Tensor,
         map_score: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Every score of every row, (N, S) float64, in `names` order. Embeddings with views,
+        """Every score of every image, (N, S) float64, in `names` order, from its embeddings
         (N, V, D): each view scored, and an image's score the mean of its views'.
         `map_score`: the segmentation head's image score (None: a network without one)."""
         if map_score is None:
             map_score = torch.full(prob_anomalous.shape, float("nan"), dtype=torch.float64)
-        if embedding.dim() == 3:
-            views = embedding.shape[1]
-            flat = self.score_values(
-                embedding.flatten(0, 1),
-                prob_anomalous.repeat_interleave(views),
-                map_score.repeat_interleave(views),
-            )
-            return flat.unflatten(0, (-1, views)).mean(dim=1)
-        unit = unit_embeddings(embedding)
-        return torch.stack(
+        views = embedding.shape[1]
+        unit = unit_embeddings(embedding.flatten(0, 1))
+        prob_anomalous = prob_anomalous.repeat_interleave(views)
+        map_score = map_score.repeat_interleave(views)
+        flat = torch.stack(
             [score(unit, prob_anomalous, map_score) for score in self.scores.values()], 1
         )
+        return flat.unflatten(0, (-1, views)).mean(dim=1)
 
     def forward(
         self,
@@ -143,8 +139,9 @@ def anomaly_scores(
     reference: np.ndarray,
     k: int,
 ) -> ScoreReport:
-    """Every score in `names` for each row of `embeddings`, fitted on the good training rows
-    `reference` selects (for surveys and tests; the pipeline saves the fitted head)."""
+    """Every score in `names` for each image of `embeddings` (N, V, D), fitted on the good
+    training images `reference` selects (for surveys and tests; the pipeline saves the
+    fitted head)."""
     head = ScoringHead(names, names[0])
     warnings = head.fit_scores(
         np.asarray(embeddings)[np.asarray(reference, bool)], EvaluateParams(knn_k=k)

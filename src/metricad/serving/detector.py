@@ -22,7 +22,7 @@ from metricad.files import read_json
 from metricad.model.checkpoint import read_checkpoint
 from metricad.model.inference import anomaly_maps, embed_and_score, map_scores, softmax_score
 from metricad.model.torch_model import AnomalyNet
-from metricad.params import Views
+from metricad.model.views import VIEWS
 from metricad.runtime import select_device
 from metricad.scoring.head import ScoringHead
 from metricad.scoring.scorer_file import read_scoring
@@ -52,7 +52,7 @@ class Detector:
         cam: tuple[str, str, str],
         device: torch.device,
         batch_size: int = 64,
-        views: Views = "single",
+        views: str = "single",
     ) -> None:
         self.model = model.eval()
         self.head = head.eval()
@@ -103,8 +103,8 @@ class Detector:
                 self.model, tensor, self.device, self.batch_size, target, layer, method, False
             )
             maps = explained[0].numpy()
-        if heatmaps and not segmented and self.views == "single":  # the CAM's pass embeds too
-            embeddings, probabilities = explained[3].numpy(), explained[4].numpy()
+        if heatmaps and not segmented and VIEWS[self.views].identity:  # the CAM's pass embeds
+            embeddings, probabilities = explained[3][:, None].numpy(), explained[4].numpy()
         else:
             embeddings, probabilities = embed_and_score(
                 self.model, tensor, self.batch_size, self.device, progress=False, views=self.views

@@ -9,16 +9,15 @@ from torch import nn
 from metricad.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from metricad.model.torch_model import AnomalyNet
 from metricad.model.views import view_embeddings, view_map_scores, view_probabilities
-from metricad.params import Views
 from metricad.scoring.head import ScoringHead
 
 
 class ScoringNet(nn.Module):
     """The network and its scoring head as one torch module: what the ONNX file computes.
-    Outputs: the embedding ((N, D), or (N, 8, D) with `views: dihedral`), every score
-    (score_<name>, float64), the verdict score normalised and the verdict."""
+    Outputs: the embedding of each view ((N, V, D): V = 1 for `single`, 8 for `dihedral`),
+    every score (score_<name>, float64), the verdict score normalised and the verdict."""
 
-    def __init__(self, model: AnomalyNet, head: ScoringHead, views: Views = "single") -> None:
+    def __init__(self, model: AnomalyNet, head: ScoringHead, views: str = "single") -> None:
         super().__init__()
         self.model, self.head, self.views = model.eval(), head.eval(), views
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

@@ -1,0 +1,38 @@
+"""The views of an image that every stage after training embeds, one view set per module:
+`single` (the image as it is, the article's) and `dihedral` (its eight flips and quarter
+turns, the views training augments with). An image's embedding is always (V, D), V views;
+the scores are fitted on every view of the good training images and an image's score is the
+mean of its views' scores (scoring/head.py), so with `dihedral` a texture's score no longer
+depends on which way up it lies. Adding a view set: docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from metricad.model.torch_model import AnomalyNet
+from metricad.model.views.base import VIEWS, ViewSet
+from metricad.registry import import_entries
+
+__all__ = ["VIEWS", "ViewSet", "view_embeddings", "view_map_scores", "view_probabilities"]
+
+import_entries(__name__, __path__)
+
+
+def view_embeddings(model: AnomalyNet, images: torch.Tensor, views: str) -> torch.Tensor:
+    """The embeddings (N, V, D) of normalised images (N, C, H, W), one per view of the set
+    `views`, in the set's order."""
+    return torch.stack([model.embed(view) for view in VIEWS[views].of(images)], dim=1)
+
+
+def view_map_scores(model: AnomalyNet, images: torch.Tensor, views: str) -> torch.Tensor:
+    """The segmentation head's image score (N,) of normalised images: the mean of the views'."""
+    scores = [model.map_score(view) for view in VIEWS[views].of(images)]
+    return torch.stack(scores).mean(dim=0)
+
+
+def view_probabilities(model: AnomalyNet, embeddings: torch.Tensor) -> torch.Tensor:
+    """The class probabilities (N, C) of embeddings (N, V, D): the mean of the views'
+    softmax probabilities."""
+    probabilities = torch.softmax(model.head(embeddings.flatten(0, 1)), dim=1)
+    return probabilities.unflatten(0, embeddings.shape[:2]).mean(dim=1)

@@ -1,0 +1,7 @@
+"""`single`: the image as it is (the article's)."""
+
+from __future__ import annotations
+
+from metricad.model.views.base import VIEWS, ViewSet
+
+VIEWS.register("single")(ViewSet(1, lambda images: [images], identity=True))

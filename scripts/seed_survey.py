@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from survey import SETTINGS  # scripts/survey.py, beside this script
+from survey_settings import SETTINGS  # shared by the scripts
 
 from metricad.analysis.metrics import auroc_by_defect
 from metricad.data.anomalies import makes_anomalies

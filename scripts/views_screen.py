@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 from sklearn.metrics import roc_auc_score
-from survey import SETTINGS, cell_params
+from survey_settings import SETTINGS, cell_params  # shared by the scripts
 
 from metricad.analysis.tsne import per_image
 from metricad.data.batches import load_image_tensor

@@ -158,7 +158,7 @@ def test_onnx_export_gives_the_pytorch_scores(tiny_run, tmp_path):
         "anomalous",
     ]
     embedding, softmax, *scores, normalized, anomalous = session.run(None, {"image": batch})
-    assert embedding.shape == (len(images), 32)
+    assert embedding.shape == (len(images), 1, 32)  # one view (embed.views: single)
     # The one scoring head (scoring/head.py) in both. Measured: at most 2e-6 (softmax, which
     # predict rounds to 6 decimals) and a relative 3e-7.
     np.testing.assert_allclose(softmax, result.table["softmax"], atol=5e-6)

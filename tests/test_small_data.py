@@ -69,7 +69,7 @@ def test_split_warns_about_single_images_and_undefined_auroc(tmp_path):
 
 
 def test_gaussian_of_one_image_is_undefined_not_an_error():
-    embeddings = np.random.default_rng(0).normal(size=(4, 8))
+    embeddings = np.random.default_rng(0).normal(size=(4, 1, 8))  # one view each
     reference = np.array([True, False, False, False])
     report = anomaly_scores(["gaussian"], embeddings, None, reference, k=5)
     assert np.isnan(report.scores["gaussian"]).all()

@@ -1,7 +1,9 @@
 """Localization of every CAM method x layer x target on the trained model (after `dvc repro`).
 
 Prints one line per combination: pointing game, pixel AUROC, AUPRO and the four kinds, on the
-test split, with the tolerance and thresholds of params.yaml. Usage: python scripts/cam_survey.py
+test split, scored as the gradcam stage scores them (score_maps: the IoU threshold chosen on the
+anomalous training images, the tolerance and thresholds of params.yaml).
+Usage: python scripts/cam_survey.py
 """
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
@@ -10,8 +12,7 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 import itertools
 
 from metricad.analysis.gradcam import METHODS, TARGETS, heatmaps_for_images
-from metricad.analysis.kinds import KindRule
-from metricad.analysis.localization import localization_summary
+from metricad.analysis.localization import rows_to_map, score_maps
 from metricad.data.batches import load_image_tensor, load_mask_array
 from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
@@ -29,7 +30,7 @@ def main() -> None:
     make_deterministic(params.train.seed)
     device = select_device(params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
-    rows = manifest[manifest["split"] == "test"]
+    rows, _ = rows_to_map(manifest, cam.train_images)
     model = load_checkpoint(MODEL)
     images = load_image_tensor(rows)
     masks = load_mask_array(rows, params.resize.size)
@@ -45,14 +46,7 @@ def main() -> None:
             method,
             progress=False,
         )
-        summary = localization_summary(
-            maps.numpy(),
-            masks,
-            peaks.numpy(),
-            KindRule.from_params(cam),
-            iou_threshold=0.5,
-            fpr_limit=cam.fpr_limit,
-        )
+        summary = score_maps(rows, maps.numpy(), masks, peaks.numpy(), cam).metrics["test"]
         print(
             f"{method:10s} {layer}  {target:9s}  {summary['pointing_game']:8.2f}  "
             f"{summary['pixel_auroc']:11.3f}  {summary['aupro']:5.3f}  {summary['kinds']}"

@@ -5,10 +5,9 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 
 # isort: split
 import warnings
-from pathlib import Path
 
 from metricad.data.manifest import write_manifest
-from metricad.data.sources import SOURCES
+from metricad.data.sources import SOURCES, source_root
 from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError, run_stage
 from metricad.files import fresh_folder, write_json
@@ -21,7 +20,8 @@ def main() -> None:
     data, split = params.data, params.split
     source = SOURCES[data.source]
     owned = PREPARED_DIR.resolve()
-    given = Path(data.root).resolve() if data.root and data.source != "synthetic" else None
+    root = source_root(data)
+    given = None if root is None else root.resolve()
     if given is not None and (given == owned or owned in given.parents):
         raise MetricadError(
             f"params: data.root: {data.root} lies inside {PREPARED_DIR}, the folder `prepare` "

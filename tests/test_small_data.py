@@ -15,6 +15,7 @@ from PIL import Image
 
 from metricad.analysis.tsne import usable_perplexity
 from metricad.data.images import check_image, load_mask
+from metricad.data.sources import source_root
 from metricad.data.sources.mvtec import scan_mvtec
 from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError
@@ -90,7 +91,7 @@ def _deep(tmp_path):
 def test_deep_data_root_is_shown_whole(tmp_path):
     root = _deep(tmp_path) / "mvtec-missing"
     with pytest.raises(MetricadError) as caught:
-        params_from_dict({"data": {"source": "mvtec", "root": str(root)}})
+        source_root(params_from_dict({"data": {"source": "mvtec", "root": str(root)}}).data)
     assert str(root) in str(caught.value)
 
 

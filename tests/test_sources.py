@@ -4,6 +4,7 @@ user's photos and a CSV list, their error cases, the registry, and the split the
 
 from __future__ import annotations
 
+import re
 import typing
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from conftest import make_photo_folder
 from PIL import Image
 
 from metricad.data.manifest import SOURCE_COLUMNS
-from metricad.data.sources import SOURCES
+from metricad.data.sources import SOURCES, source_root
 from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError
-from metricad.params import DataParams, SourceName
+from metricad.params import DataParams, SourceName, params_from_dict
 
 # The folder source warns once about defect photos without a mask; the listing test checks it.
 pytestmark = pytest.mark.filterwarnings("ignore:.*no mask for")
@@ -200,3 +201,18 @@ def test_split_of_good_photos_only_warns_that_auroc_is_undefined(tmp_path):
     ]
     with pytest.raises(MetricadError, match=r"no good image is left for training \(2 good"):
         split_manifest(split.iloc[:2].drop(columns="split"), 0.0, 0, 0.9, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"source": "csv", "root": "/no/list.csv"}, "data.root: CSV file '/no/list.csv' does not"),
+        ({"source": "folder"}, "data.root must be set when data.source is 'folder'"),
+        ({"source": "mvtec"}, "data.root must be set when data.source is 'mvtec'"),
+        ({"source": "mvtec", "root": "/no/such/dir"}, "data.root: folder '/no/such/dir' does"),
+    ],
+)
+def test_the_root_a_source_reads_is_checked_in_one_line(data, message):
+    with pytest.raises(MetricadError, match=re.escape(message)):
+        source_root(params_from_dict({"data": data}).data)
+    assert source_root(params_from_dict({}).data) is None  # the demo reads no root

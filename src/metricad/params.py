@@ -226,20 +226,9 @@ _RUNTIME_KEYS = {f.name for f in dataclasses.fields(RuntimeParams)}
 
 def _check_relations(params: Params) -> None:
     """Checks that involve more than one key or the file system."""
+    # data.root is checked by the stage that reads it, against the source's needs
+    # (data.sources.source_root).
     data = params.data
-    if data.source != "synthetic":
-        if not data.root:
-            raise MetricadError(
-                f"params: data.root must be set when data.source is {data.source!r}"
-            )
-        if data.source == "csv" and not Path(data.root).is_file():
-            raise MetricadError(
-                f"params: data.root: CSV file {quoted_path(data.root)} does not exist"
-            )
-        if data.source != "csv" and not Path(data.root).is_dir():
-            raise MetricadError(
-                f"params: data.root: folder {quoted_path(data.root)} does not exist"
-            )
     for key in ("category", "good", "masks"):
         name = getattr(data, key)
         if not name or "/" in name or name.startswith("."):

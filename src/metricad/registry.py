@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 import typing
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from metricad.errors import MetricadError
 
@@ -21,15 +21,24 @@ class Registry(Generic[Entry]):
     def __init__(self, kind: str, param: str) -> None:
         self.kind, self.param = kind, param
         self._entries: dict[str, Entry] = {}
+        self._traits: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[Entry], Entry]:
+    def register(self, name: str, **traits: Any) -> Callable[[Entry], Entry]:
+        """Register an entry under `name`; `traits`: facts about it that other code asks the
+        registry for (a source's kind of data.root), instead of testing its name."""
+
         def add(entry: Entry) -> Entry:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = entry
+            self._entries[name], self._traits[name] = entry, traits
             return entry
 
         return add
+
+    def trait(self, name: str, key: str) -> Any:
+        """A trait the entry `name` was registered with (None when it has none)."""
+        self[name]  # an unknown name: the one-line error
+        return self._traits[name].get(key)
 
     def __getitem__(self, name: str) -> Entry:
         if name not in self._entries:

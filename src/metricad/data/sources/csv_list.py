@@ -31,7 +31,7 @@ UNNAMED_DEFECT = "anomalous"
 _DEFECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-@SOURCES.register("csv")
+@SOURCES.register("csv", root="CSV file")
 def csv_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     listing = Path(str(data.root))
     if not listing.is_file():

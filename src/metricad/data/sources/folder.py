@@ -38,7 +38,7 @@ def _expected(data: DataParams) -> str:
     )
 
 
-@SOURCES.register("folder")
+@SOURCES.register("folder", root="folder")
 def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     root = Path(str(data.root))
     if not root.is_dir():

@@ -40,7 +40,7 @@ MASK_SUFFIX = "_mask"
 _LAYOUT = "(MVTec AD layout expected: train/good/, test/<defect>/, ground_truth/<defect>/)"
 
 
-@SOURCES.register("mvtec")
+@SOURCES.register("mvtec", root="folder")
 def mvtec_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     return scan_mvtec(Path(str(data.root)), data.category)
 

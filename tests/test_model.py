@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from metricad.data.batches import augment
+from metricad.model.heads.adacos import AdaCos
+from metricad.model.heads.arcface import ArcFace
 from metricad.model.inference import embed_and_score
-from metricad.model.torch_model import AdaCos, ArcFace, ChannelDropout, build_model
+from metricad.model.torch_model import ChannelDropout, build_model
 from metricad.model.views import view_embeddings, view_probabilities
 from metricad.model.views.dihedral import dihedral_views
 

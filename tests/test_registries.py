@@ -17,8 +17,16 @@ from helpers import REPO, run_cmd
 from metricad.analysis.cams import CAMS
 from metricad.data.anomalies import ANOMALIES
 from metricad.data.sources import SOURCES
+from metricad.model.heads import HEADS
 from metricad.model.views import VIEWS
-from metricad.params import CamMethod, ScoreName, SourceName, SyntheticKind, Views
+from metricad.params import (
+    CamMethod,
+    ModelParams,
+    ScoreName,
+    SourceName,
+    SyntheticKind,
+    Views,
+)
 from metricad.scoring import SCORES
 
 
@@ -28,6 +36,7 @@ def test_every_registry_holds_what_the_params_schema_names():
         registry.check_names(schema)
         assert registry.names() == sorted(typing.get_args(schema))
     ANOMALIES.check_names(SyntheticKind, without=("none",))
+    HEADS.check_names(typing.get_type_hints(ModelParams)["head"])
 
 
 def _worked_example(title: str) -> tuple[str, str]:
@@ -111,6 +120,7 @@ import numpy as np
 import torch
 from metricad.model.inference import embed_and_score
 from metricad.model.torch_model import build_model
+from metricad.model.heads import HEADS
 from metricad.model.views import VIEWS
 from metricad.params import Views, params_from_dict
 from metricad.scoring.head import ScoringHead

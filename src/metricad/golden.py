@@ -26,9 +26,10 @@ from metricad.analysis.gradcam import heatmaps_for_images
 from metricad.analysis.pixel_metrics import aupro, pixel_auroc
 from metricad.analysis.tsne import per_image, tsne_map
 from metricad.data.anomalies import corrupt_batch
+from metricad.model.heads.adacos import AdaCos
 from metricad.model.inference import embed_and_score
 from metricad.model.recipe import make_optimizer
-from metricad.model.torch_model import AdaCos, ChannelDropout, build_model
+from metricad.model.torch_model import ChannelDropout, build_model
 from metricad.model.training import train
 from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic

@@ -6,7 +6,6 @@ Pure torch modules, no file I/O (weights and checkpoints live in checkpoint.py).
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Any
 
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from metricad import portable_math
+from metricad.model.heads import HEADS, CosineHead
 from metricad.model.segmentation import SEGMENTATION_TAPS, SegmentationHead, map_image_score
 from metricad.params import Params
 
@@ -119,79 +118,6 @@ class Encoder(nn.Module):
         return self.neck(x), taps
 
 
-class CosineHead(nn.Module):
-    """Class centres on the unit sphere; logits are scale * cos(angle to each centre)."""
-
-    def __init__(self, embedding_dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
-        nn.init.xavier_uniform_(self.weight)
-
-    def cosines(self, embeddings: torch.Tensor) -> torch.Tensor:
-        # A product and a sum, not F.linear: MKL's kernel for a two-column matrix product
-        # gives other last bits on Intel and AMD processors.
-        products = F.normalize(embeddings)[:, None, :] * F.normalize(self.weight)[None]
-        return products.sum(dim=2).clamp(-1.0, 1.0)
-
-
-class AdaCos(CosineHead):
-    """AdaCos (Zhang et al. 2019): a cosine softmax whose scale adapts during training.
-
-    The textbook initial scale sqrt(2)*ln(C-1) is 0 for two classes, and the update
-    ln(B_avg)/cos(theta_med) then stays at 0 (B_avg = 1) or turns negative once the classes
-    separate, so a binary head never learns. The scale is therefore kept at or above
-    `min_scale`; with min_scale=0 this is the textbook head.
-    """
-
-    def __init__(self, embedding_dim: int, num_classes: int, min_scale: float = 10.0) -> None:
-        super().__init__(embedding_dim, num_classes)
-        self.min_scale = min_scale
-        textbook = math.sqrt(2.0) * math.log(max(num_classes - 1, 1))
-        self.register_buffer("scale", torch.tensor(max(textbook, min_scale)))
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        cosines = self.cosines(embeddings)
-        if labels is not None and self.training:
-            self._update_scale(cosines.detach(), labels)
-        return self.scale * cosines
-
-    @torch.no_grad()
-    def _update_scale(self, cosines: torch.Tensor, labels: torch.Tensor) -> None:
-        one_hot = F.one_hot(labels, cosines.shape[1]).bool()
-        exps = portable_math.exp(self.scale * cosines)
-        b_avg = torch.where(one_hot, 0.0, exps).sum(dim=1).mean()
-        # cos(min(median angle, pi/4)) without acos/cos: the median angle (torch.median's
-        # lower median) is the angle of the matching median cosine, -median(-cosines).
-        cos_med = -torch.median(-cosines[one_hot])
-        new_scale = torch.log1p(b_avg - 1.0) / cos_med.clamp(min=math.cos(math.pi / 4))
-        # The cap keeps exp(scale * cos) finite in float32 (and float16 under AMP).
-        self.scale.copy_(new_scale.clamp(min=self.min_scale, max=64.0))
-
-
-class ArcFace(CosineHead):
-    """ArcFace (Deng et al. 2019): an additive angular margin on the target class, fixed scale."""
-
-    def __init__(
-        self, embedding_dim: int, num_classes: int, scale: float = 30.0, margin: float = 0.5
-    ) -> None:
-        super().__init__(embedding_dim, num_classes)
-        self.margin = margin
-        self.register_buffer("scale", torch.tensor(float(scale)))
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        cosines = self.cosines(embeddings)
-        if labels is None or not self.training:
-            return self.scale * cosines
-        # cos(min(theta + m, pi)) = cos(theta)cos(m) - sin(theta)sin(m), and -1 once theta
-        # passes pi - m, i.e. cos(theta) < -cos(m); written without acos (see above).
-        inside = cosines.clamp(-1.0 + 1e-7, 1.0 - 1e-7)
-        sines = portable_math.sqrt(1.0 - inside * inside)
-        shifted = inside * math.cos(self.margin) - sines * math.sin(self.margin)
-        with_margin = torch.where(inside < -math.cos(self.margin), -1.0, shifted)
-        target = F.one_hot(labels, cosines.shape[1]).bool()
-        return self.scale * torch.where(target, with_margin, cosines)
-
-
 class AnomalyNet(nn.Module):
     """Encoder + metric head (+ segmentation head). `forward` gives class logits
     (scale * cos); `embed` the embedding; `anomaly_map` where the anomaly is."""
@@ -199,7 +125,7 @@ class AnomalyNet(nn.Module):
     def __init__(
         self,
         encoder: Encoder,
-        head: AdaCos | ArcFace,
+        head: CosineHead,
         segmenter: SegmentationHead | None = None,
     ) -> None:
         super().__init__()
@@ -242,21 +168,15 @@ def build_model(
     head: str = "adacos",
     num_classes: int = 2,
     dropout: float = 0.5,
-    adacos_min_scale: float = 10.0,
-    arcface_scale: float = 30.0,
-    arcface_margin: float = 0.5,
     neck: str = "flatten",
     segmentation: bool = False,
     standardize: bool = False,
+    **head_settings: Any,
 ) -> AnomalyNet:
-    """Build the network from its architecture description (the checkpoint's `arch`)."""
+    """Build the network from its architecture description (the checkpoint's `arch`); the
+    head's own settings (adacos_min_scale, arcface_scale, ...) go to the registered head."""
     encoder = Encoder(input_size, embedding_dim, dropout, neck, standardize)
-    if head == "adacos":
-        metric_head: AdaCos | ArcFace = AdaCos(embedding_dim, num_classes, adacos_min_scale)
-    elif head == "arcface":
-        metric_head = ArcFace(embedding_dim, num_classes, arcface_scale, arcface_margin)
-    else:
-        raise ValueError(f"unknown head {head!r}")
+    metric_head = HEADS[head].from_arch(embedding_dim, num_classes, head_settings)
     return AnomalyNet(encoder, metric_head, SegmentationHead() if segmentation else None)
 
 

@@ -1,5 +1,5 @@
 """Stage `synthesize`: a fixed, seeded sample of the synthetic anomalies `train` learned from
-(the kind it used: metrics/train.json).
+(the kind and colour jitter it used: metrics/train.json, their one owner).
 
 `embed` embeds it (the t-SNE maps draw it beside the real defects) and the figure shows each
 one next to the good image it was made from: what the network was taught.
@@ -36,13 +36,14 @@ def main() -> None:
     train = manifest[manifest["split"] == "train"]
     good = train[train["label"] == 0]
     images = load_image_tensor(good)
-    # The kind `train` used, its fallback for too few defect images included.
-    kind = read_json(TRAIN_SUMMARY)["synthetic_anomalies_used"]
+    # What `train` used (its fallback for too few defect images included), from train alone.
+    trained = read_json(TRAIN_SUMMARY)
+    kind = trained["synthetic_anomalies_used"]
     anomalies, masks, sources, kinds = synthetic_sample(
         images,
         params.synthesize.samples,
         kind,
-        params.train.synthetic_jitter,
+        trained["synthetic_jitter_used"],
         params.synthesize.seed,
     )
     index = pd.DataFrame({"source": good["path"].to_numpy()[sources], "kind": kinds})

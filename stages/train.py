@@ -72,6 +72,7 @@ def main() -> None:
     summary |= {
         "batch_size_used": train_params.batch_size,
         "synthetic_anomalies_used": train_params.synthetic_anomalies,
+        "synthetic_jitter_used": train_params.synthetic_jitter,
         "numerics": pinned(),
     }
     write_json(TRAIN_SUMMARY, summary)

@@ -29,9 +29,9 @@ REAL = {
 # Settings: params overrides on the committed params.yaml (the article protocol, default recipe).
 SETTINGS: dict[str, dict[str, Any]] = {
     "article": {},
-    # A demo that fits 8 minutes on a 2-core machine at 23.5 img/s (issue 32, screened): 80 px
-    # and batch 8, run at 150 epochs: about as many optimizer steps as 300 epochs of batch 16,
-    # 0.45 of the training compute (docs/speed.md).
+    # A screen for a demo that fits 8 minutes at 23.5 img/s (issue 32): 80 px and batch 8 at
+    # 150 epochs, about as many optimizer steps as 300 epochs of batch 16 for 0.45 of the
+    # compute. Rejected: Gaussian 1.000, 0.97, 0.955 on seeds 0-2 (docs/speed.md).
     "demo-fast": {"resize.size": 80, "train.batch_size": 8},
     # The article's own recipe: constant learning rate, no warm-up, no weight average, no
     # synthetic anomalies.

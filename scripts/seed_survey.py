@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 from survey_settings import SETTINGS  # shared by the scripts
 
@@ -40,7 +41,7 @@ from metricad.data.batches import labels_tensor, load_image_tensor
 from metricad.data.manifest import read_manifest
 from metricad.data.split import split_manifest
 from metricad.errors import run_stage
-from metricad.model.inference import embed_and_score
+from metricad.model.inference import embed_and_score, softmax_score
 from metricad.model.recipe import schedule_depends_on_epochs
 from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.model.training import train
@@ -48,7 +49,7 @@ from metricad.model.training_run import TrainingState
 from metricad.params import Params, load_params, params_from_dict
 from metricad.paths import RESIZED_MANIFEST
 from metricad.runtime import make_deterministic, select_device
-from metricad.scoring.head import SCORE_NAMES, anomaly_scores
+from metricad.scoring.head import fitted_head
 from metricad.validation import set_dotted
 
 # The article's recipe is survey.py's "article-recipe" setting (its train.* keys).
@@ -84,20 +85,36 @@ def params_with(changes: list[str]) -> Params:
     return params_from_dict(values)
 
 
-def test_aurocs(model, manifest, train_rows, test_rows, params, device) -> dict[str, float]:
-    rows = manifest.loc[list(train_rows.index) + list(test_rows.index)]
+def test_aurocs(model, manifest, split, params, device) -> dict[str, float]:
+    """Test image AUROC of every score, through the pipeline's scoring head (fitted on the
+    good training images, its operating points on the validation images)."""
     embeddings, probabilities = embed_and_score(
-        model, load_image_tensor(rows), params.runtime.inference_batch_size, device, progress=False
+        model,
+        load_image_tensor(manifest),
+        params.runtime.inference_batch_size,
+        device,
+        progress=False,
     )
-    is_test = np.arange(len(rows)) >= len(train_rows)
-    reference = ~is_test & (rows["label"].to_numpy() == 0)
-    report = anomaly_scores(
-        SCORE_NAMES, embeddings, probabilities[:, 1], reference, params.evaluate.knn_k
+    labels, prob_anomalous = manifest["label"].to_numpy(), softmax_score(probabilities)
+    settings = params.evaluate  # the scores the pipeline computes (evaluate.scores)
+    head, _ = fitted_head(
+        settings.scores,
+        settings.verdict_score,
+        embeddings,
+        prob_anomalous,
+        None,
+        split,
+        labels,
+        settings,
     )
-    labels, defects = rows["label"].to_numpy()[is_test], rows["defect"].to_numpy()[is_test]
+    is_test = split == "test"
+    values = head.score_values(
+        torch.from_numpy(embeddings[is_test]), torch.from_numpy(prob_anomalous[is_test])
+    )
+    defects = manifest["defect"].to_numpy()[is_test]
     return {
-        name: auroc_by_defect(labels, report.scores[name][is_test], defects)["auroc"]
-        for name in SCORE_NAMES
+        name: auroc_by_defect(labels[is_test], values[:, column].numpy(), defects)["auroc"]
+        for column, name in enumerate(settings.scores)
     }
 
 
@@ -158,7 +175,7 @@ def main() -> None:
                     seconds = time.perf_counter() - start
                     for measured in sorted(snapshots):
                         model.load_state_dict(snapshots[measured])
-                        aurocs = test_aurocs(model, manifest, train_rows, test_rows, params, device)
+                        aurocs = test_aurocs(model, manifest, split.to_numpy(), params, device)
                         results.setdefault((protocol, name, measured), []).append(aurocs)
                         cells = " ".join(f"{k}={v:.3f}" for k, v in aurocs.items())
                         logged = " ".join(
@@ -172,12 +189,11 @@ def main() -> None:
                             + (f" test accuracy logged: {logged}" if args.show_monitor else ""),
                             flush=True,
                         )
-    print(
-        "\n| protocol | recipe | epochs | " + " | ".join(SCORE_NAMES) + " | best per seed (min) |"
-    )
-    print("|---|---|---|" + "---|" * len(SCORE_NAMES) + "---|")
+    names = params.evaluate.scores
+    print("\n| protocol | recipe | epochs | " + " | ".join(names) + " | best per seed (min) |")
+    print("|---|---|---|" + "---|" * len(names) + "---|")
     for (protocol, name, epochs), rows in results.items():
-        table = np.array([[row[s] for s in SCORE_NAMES] for row in rows], dtype=float)
+        table = np.array([[row[s] for s in names] for row in rows], dtype=float)
         cells = [
             f"{m:.3f} ± {s:.3f}" for m, s in zip(table.mean(0), table.std(0, ddof=1), strict=True)
         ]

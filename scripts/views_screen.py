@@ -35,26 +35,33 @@ from metricad.model.checkpoint import safe_load
 from metricad.model.inference import embed_and_score
 from metricad.model.resume import training_state_from
 from metricad.model.torch_model import arch_from_params, model_from_arch
-from metricad.params import params_from_dict
+from metricad.params import EvaluateParams, params_from_dict
 from metricad.paths import RESIZED_MANIFEST
-from metricad.scoring.head import anomaly_scores
+from metricad.scoring.head import fitted_head
 
 WAYS = ("single", "mean embedding", "views")
 
 
 def gaussian_aurocs(
-    views: np.ndarray, train_good: np.ndarray, labels: np.ndarray, test: np.ndarray
+    views: np.ndarray, split: np.ndarray, labels: np.ndarray, settings: EvaluateParams
 ) -> dict[str, float]:
-    """The test Gaussian AUROC of (N, 8, D) view embeddings, each of the three ways."""
+    """The test Gaussian AUROC of (N, 8, D) view embeddings, each of the three ways, through
+    the pipeline's scoring head (fitted on the good training images)."""
     embeddings = {
         "single": views[:, :1],
         "mean embedding": per_image(views)[:, None],
         "views": views,
     }
+    test, no_probability = split == "test", np.zeros(len(views))
     aurocs = {}
     for way, vectors in embeddings.items():
-        report = anomaly_scores(["gaussian"], vectors, None, train_good, k=1)
-        aurocs[way] = float(roc_auc_score(labels[test], report.scores["gaussian"][test]))
+        head, _ = fitted_head(
+            ["gaussian"], "gaussian", vectors, no_probability, None, split, labels, settings
+        )
+        values = head.score_values(
+            torch.from_numpy(vectors[test]), torch.from_numpy(no_probability[test])
+        )
+        aurocs[way] = float(roc_auc_score(labels[test], values[:, 0].numpy()))
     return aurocs
 
 
@@ -82,9 +89,7 @@ def main() -> None:
             views, _ = embed_and_score(
                 model, images, 64, torch.device("cpu"), False, views="dihedral"
             )
-            rows.append(
-                gaussian_aurocs(views, (split == "train") & (labels == 0), labels, split == "test")
-            )
+            rows.append(gaussian_aurocs(views, split, labels, params.evaluate))
             print(
                 f"{setting} seed {seed} ({state.epoch} epochs): "
                 + ", ".join(f"{w} {rows[-1][w]:.4f}" for w in WAYS),

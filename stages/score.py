@@ -7,14 +7,12 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 
 # isort: split
 import numpy as np
-import torch
 
-from metricad.data.split import validation_rows
 from metricad.errors import run_stage
 from metricad.files import read_csv
 from metricad.params import load_params
 from metricad.paths import EMBEDDING_SETTINGS, EMBEDDINGS, PREDICTIONS, SCORER
-from metricad.scoring.head import ScoringHead, map_column
+from metricad.scoring.head import fitted_head, map_column
 from metricad.scoring.scorer_file import read_embedding_settings, save_scoring
 
 
@@ -22,19 +20,18 @@ def main() -> None:
     settings = load_params().evaluate
     embedding = read_embedding_settings(EMBEDDING_SETTINGS)
     predictions = read_csv(PREDICTIONS)
-    embeddings = np.load(EMBEDDINGS)
     split, labels = predictions["split"].to_numpy(), predictions["label"].to_numpy()
-    head = ScoringHead(settings.scores, settings.verdict_score)
-    warnings = head.fit_scores(embeddings[(split == "train") & (labels == 0)], settings)
-    validation, fallback = validation_rows(split, labels)
-    probabilities = torch.tensor(predictions["prob_anomalous"].to_numpy()[validation])
-    values = head.score_values(
-        torch.from_numpy(embeddings[validation]),
-        probabilities,
-        map_column(predictions, validation),
+    head, warnings = fitted_head(
+        settings.scores,
+        settings.verdict_score,
+        np.load(EMBEDDINGS),
+        predictions["prob_anomalous"].to_numpy(),
+        map_column(predictions, slice(None)),
+        split,
+        labels,
+        settings,
     )
-    head.set_operating_points(values, settings)
-    for warning in warnings + fallback:
+    for warning in warnings:
         print(f"warning: {warning}")
     save_scoring(SCORER, head, embedding)
 

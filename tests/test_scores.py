@@ -22,7 +22,7 @@ from metricad.scoring.gaussian import MIN_SHRINKAGE, ledoit_wolf
 from metricad.scoring.head import (
     SCORE_NAMES,
     ScoringHead,
-    anomaly_scores,
+    fitted_head,
     operating_point,
 )
 from metricad.scoring.scorer_file import (
@@ -134,28 +134,49 @@ def test_with_views_the_scores_fit_every_view_and_average_an_images_views():
     np.testing.assert_array_equal(values[:, SCORE_NAMES.index("softmax")], probabilities)
 
 
+def _pipeline_head(names, embeddings: np.ndarray, is_reference: np.ndarray, k: int = 5):
+    """fitted_head on (N, 1, D) embeddings whose reference rows are good training images and
+    the rest test images (no validation split: the operating points fall back, with a
+    warning); its values on every row, and its warnings."""
+    split = np.where(is_reference, "train", "test")
+    labels = np.zeros(len(embeddings), dtype=int)
+    no_probability = np.zeros(len(embeddings))
+    head, warnings = fitted_head(
+        names, names[-1], embeddings, no_probability, None, split, labels, EvaluateParams(knn_k=k)
+    )
+    values = head.score_values(torch.from_numpy(embeddings), torch.from_numpy(no_probability))
+    return head, {name: values[:, i].numpy() for i, name in enumerate(names)}, warnings
+
+
 def test_scores_rank_the_far_cluster_higher():
     reference, queries = _toy()
-    embeddings = np.concatenate([reference, queries])
+    embeddings = np.concatenate([reference, queries])[:, None]
     is_reference = np.arange(len(embeddings)) < len(reference)
-    report = anomaly_scores(
-        SCORE_NAMES, embeddings[:, None], np.zeros(len(embeddings)), is_reference, k=5
-    )
+    head, scores, _ = _pipeline_head(("softmax", "knn", "gaussian"), embeddings, is_reference)
     labels = np.r_[np.zeros(5), np.ones(5)]
     for name in ("knn", "gaussian"):
-        assert roc_auc_score(labels, report.scores[name][~is_reference]) > 0.9
-    assert report.used["knn_k"] == 5
+        assert roc_auc_score(labels, scores[name][~is_reference]) > 0.9
+    assert head.used()["knn_k"] == 5
 
 
 def test_small_sets_lower_k_and_shrink_with_warnings():
     reference, queries = _toy(good=3, dim=8)
-    embeddings = np.concatenate([reference, queries])
+    embeddings = np.concatenate([reference, queries])[:, None]
     is_reference = np.arange(len(embeddings)) < 3
-    report = anomaly_scores(["knn", "gaussian"], embeddings[:, None], None, is_reference, k=5)
-    assert report.used["knn_k"] == 3
-    assert "evaluate.knn_k=5" in report.warnings[0] and "used k=3" in report.warnings[0]
-    assert "8 dimensions on 3 good training images" in report.warnings[1]
-    assert np.isfinite(report.scores["gaussian"]).all()
+    head, scores, warnings = _pipeline_head(("knn", "gaussian"), embeddings, is_reference)
+    assert head.used()["knn_k"] == 3
+    assert "evaluate.knn_k=5" in warnings[0] and "used k=3" in warnings[0]
+    assert "8 dimensions on 3 good training images" in warnings[1]
+    assert "no validation image" in warnings[2]
+    assert np.isfinite(scores["gaussian"]).all()
+
+
+def test_one_good_image_leaves_the_gaussian_undefined_not_an_error():
+    embeddings = np.random.default_rng(0).normal(size=(4, 1, 8))  # one view each
+    reference = np.array([True, False, False, False])
+    _, scores, warnings = _pipeline_head(("gaussian",), embeddings, reference)
+    assert np.isnan(scores["gaussian"]).all()
+    assert "needs at least 2 good training images" in warnings[0]
 
 
 def test_the_registry_holds_every_score_the_params_schema_names():

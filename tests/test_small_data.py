@@ -21,7 +21,6 @@ from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError
 from metricad.model.training import settings_for_data
 from metricad.params import params_from_dict
-from metricad.scoring.head import anomaly_scores
 
 # --- data-dependent values: the nearest valid one, with a warning ----------------------
 
@@ -67,14 +66,6 @@ def test_split_warns_about_single_images_and_undefined_auroc(tmp_path):
         "split: the test split has no good image; its image AUROC is undefined (null in metrics/)",
     ]
     assert split_warnings(split_manifest(scan, 0.0, 0), 0.0) == [warnings[1]]
-
-
-def test_gaussian_of_one_image_is_undefined_not_an_error():
-    embeddings = np.random.default_rng(0).normal(size=(4, 1, 8))  # one view each
-    reference = np.array([True, False, False, False])
-    report = anomaly_scores(["gaussian"], embeddings, None, reference, k=5)
-    assert np.isnan(report.scores["gaussian"]).all()
-    assert "needs at least 2 good training images" in report.warnings[0]
 
 
 # --- paths are shown whole ------------------------------------------------------------

@@ -31,9 +31,9 @@ from metricad.model.inference import embed_and_score
 from metricad.model.recipe import make_optimizer
 from metricad.model.torch_model import ChannelDropout, build_model
 from metricad.model.training import train
-from metricad.params import params_from_dict
+from metricad.params import EvaluateParams, params_from_dict
 from metricad.runtime import make_deterministic
-from metricad.scoring.head import anomaly_scores
+from metricad.scoring.head import fitted_head
 
 SIZE, BATCH = 96, 16  # the demo's image size and batch: the kernels' shapes
 # The scores of a network without a segmentation head (`map` needs one).
@@ -155,11 +155,22 @@ def run() -> Iterator[tuple[str, str]]:
         "pixel AUROC and AUPRO",
         md5(np.array([pixel_auroc(maps.numpy(), masks), aupro(maps.numpy(), masks)])),
     )
-    report = anomaly_scores(
-        EMBEDDING_SCORES, embeddings, probabilities[:, 1], labels.numpy() == 0, k=3
+    # Every image a training image: the head is fitted on the good ones (and, with no
+    # validation split, its operating points too).
+    split, prob_anomalous = np.full(len(images), "train"), probabilities[:, 1]
+    head, _ = fitted_head(
+        EMBEDDING_SCORES,
+        EMBEDDING_SCORES[0],
+        embeddings,
+        prob_anomalous,
+        None,
+        split,
+        labels.numpy(),
+        EvaluateParams(knn_k=3),
     )
-    for name in EMBEDDING_SCORES:
-        yield f"{name} score", md5(report.scores[name])
+    values = head.score_values(torch.from_numpy(embeddings), torch.from_numpy(prob_anomalous))
+    for column, name in enumerate(EMBEDDING_SCORES):
+        yield f"{name} score", md5(values[:, column])
     yield "t-SNE map", md5(tsne_map(per_image(embeddings), perplexity=5.0, seed=0, max_iter=250))
 
 

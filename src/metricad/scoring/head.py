@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from metricad.data.split import validation_rows
 from metricad.errors import MetricadError
 from metricad.params import EvaluateParams, ScoreName
 from metricad.scoring import SCORES
@@ -123,30 +123,27 @@ class ScoringHead(nn.Module):
         return {key: v for score in self.scores.values() for key, v in score.used().items()}
 
 
-@dataclass
-class ScoreReport:
-    """Per-image scores by name, the settings actually used, and warnings for the user."""
-
-    scores: dict[str, np.ndarray]
-    used: dict[str, float | int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-
-def anomaly_scores(
+def fitted_head(
     names: Sequence[str],
+    verdict: str,
     embeddings: np.ndarray,
     prob_anomalous: np.ndarray,
-    reference: np.ndarray,
-    k: int,
-) -> ScoreReport:
-    """Every score in `names` for each image of `embeddings` (N, V, D), fitted on the good
-    training images `reference` selects (for surveys and tests; the pipeline saves the
-    fitted head)."""
-    head = ScoringHead(names, names[0])
-    warnings = head.fit_scores(
-        np.asarray(embeddings)[np.asarray(reference, bool)], EvaluateParams(knn_k=k)
+    map_score: torch.Tensor | None,
+    split: np.ndarray,
+    labels: np.ndarray,
+    settings: EvaluateParams,
+) -> tuple[ScoringHead, list[str]]:
+    """The pipeline's scoring head for images with embeddings (N, V, D) and their split and
+    labels: every score fitted on the good training images, each one's operating point set on
+    the good validation images (validation_rows); warnings for the user. The score stage saves
+    it; the surveys and screens score through it too."""
+    head = ScoringHead(names, verdict)
+    warnings = head.fit_scores(embeddings[(split == "train") & (labels == 0)], settings)
+    validation, fallback = validation_rows(split, labels)
+    values = head.score_values(
+        torch.from_numpy(np.asarray(embeddings)[validation]),
+        torch.as_tensor(np.asarray(prob_anomalous, dtype=np.float64)[validation]),
+        None if map_score is None else map_score[torch.from_numpy(validation)],
     )
-    probabilities = np.zeros(len(embeddings)) if prob_anomalous is None else prob_anomalous
-    values = head.score_values(torch.as_tensor(embeddings), torch.as_tensor(probabilities))
-    scores = {name: values[:, i].numpy() for i, name in enumerate(names)}
-    return ScoreReport(scores, head.used(), warnings)
+    head.set_operating_points(values, settings)
+    return head, warnings + fallback

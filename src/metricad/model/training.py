@@ -113,13 +113,13 @@ class TestMonitor:
         split: tuple[torch.Tensor, torch.Tensor] | None,
         device: torch.device,
         every: int,
-        runtime: RuntimeParams,
+        max_rows: int,
+        amp: bool,
     ) -> TestMonitor | None:
         """None when there is no split or it is empty."""
         if split is None or not len(split[0]):
             return None
-        rows = min(runtime.inference_batch_size, len(split[0]))
-        amp = runtime.amp and device.type == "cuda"
+        rows = min(max_rows, len(split[0]))
         return cls(split[0].to(device), split[1].to(device), rows, every, amp)
 
     def measure(self, model: torch.nn.Module, done: int, epochs: int) -> dict[str, float]:
@@ -163,7 +163,9 @@ def train(
     # Every image crosses to the device once, as uint8; the random draws (order, flips,
     # synthetic anomalies) stay on the CPU generator, so a run draws the same on any device.
     images = images.to(device)
-    tester = TestMonitor.of(monitor, device, params.monitor_every, runtime)
+    tester = TestMonitor.of(
+        monitor, device, params.monitor_every, runtime.inference_batch_size, amp
+    )
     # The batch count is the same every epoch (batches() merges the same short last batch).
     per_epoch = len(batches(len(images), params.batch_size, torch.Generator()))
     steps = (per_epoch, epochs * per_epoch, params.warmup_epochs * per_epoch)

@@ -141,7 +141,7 @@ def fitted_head(
     warnings = head.fit_scores(embeddings[(split == "train") & (labels == 0)], settings)
     validation, fallback = validation_rows(split, labels)
     values = head.score_values(
-        torch.from_numpy(np.asarray(embeddings)[validation]),
+        torch.from_numpy(embeddings[validation]),
         torch.as_tensor(np.asarray(prob_anomalous, dtype=np.float64)[validation]),
         None if map_score is None else map_score[torch.from_numpy(validation)],
     )

@@ -49,7 +49,7 @@ def main() -> None:
     arrays = list(originals.permute(0, 2, 3, 1).numpy())
     reference, _ = embed_and_score(model, _images(64, args.size, 2)[0], 64, device, False)
     head = ScoringHead(SCORE_NAMES, "gaussian")
-    head.fit_scores(reference, params.evaluate)
+    head.fit_scores(reference)
     cam = (params.gradcam.method, layer, params.gradcam.target)
     detector = Detector(model, head, cam, device, args.batch_size)
     model.to(device=device, memory_format=memory_format_for(device))

@@ -96,7 +96,7 @@ def test_aurocs(model, manifest, split, params, device) -> dict[str, float]:
         progress=False,
     )
     labels, prob_anomalous = manifest["label"].to_numpy(), softmax_score(probabilities)
-    settings = params.evaluate  # the scores the pipeline computes (evaluate.scores)
+    settings = params.score  # the scores the pipeline computes (score.scores)
     head, _ = fitted_head(
         settings.scores,
         settings.verdict_score,
@@ -189,7 +189,7 @@ def main() -> None:
                             + (f" test accuracy logged: {logged}" if args.show_monitor else ""),
                             flush=True,
                         )
-    names = params.evaluate.scores
+    names = params.score.scores
     print("\n| protocol | recipe | epochs | " + " | ".join(names) + " | best per seed (min) |")
     print("|---|---|---|" + "---|" * len(names) + "---|")
     for (protocol, name, epochs), rows in results.items():

@@ -101,7 +101,9 @@ def real_rows(real: Path) -> list[str]:
             chosen = [cell for cell in cells if cell["epochs"] == epochs]
             evaluate = [cell["metrics"]["metrics/evaluate.json"] for cell in chosen]
             cams = [cell["metrics"]["metrics/gradcam.json"] for cell in chosen]
-            verdict = chosen[0]["params"]["evaluate"]["verdict_score"]
+            # Cells of code before the score section keep it under evaluate.
+            cell_params = chosen[0]["params"]
+            verdict = cell_params.get("score", cell_params["evaluate"])["verdict_score"]
 
             def auroc(name: str, evaluate=evaluate) -> str:
                 return _spread([e["scores"].get(name, {}).get("auroc") for e in evaluate])

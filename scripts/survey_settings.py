@@ -23,8 +23,8 @@ REAL = {
     "train.weight_decay": 0.00001,
     "train.monitor_every": 100000,
     "embed.views": "dihedral",
-    "evaluate.scores": ["softmax", "knn", "gaussian", "map"],
-    "evaluate.verdict_score": "map",
+    "score.scores": ["softmax", "knn", "gaussian", "map"],
+    "score.verdict_score": "map",
 }
 # Settings: params overrides on the committed params.yaml (the article protocol, default recipe).
 SETTINGS: dict[str, dict[str, Any]] = {

@@ -35,7 +35,7 @@ from metricad.model.checkpoint import safe_load
 from metricad.model.inference import embed_and_score
 from metricad.model.resume import training_state_from
 from metricad.model.torch_model import arch_from_params, model_from_arch
-from metricad.params import EvaluateParams, params_from_dict
+from metricad.params import ScoreParams, params_from_dict
 from metricad.paths import RESIZED_MANIFEST
 from metricad.scoring.head import fitted_head
 
@@ -43,7 +43,7 @@ WAYS = ("single", "mean embedding", "views")
 
 
 def gaussian_aurocs(
-    views: np.ndarray, split: np.ndarray, labels: np.ndarray, settings: EvaluateParams
+    views: np.ndarray, split: np.ndarray, labels: np.ndarray, settings: ScoreParams
 ) -> dict[str, float]:
     """The test Gaussian AUROC of (N, 8, D) view embeddings, each of the three ways, through
     the pipeline's scoring head (fitted on the good training images)."""
@@ -89,7 +89,7 @@ def main() -> None:
             views, _ = embed_and_score(
                 model, images, 64, torch.device("cpu"), False, views="dihedral"
             )
-            rows.append(gaussian_aurocs(views, split, labels, params.evaluate))
+            rows.append(gaussian_aurocs(views, split, labels, params.score))
             print(
                 f"{setting} seed {seed} ({state.epoch} epochs): "
                 + ", ".join(f"{w} {rows[-1][w]:.4f}" for w in WAYS),

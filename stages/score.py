@@ -17,7 +17,7 @@ from metricad.scoring.scorer_file import read_embedding_settings, save_scoring
 
 
 def main() -> None:
-    settings = load_params().evaluate
+    settings = load_params().score
     embedding = read_embedding_settings(EMBEDDING_SETTINGS)
     predictions = read_csv(PREDICTIONS)
     split, labels = predictions["split"].to_numpy(), predictions["label"].to_numpy()

@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 
 from metricad import params as params_module
+from metricad.validation import completed
 
 VALIDATION = {"load_params", "params_from_dict"}
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -25,10 +26,13 @@ Types = dict[str, type]
 
 
 def _sections() -> dict[type, str]:
-    """Every params dataclass with its dotted prefix: Params -> "", TrainParams -> "train."."""
+    """Every params dataclass with its dotted prefix: Params -> "", TrainParams -> "train.",
+    a registry entry's settings (KnnSettings) -> "score.knn."; a section that hosts a
+    registry as completed with its entries' subsections (validation.completed)."""
     prefixes: dict[type, str] = {}
 
     def visit(cls: type, prefix: str) -> None:
+        cls = completed(cls)
         prefixes[cls] = prefix
         for name, kind in typing.get_type_hints(cls).items():
             if dataclasses.is_dataclass(kind):
@@ -47,7 +51,7 @@ def _field(cls: type, name: str) -> type | str | None:
     hints = typing.get_type_hints(cls)
     if name not in hints:
         return None
-    return hints[name] if dataclasses.is_dataclass(hints[name]) else PREFIXES[cls] + name
+    return completed(hints[name]) if dataclasses.is_dataclass(hints[name]) else PREFIXES[cls] + name
 
 
 def _keys(cls: type) -> set[str]:
@@ -55,6 +59,18 @@ def _keys(cls: type) -> set[str]:
     for name in typing.get_type_hints(cls):
         found = _field(cls, name)
         keys |= _keys(found) if isinstance(found, type) else {found}
+    return keys
+
+
+def _entry_keys(cls: type) -> set[str]:
+    """The keys of the registry entries' subsections a hosting section was completed with."""
+    base = cls.__mro__[1]  # completed(X) subclasses X; a section hosting nothing: no entries
+    own = {f.name for f in dataclasses.fields(base if dataclasses.is_dataclass(base) else cls)}
+    keys: set[str] = set()
+    for name in typing.get_type_hints(cls):
+        found = _field(cls, name)
+        if name not in own and isinstance(found, type):
+            keys |= _keys(found)
     return keys
 
 
@@ -208,6 +224,9 @@ def reads_in(body: ast.AST, library: _Library, outer: Types | None = None) -> se
                 continue
         elif isinstance(parent, ast.Return | ast.For | ast.comprehension):
             continue  # its caller's or its loop's reads are the reads
+        if isinstance(parent, ast.Call) and _called_name(parent) == "settings_in":
+            reads |= _entry_keys(kind)  # a registry hands an entry its own subsection only
+            continue
         reads |= _keys(kind)  # used whole: formatted, compared, asdict, getattr, unknown code
     return reads
 
@@ -235,9 +254,11 @@ def param_reads(script: Path, library_files: set[Path]) -> set[str]:
             for function in [node, *methods]:
                 if isinstance(function, Function):
                     functions.append(function)
-                    library.add(function.name, function)
                     if function in methods and function.name in {"__init__", "__call__", "forward"}:
                         library.add(node.name, function)
+                    if not function.name.startswith("__"):
+                        # `super().__init__()` would reach every __init__ of the library
+                        library.add(function.name, function)
         modules.append((tree, functions, file == script))
     owner_types: dict[int, Types] = {}
     for tree, functions, is_script in modules:

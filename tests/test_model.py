@@ -8,12 +8,18 @@ import torch
 import torch.nn.functional as F
 
 from metricad.data.batches import augment
-from metricad.model.heads.adacos import AdaCos
-from metricad.model.heads.arcface import ArcFace
+from metricad.model.heads.adacos import AdaCos, AdaCosSettings
+from metricad.model.heads.arcface import ArcFace, ArcFaceSettings
 from metricad.model.inference import embed_and_score
-from metricad.model.torch_model import ChannelDropout, build_model
+from metricad.model.torch_model import (
+    ChannelDropout,
+    arch_from_params,
+    build_model,
+    model_from_arch,
+)
 from metricad.model.views import view_embeddings, view_probabilities
 from metricad.model.views.dihedral import dihedral_views
+from metricad.params import params_from_dict
 
 
 def test_embedding_is_512_d_and_logits_two_classes():
@@ -52,7 +58,7 @@ def _fit(head: torch.nn.Module, steps: int = 150) -> tuple[float, float, float]:
 
 
 def test_textbook_adacos_scale_is_zero_for_two_classes_and_never_learns():
-    head = AdaCos(8, 2, min_scale=0.0)
+    head = AdaCos(8, 2, AdaCosSettings(min_scale=0.0))
     assert float(head.scale.detach()) == 0.0
     first, last, _ = _fit(head)
     # Zero scale means zero logits: the loss stays at ln 2 whatever the embedding does.
@@ -61,7 +67,7 @@ def test_textbook_adacos_scale_is_zero_for_two_classes_and_never_learns():
 
 
 def test_binary_adacos_head_learns():
-    head = AdaCos(8, 2)
+    head = AdaCos(8, 2, AdaCosSettings())
     assert float(head.scale.detach()) >= 10.0
     first, last, accuracy = _fit(head)
     assert last < 0.1 * first
@@ -69,12 +75,23 @@ def test_binary_adacos_head_learns():
 
 
 def test_adacos_keeps_textbook_scale_for_many_classes():
-    head = AdaCos(8, 10, min_scale=0.0)
+    head = AdaCos(8, 10, AdaCosSettings(min_scale=0.0))
     assert float(head.scale.detach()) == pytest.approx(math.sqrt(2) * math.log(9))
 
 
+def test_a_heads_own_settings_travel_from_params_through_the_checkpoint_record():
+    params = params_from_dict(
+        {"resize": {"size": 32}, "model": {"head": "arcface", "arcface": {"margin": 0.2}}}
+    )
+    assert params.model.arcface == ArcFaceSettings(scale=30.0, margin=0.2)
+    arch = arch_from_params(params)
+    assert (arch["arcface_margin"], arch["adacos_min_scale"]) == (0.2, 10.0)
+    head = model_from_arch(arch).head
+    assert isinstance(head, ArcFace) and head.margin == 0.2 and float(head.scale) == 30.0
+
+
 def test_arcface_head_learns_and_adds_margin_only_in_training():
-    head = ArcFace(8, 2, scale=10.0, margin=0.3)
+    head = ArcFace(8, 2, ArcFaceSettings(scale=10.0, margin=0.3))
     _, _, accuracy = _fit(head)
     assert accuracy == 1.0
     embeddings, labels = torch.randn(4, 8), torch.tensor([0, 1, 0, 1])
@@ -91,7 +108,7 @@ def test_the_kernel_free_rewrites_compute_the_textbook_formulas():
     """AdaCos's update without exp/log/acos/cos, ArcFace's margin without acos and the
     cosines without F.linear (CPU-dependent kernels) agree with the textbook to rounding."""
     torch.manual_seed(0)
-    head = AdaCos(16, 2)
+    head = AdaCos(16, 2, AdaCosSettings())
     embeddings, labels = torch.randn(12, 16), torch.arange(12) % 2
     cosines = head.cosines(embeddings)
     textbook = F.linear(F.normalize(embeddings), F.normalize(head.weight)).clamp(-1, 1)
@@ -107,7 +124,7 @@ def test_the_kernel_free_rewrites_compute_the_textbook_formulas():
         assert float(head.scale.detach()) == pytest.approx(
             float(expected.detach().clamp(max=64.0)), rel=1e-5
         )
-    arcface = ArcFace(16, 2, scale=1.0, margin=0.5).train()
+    arcface = ArcFace(16, 2, ArcFaceSettings(scale=1.0, margin=0.5)).train()
     theta = torch.acos(arcface.cosines(embeddings).clamp(-1 + 1e-7, 1 - 1e-7))
     expected = torch.where(
         F.one_hot(labels, 2).bool(),

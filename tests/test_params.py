@@ -26,8 +26,8 @@ def test_missing_keys_take_defaults():
     [
         ({"epochs": 0}, "epochs must be between 1"),
         (
-            {"evaluate": {"scores": ["softmax", "gaussian"], "verdict_score": "knn"}},
-            "evaluate.verdict_score is 'knn', which evaluate.scores does not list",
+            {"score": {"scores": ["softmax", "gaussian"], "verdict_score": "knn"}},
+            "score.verdict_score is 'knn', which score.scores does not list",
         ),
         ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of"),
         (
@@ -44,7 +44,19 @@ def test_missing_keys_take_defaults():
         ({"train": {"lr": float("nan")}}, "train.lr must be a finite number"),
         ({"runtime": {"device": "tpu"}}, "runtime.device must be one of 'auto', 'cpu', 'cuda'"),
         ({"train": {"threads": 4}}, "unknown key 'train.threads' (it moved: runtime.threads)"),
-        ({"data": {"good": "a/b"}}, "data.good must be a folder name"),
+        ({"evaluate": {"knn_k": 5}}, "unknown key 'evaluate.knn_k' (it moved: score.knn.k)"),
+        ({"evaluate": {"scores": ["knn"]}}, "'evaluate.scores' (it moved: score.scores)"),
+        (
+            {"model": {"arcface_margin": 0.3}},
+            "'model.arcface_margin' (it moved: model.arcface.margin)",
+        ),
+        ({"data": {"masks": "m"}}, "unknown key 'data.masks' (it moved: data.folder.masks)"),
+        (
+            {"score": {"knn": {"kk": 5}}},
+            "unknown key 'score.knn.kk' (did you mean 'score.knn.k'?)",
+        ),
+        ({"score": {"knn": 5}}, "score.knn must be a section"),
+        ({"data": {"folder": {"good": "a/b"}}}, "data.folder.good must be a folder name"),
         ({"split": {"test_fraction": 0.95}}, "split.test_fraction must be between"),
         ({"resize": {"size": 7}}, "resize.size must be between 32 and 2048"),
         ({"split": {"anomalous_train_fraction": 1.5}}, "split.anomalous_train_fraction"),
@@ -56,11 +68,11 @@ def test_missing_keys_take_defaults():
         ({"gradcam": {"flat_fraction": 0}}, "gradcam.flat_fraction must be between 0.01 and 1.0"),
         ({"train": {"synthetic_anomalies": "paste"}}, "train.synthetic_anomalies must be one of"),
         ({"train": {"synthetic_share": 2}}, "train.synthetic_share must be between 0.0 and 1.0"),
-        ({"evaluate": {"scores": "knn"}}, "evaluate.scores must be a non-empty list, got 'knn'"),
-        ({"evaluate": {"scores": []}}, "evaluate.scores must be a non-empty list"),
-        ({"evaluate": {"scores": ["knn", "lof"]}}, "evaluate.scores[1] must be one of 'softmax'"),
-        ({"evaluate": {"scores": ["knn", "knn"]}}, "evaluate.scores lists a value twice"),
-        ({"evaluate": {"knn_k": 0}}, "evaluate.knn_k must be between 1"),
+        ({"score": {"scores": "knn"}}, "score.scores must be a non-empty list, got 'knn'"),
+        ({"score": {"scores": []}}, "score.scores must be a non-empty list"),
+        ({"score": {"scores": ["knn", "lof"]}}, "score.scores[1] must be one of 'softmax'"),
+        ({"score": {"scores": ["knn", "knn"]}}, "score.scores lists a value twice"),
+        ({"score": {"knn": {"k": 0}}}, "score.knn.k must be between 1"),
     ],
 )
 def test_bad_values_name_the_key(values, message):
@@ -71,8 +83,8 @@ def test_bad_values_name_the_key(values, message):
 
 
 def test_score_list_is_read():
-    params = params_from_dict({"evaluate": {"scores": ["gaussian", "softmax"]}})
-    assert params.evaluate.scores == ["gaussian", "softmax"]
+    params = params_from_dict({"score": {"scores": ["gaussian", "softmax"]}})
+    assert params.score.scores == ["gaussian", "softmax"]
 
 
 def test_yaml_exponent_strings_are_numbers():

@@ -86,21 +86,30 @@ print("speck ok")
 
 
 @pytest.mark.slow
-def test_a_new_score_is_one_file_and_one_name(tiny_run, tmp_path):
+def test_a_new_score_with_a_setting_is_one_file_and_one_name(tiny_run, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(tiny_run["project"], project, symlinks=True)
-    code, schema_line = _worked_example("a new score")
+    code, schema_line = _worked_example("a new score with a setting")
     (project / "src/metricad/scoring/centroid.py").write_text(code)
     params_py = project / "src/metricad/params.py"
     old = re.search(r"^ScoreName = .*$", params_py.read_text(), flags=re.M).group(0)
     params_py.write_text(params_py.read_text().replace(old, schema_line))
     params_yaml = project / "params.yaml"
     params = yaml.safe_load(params_yaml.read_text())
-    params["evaluate"]["scores"].append("centroid")
+    params["score"]["scores"].append("centroid")
+    params["score"]["centroid"] = {"trim": 0.9}
     params_yaml.write_text(yaml.safe_dump(params, sort_keys=False))
     # Only the scores' stages: the rest would rerun too (params.py is every stage's code).
     # The copy's own library, not the one the test environment has installed.
     env = {"PYTHONPATH": str(project / "src")}
+    refused = run_cmd(["dvc", "repro", "--single-item", "score"], project, env=env, check=False)
+    assert refused.returncode != 0
+    assert (
+        "score.centroid.trim must be between 0.0 and 0.5, got 0.9"
+        in refused.stdout + refused.stderr
+    )
+    params["score"]["centroid"] = {"trim": 0.25}
+    params_yaml.write_text(yaml.safe_dump(params, sort_keys=False))
     run_cmd(["dvc", "repro", "--single-item", "score"], project, env=env)
     run_cmd(["dvc", "repro", "--single-item", "evaluate"], project, env=env)
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
@@ -136,7 +145,7 @@ assert embeddings.shape == (6, 2, 8) and probabilities.shape == (6, 2)
 single, _ = embed_and_score(model, images, 4, torch.device("cpu"), False)
 np.testing.assert_array_equal(embeddings[:, 0], single[:, 0])
 head = ScoringHead(["knn", "gaussian"], "gaussian")
-head.fit_scores(embeddings[:4], params_from_dict({}).evaluate)
+head.fit_scores(embeddings[:4])
 values = head.score_values(torch.from_numpy(embeddings), torch.from_numpy(probabilities[:, 1]))
 assert values.shape == (6, 2) and torch.isfinite(values).all()
 print("flips ok")

@@ -15,7 +15,7 @@ from sklearn.neighbors import NearestNeighbors
 from metricad.analysis.metrics import at_operating_point, auroc_by_defect
 from metricad.analysis.tsne import unit_rows
 from metricad.errors import MetricadError
-from metricad.params import EvaluateParams, ScoreName
+from metricad.params import ScoreName, ScoreParams
 from metricad.scoring import SCORES
 from metricad.scoring.exact import row_dots, spd_inverse
 from metricad.scoring.gaussian import MIN_SHRINKAGE, ledoit_wolf
@@ -25,21 +25,23 @@ from metricad.scoring.head import (
     fitted_head,
     operating_point,
 )
+from metricad.scoring.knn import KnnSettings
 from metricad.scoring.scorer_file import (
     load_scoring,
     read_embedding_settings,
     read_scoring,
     save_scoring,
 )
+from metricad.validation import section
 
 # The scores of a network without a segmentation head (the `map` score needs one:
 # tests/test_segmentation.py).
-EMBEDDING_SCORES = tuple(EvaluateParams().scores)
+EMBEDDING_SCORES = tuple(ScoreParams().scores)
 
 
 def _fitted(reference: np.ndarray, k: int = 3, names=EMBEDDING_SCORES) -> ScoringHead:
-    head = ScoringHead(names, names[-1])
-    head.fit_scores(reference, EvaluateParams(knn_k=k))
+    head = ScoringHead(names, names[-1], {"knn": KnnSettings(k=k)})
+    head.fit_scores(reference)
     return head
 
 
@@ -141,8 +143,9 @@ def _pipeline_head(names, embeddings: np.ndarray, is_reference: np.ndarray, k: i
     split = np.where(is_reference, "train", "test")
     labels = np.zeros(len(embeddings), dtype=int)
     no_probability = np.zeros(len(embeddings))
+    settings = section(ScoreParams, knn={"k": k})
     head, warnings = fitted_head(
-        names, names[-1], embeddings, no_probability, None, split, labels, EvaluateParams(knn_k=k)
+        names, names[-1], embeddings, no_probability, None, split, labels, settings
     )
     values = head.score_values(torch.from_numpy(embeddings), torch.from_numpy(no_probability))
     return head, {name: values[:, i].numpy() for i, name in enumerate(names)}, warnings
@@ -165,7 +168,7 @@ def test_small_sets_lower_k_and_shrink_with_warnings():
     is_reference = np.arange(len(embeddings)) < 3
     head, scores, warnings = _pipeline_head(("knn", "gaussian"), embeddings, is_reference)
     assert head.used()["knn_k"] == 3
-    assert "evaluate.knn_k=5" in warnings[0] and "used k=3" in warnings[0]
+    assert "score.knn.k=5" in warnings[0] and "used k=3" in warnings[0]
     assert "8 dimensions on 3 good training images" in warnings[1]
     assert "no validation image" in warnings[2]
     assert np.isfinite(scores["gaussian"]).all()
@@ -180,12 +183,12 @@ def test_one_good_image_leaves_the_gaussian_undefined_not_an_error():
 
 
 def test_the_registry_holds_every_score_the_params_schema_names():
-    hint = typing.get_type_hints(EvaluateParams)["scores"]
+    hint = typing.get_type_hints(ScoreParams)["scores"]
     assert typing.get_args(typing.get_args(hint)[0]) == SCORE_NAMES
-    assert EvaluateParams().scores == ["softmax", "knn", "gaussian"]
+    assert ScoreParams().scores == ["softmax", "knn", "gaussian"]
     assert SCORE_NAMES == ("softmax", "knn", "gaussian", "map")
     SCORES.check_names(ScoreName)
-    with pytest.raises(MetricadError, match=r"evaluate.scores: no score named 'lof'"):
+    with pytest.raises(MetricadError, match=r"score.scores: no score named 'lof'"):
         SCORES["lof"]
 
 
@@ -220,7 +223,7 @@ def test_the_head_normalises_and_decides_on_the_verdict_score():
     reference, queries = _toy()
     head = _fitted(reference)
     good = torch.from_numpy(reference[:10, None])
-    head.set_operating_points(head.score_values(good, torch.zeros(10)), EvaluateParams())
+    head.set_operating_points(head.score_values(good, torch.zeros(10)), ScoreParams())
     values, normalized, anomalous = head(
         torch.from_numpy(queries)[:, None], torch.zeros(len(queries))
     )
@@ -235,7 +238,7 @@ def test_the_head_normalises_and_decides_on_the_verdict_score():
 def test_the_scorer_file_round_trips_and_refuses_foreign_files(tmp_path):
     reference, queries = _toy()
     head = _fitted(reference)
-    head.set_operating_points(torch.arange(15.0, dtype=torch.float64).view(5, 3), EvaluateParams())
+    head.set_operating_points(torch.arange(15.0, dtype=torch.float64).view(5, 3), ScoreParams())
     path = tmp_path / "scorer.npz"
     save_scoring(path, head, {"views": "single", "batch_size": 8})
     assert read_scoring(path)[1] == {"views": "single", "batch_size": 8}

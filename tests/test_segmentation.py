@@ -19,7 +19,7 @@ from metricad.model.recipe import segmentation_loss
 from metricad.model.segmentation import map_image_score
 from metricad.model.torch_model import build_model
 from metricad.model.training import train
-from metricad.params import EvaluateParams, params_from_dict
+from metricad.params import ScoreParams, params_from_dict
 from metricad.scoring.head import ScoringHead
 from metricad.serving.detector import Detector
 from metricad.serving.scoring_net import ScoringNet, output_names
@@ -131,12 +131,12 @@ def test_the_map_score_reaches_the_head_predict_and_the_exported_module(trained)
     embeddings, probabilities = embed_and_score(model, images, 16, torch.device("cpu"), False)
     scores = map_scores(model, images, 16, torch.device("cpu"), progress=False)
     head = ScoringHead(["gaussian", "map"], "map")
-    head.fit_scores(embeddings, EvaluateParams())
+    head.fit_scores(embeddings)
     prob = torch.from_numpy(softmax_score(probabilities))
     values = head.score_values(torch.from_numpy(embeddings), prob, torch.from_numpy(scores))
     np.testing.assert_array_equal(values[:, 1].numpy(), scores)
     assert torch.isnan(head.score_values(torch.from_numpy(embeddings), prob)[:, 1]).all()
-    head.set_operating_points(values, EvaluateParams())
+    head.set_operating_points(values, ScoreParams())
 
     detector = Detector(model, head, ("gradcam++", "layer2", "anomalous"), torch.device("cpu"), 16)
     pixels = [image.permute(1, 2, 0).numpy() for image in images[:5]]
@@ -155,11 +155,11 @@ def test_the_map_score_reaches_the_head_predict_and_the_exported_module(trained)
 
 def test_the_map_score_needs_the_head():
     with pytest.raises(MetricadError, match="lists 'map'.*model.segmentation is false"):
-        params_from_dict({"evaluate": {"scores": ["knn", "map"], "verdict_score": "knn"}})
+        params_from_dict({"score": {"scores": ["knn", "map"], "verdict_score": "knn"}})
     params_from_dict(
         {
             "model": {"segmentation": True},
-            "evaluate": {"scores": ["knn", "map"], "verdict_score": "map"},
+            "score": {"scores": ["knn", "map"], "verdict_score": "map"},
         }
     )
 
@@ -171,7 +171,7 @@ def test_the_onnx_file_carries_the_map_score(trained, tmp_path):
     embeddings, _ = embed_and_score(model, images, 16, torch.device("cpu"), False)
     scores = map_scores(model, images, 16, torch.device("cpu"), progress=False)
     head = ScoringHead(["knn", "map"], "map")
-    head.fit_scores(embeddings, EvaluateParams())
+    head.fit_scores(embeddings)
     detector = Detector(model, head, ("gradcam++", "layer2", "anomalous"), torch.device("cpu"), 16)
     export_onnx(detector, tmp_path / "model.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))

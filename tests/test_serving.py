@@ -10,8 +10,9 @@ import torch
 from metricad.data.images import resize_rgb
 from metricad.model.inference import embed_and_score, map_scores, softmax_score
 from metricad.model.torch_model import build_model
-from metricad.params import EvaluateParams
+from metricad.params import ScoreParams
 from metricad.scoring.head import ScoringHead
+from metricad.scoring.knn import KnnSettings
 from metricad.serving.detector import Detector
 from metricad.serving.scoring_net import ScoringNet, output_names
 
@@ -35,13 +36,13 @@ def _detector(views: str, segmentation: bool = False) -> Detector:
     torch.manual_seed(0)
     model = build_model(SIZE, embedding_dim=8, segmentation=segmentation).eval()
     names = ["softmax", "knn", "gaussian"] + (["map"] if segmentation else [])
-    head = ScoringHead(names, names[-1])
+    head = ScoringHead(names, names[-1], {"knn": KnnSettings(k=3)})
     embeddings, _ = embed_and_score(
         model, _resized(_photos(10)), BATCH, torch.device("cpu"), False, views=views
     )
-    head.fit_scores(embeddings, EvaluateParams(knn_k=3))
+    head.fit_scores(embeddings)
     good = torch.tensor([[0.1 * n] * len(names) for n in range(5)], dtype=torch.float64)
-    head.set_operating_points(good, EvaluateParams())
+    head.set_operating_points(good, ScoreParams())
     return Detector(model, head, CAM, torch.device("cpu"), BATCH, views)
 
 

@@ -138,7 +138,7 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
         "glue (1), poke (1) in training",
         "train.batch_size=16 is above the number of training images (3); used 3",
         "tsne.perplexity=10.0 is not below the number of images in the test map (9); used 8.0",
-        "evaluate.knn_k=5 is above the number of good training images (3); used k=3",
+        "score.knn.k=5 is above the number of good training images (3); used k=3",
         "the Gaussian score fits 512 dimensions on 3 good training images",
     )
     for text in expected:
@@ -150,9 +150,7 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
     assert metrics["train"]["synthetic_anomalies_used"] == "cutpaste"
     assert metrics["tsne"]["perplexity"] == {"train": 10.0, "test": 8.0, "all": 10.0}
     assert metrics["evaluate"]["score_settings"]["knn_k"] == 3
-    assert set(metrics["evaluate"]["scores"]["gaussian"]["auroc_per_defect"]) == set(
-        LEATHER_DEFECTS
-    )
+    assert set(metrics["score"]["scores"]["gaussian"]["auroc_per_defect"]) == set(LEATHER_DEFECTS)
 
     # Stages run by hand (as while debugging) leave only what they wrote in their folders.
     owned = (

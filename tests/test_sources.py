@@ -17,17 +17,20 @@ from metricad.data.sources import SOURCES, source_root
 from metricad.data.split import split_manifest, split_warnings
 from metricad.errors import MetricadError
 from metricad.params import DataParams, SourceName, params_from_dict
+from metricad.validation import section
 
 # The folder source warns once about defect photos without a mask; the listing test checks it.
 pytestmark = pytest.mark.filterwarnings("ignore:.*no mask for")
 
 
 def _folder(root: Path, **data) -> object:
-    return SOURCES["folder"](DataParams(source="folder", root=str(root), **data), root)
+    return SOURCES["folder"](
+        section(DataParams, source="folder", root=str(root), folder=data), root
+    )
 
 
 def _csv(listing: Path) -> object:
-    return SOURCES["csv"](DataParams(source="csv", root=str(listing)), listing.parent)
+    return SOURCES["csv"](section(DataParams, source="csv", root=str(listing)), listing.parent)
 
 
 def test_the_registry_holds_every_source_the_params_schema_names():

@@ -26,12 +26,12 @@ from metricad.analysis.gradcam import heatmaps_for_images
 from metricad.analysis.pixel_metrics import aupro, pixel_auroc
 from metricad.analysis.tsne import per_image, tsne_map
 from metricad.data.anomalies import corrupt_batch
-from metricad.model.heads.adacos import AdaCos
+from metricad.model.heads.adacos import AdaCos, AdaCosSettings
 from metricad.model.inference import embed_and_score
 from metricad.model.recipe import make_optimizer
 from metricad.model.torch_model import ChannelDropout, build_model
 from metricad.model.training import train
-from metricad.params import EvaluateParams, params_from_dict
+from metricad.params import params_from_dict
 from metricad.runtime import make_deterministic
 from metricad.scoring.head import fitted_head
 
@@ -91,7 +91,7 @@ def _kernels(generator: torch.Generator) -> Iterator[tuple[str, str]]:
     yield "linear: backward", md5(*torch.autograd.grad(y, (x, w, b), randn(*y.shape)))
     dropout = ChannelDropout(0.5).train()
     yield "channel dropout", md5(dropout(randn(BATCH, 512, 3, 3)))
-    head = AdaCos(512, 2).train()
+    head = AdaCos(512, 2, AdaCosSettings()).train()
     embeddings, labels = randn(BATCH, 512).requires_grad_(), torch.arange(BATCH) % 2
     logits = head(embeddings, labels)
     loss = F.cross_entropy(logits, labels)
@@ -166,7 +166,7 @@ def run() -> Iterator[tuple[str, str]]:
         None,
         split,
         labels.numpy(),
-        EvaluateParams(knn_k=3),
+        params_from_dict({"score": {"knn": {"k": 3}}}).score,
     )
     values = head.score_values(torch.from_numpy(embeddings), torch.from_numpy(prob_anomalous))
     for column, name in enumerate(EMBEDDING_SCORES):

@@ -3,6 +3,8 @@
 The dataclasses below are the schema: every key, its type, its default and its allowed
 range. Reading params.yaml checks it against them, so an unknown key (a typo given with
 `dvc exp run -S`), a wrong type or an impossible value stops with one line naming the key.
+A registry entry's own settings live in its file; the section hosting the registry
+(`ENTRIES`) gets them as a subsection under the entry's name (`score.knn.k`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from metricad.errors import MetricadError
-from metricad.validation import build, quoted_path, ranged
+from metricad.validation import build, folder_name, hosted_registry, quoted_path, ranged, section
 
 # The choices other modules offer, named once here (gradcam.METHODS, the registries, ...
 # are typing.get_args of these).
@@ -26,29 +28,24 @@ ScoreName = Literal["softmax", "knn", "gaussian", "map"]
 SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
 Views = Literal["single", "dihedral"]
 
-# numpy's legacy RandomState (behind scikit-learn's t-SNE) takes seeds below 2**32 only.
-_SEED_MAX = 2**32 - 1
+SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (scikit-learn's t-SNE) takes no larger seed
 
 
-@dataclass(frozen=True)
-class SyntheticParams:
-    """data.synthetic: the generated demo set."""
-
-    seed: int = ranged(0, _SEED_MAX, default=0)
-    image_size: int = ranged(32, 2048, default=256)
+def _hosting(cls: type) -> Any:
+    """A section field whose default has its registry's subsections too."""
+    return field(default_factory=lambda: section(cls))
 
 
 @dataclass(frozen=True)
 class DataParams:
     """data: which images (the generated demo, an MVTec AD copy, a folder or a CSV list of
-    the user's photos; src/metricad/data/sources/)."""
+    the user's photos); each source's own settings: data.<source> (data/sources/)."""
+
+    ENTRIES = "metricad.data.sources:SOURCES"
 
     source: SourceName = "synthetic"
     root: str | None = None
-    category: str = "leather"
-    good: str = "good"  # folder source: the folder of good images under data.root
-    masks: str = "masks"  # folder source: the folder of masks, masks/<defect>/<name>.png
-    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+    category: str = folder_name("leather")
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ class SplitParams:
     validation_fraction: float = ranged(0.0, 0.9, default=0.2)
     # Share of the good images held out for test where the source gives no split (folder, csv).
     test_fraction: float = ranged(0.0, 0.9, default=0.2)
-    seed: int = ranged(0, _SEED_MAX, default=0)
+    seed: int = ranged(0, SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,9 @@ class ResizeParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    """model: the backbone's start and the metric head."""
+    """model: the backbone's start and the metric head (its own settings: model.<head>)."""
+
+    ENTRIES = "metricad.model.heads:HEADS"
 
     weights: str = "none"
     embedding_dim: int = ranged(2, 8192, default=512)
@@ -81,9 +80,6 @@ class ModelParams:
     # size); avgpool: the layer4 map averaged over its positions first.
     neck: Literal["flatten", "avgpool"] = "flatten"
     dropout: float = ranged(0.0, 0.99, default=0.5)
-    adacos_min_scale: float = ranged(0.0, 64.0, default=10.0)
-    arcface_scale: float = ranged(0.1, 128.0, default=30.0)
-    arcface_margin: float = ranged(0.0, 1.5, default=0.5)
     # A segmentation head over layer1..layer3, trained on the synthetic anomalies' masks:
     # a per-pixel anomaly map (the `segmentation` heat map) and its image score (`map`).
     segmentation: bool = False
@@ -94,7 +90,10 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """train: the recipe and the synthetic anomalies (how a run uses the machine: runtime)."""
+    """train: the recipe and the synthetic anomalies (how a run uses the machine: runtime; an
+    anomaly kind's own settings: train.<kind>)."""
+
+    ENTRIES = "metricad.data.anomalies:ANOMALIES"
 
     batch_size: int = ranged(1, 4096, default=16)
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -107,8 +106,7 @@ class TrainParams:
     warmup_epochs: int = ranged(0, 100000, default=10)
     ema_decay: float = ranged(0.0, 0.9999, default=0.99)
     augment: bool = True
-    # Random translation by up to this many pixels (reflected border); 0: none.
-    max_shift: int = ranged(0, 1024, default=0)
+    max_shift: int = ranged(0, 1024, default=0)  # random shift (reflected border); 0: none
     # Good images turned into synthetic anomalies in each batch (data/anomalies/): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
     synthetic_anomalies: SyntheticKind = "cutpaste"
@@ -121,9 +119,8 @@ class TrainParams:
     # Weight of the segmentation head's focal loss beside the metric head's cross-entropy
     # (model.segmentation only): the focal loss is small (mostly easy background pixels).
     segmentation_weight: float = ranged(0.0, 1000.0, default=1.0)
-    seed: int = ranged(0, _SEED_MAX, default=0)
-    # torch.compile of the training step: off by default, it does not pay on the CPU.
-    compile: bool = False
+    seed: int = ranged(0, SEED_MAX, default=0)
+    compile: bool = False  # torch.compile of the training step: it does not pay on the CPU
     # Epochs between passes over the test split (logged, never used for choices); the last
     # epoch is always monitored.
     monitor_every: int = ranged(1, 100000, default=10)
@@ -151,12 +148,15 @@ class SynthesizeParams:
     """synthesize: the fixed sample of synthetic anomalies embedded beside the real images."""
 
     samples: int = ranged(0, 10000, default=20)  # embedded, and drawn in the t-SNE maps
-    seed: int = ranged(0, _SEED_MAX, default=0)
+    seed: int = ranged(0, SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
 class EmbedParams:
-    """embed: how an image becomes its embedding, for every stage after training and predict."""
+    """embed: how an image becomes its embedding, for every stage after training and predict
+    (a view set's own settings: embed.<views>)."""
+
+    ENTRIES = "metricad.model.views:VIEWS"
 
     # single: the image as it is (the article's). dihedral: its 8 flips and quarter turns, the
     # views training augments with; scored by the mean of its views' scores (model/views.py).
@@ -169,12 +169,15 @@ class TsneParams:
 
     perplexity: float = ranged(1.0, 100.0, default=10.0)  # lowered on maps of fewer images
     max_iter: int = ranged(250, 100000, default=1000)
-    seed: int = ranged(0, _SEED_MAX, default=0)
+    seed: int = ranged(0, SEED_MAX, default=0)
 
 
 @dataclass(frozen=True)
 class GradcamParams:
-    """gradcam: which map, of which class, and how it is scored against the masks."""
+    """gradcam: which map, of which class, and how it is scored against the masks (a CAM
+    method's own settings: gradcam.<method>)."""
+
+    ENTRIES = "metricad.analysis.cams:CAMS"
 
     method: CamMethod = "gradcam++"
     layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer2"
@@ -187,13 +190,14 @@ class GradcamParams:
 
 
 @dataclass(frozen=True)
-class EvaluateParams:
-    """evaluate: the anomaly scores and the softmax operating point."""
+class ScoreParams:
+    """score: the image anomaly scores and their operating points (a score's own settings:
+    score.<score>)."""
 
-    threshold: float = ranged(0.0, 1.0, default=0.5)  # the article's softmax cut
+    ENTRIES = "metricad.scoring:SCORES"
+
     # map: only for a network with a segmentation head (model.segmentation).
     scores: list[ScoreName] = field(default_factory=lambda: ["softmax", "knn", "gaussian"])
-    knn_k: int = ranged(1, 10000, default=5)
     # Each score's operating point, from the good validation images only: their
     # `threshold_quantile` quantile, or mean + `threshold_sd` standard deviations.
     threshold_method: Literal["quantile", "mean_sd"] = "quantile"
@@ -203,54 +207,67 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    """evaluate: the softmax classification's operating point."""
+
+    threshold: float = ranged(0.0, 1.0, default=0.5)  # the article's softmax cut
+
+
+@dataclass(frozen=True)
 class Params:
     """params.yaml: every section."""
 
     epochs: int = ranged(1, 100000, default=300)
-    data: DataParams = field(default_factory=DataParams)
+    data: DataParams = _hosting(DataParams)
     split: SplitParams = field(default_factory=SplitParams)
     resize: ResizeParams = field(default_factory=ResizeParams)
-    model: ModelParams = field(default_factory=ModelParams)
-    train: TrainParams = field(default_factory=TrainParams)
+    model: ModelParams = _hosting(ModelParams)
+    train: TrainParams = _hosting(TrainParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     synthesize: SynthesizeParams = field(default_factory=SynthesizeParams)
-    embed: EmbedParams = field(default_factory=EmbedParams)
+    embed: EmbedParams = _hosting(EmbedParams)
+    score: ScoreParams = _hosting(ScoreParams)
     tsne: TsneParams = field(default_factory=TsneParams)
-    gradcam: GradcamParams = field(default_factory=GradcamParams)
+    gradcam: GradcamParams = _hosting(GradcamParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 
-# Keys that were train.* before the runtime section, for a one-line hint to old params files.
-_RUNTIME_KEYS = {f.name for f in dataclasses.fields(RuntimeParams)}
+# Keys that moved, for a one-line hint to old params files: train.* before the runtime
+# section, the score stage's before theirs, entry settings before their subsections.
+MOVED = {
+    **{f"train.{f.name}": f"runtime.{f.name}" for f in dataclasses.fields(RuntimeParams)},
+    **{f"evaluate.{f.name}": f"score.{f.name}" for f in dataclasses.fields(ScoreParams)},
+    "evaluate.knn_k": "score.knn.k",
+    "model.adacos_min_scale": "model.adacos.min_scale",
+    "model.arcface_scale": "model.arcface.scale",
+    "model.arcface_margin": "model.arcface.margin",
+    "data.good": "data.folder.good",
+    "data.masks": "data.folder.masks",
+}
 
 
 def _check_relations(params: Params) -> None:
     """Checks that involve more than one key or the file system."""
     # data.root is checked by the stage that reads it, against the source's needs
     # (data.sources.source_root).
-    data = params.data
-    for key in ("category", "good", "masks"):
-        name = getattr(data, key)
-        if not name or "/" in name or name.startswith("."):
-            raise MetricadError(
-                f"params: data.{key} must be a folder name, got {quoted_path(name)}"
-            )
     if params.train.max_shift >= params.resize.size:
         raise MetricadError(
             f"params: train.max_shift must be below resize.size ({params.resize.size}), "
             f"got {params.train.max_shift}"
         )
-    evaluate = params.evaluate
-    if evaluate.verdict_score not in evaluate.scores:
+    score = params.score
+    if score.verdict_score not in score.scores:
         raise MetricadError(
-            f"params: evaluate.verdict_score is {evaluate.verdict_score!r}, which "
-            f"evaluate.scores does not list ({', '.join(evaluate.scores)})"
+            f"params: score.verdict_score is {score.verdict_score!r}, which "
+            f"score.scores does not list ({', '.join(score.scores)})"
         )
-    if "map" in evaluate.scores and not params.model.segmentation:
-        raise MetricadError(
-            "params: evaluate.scores lists 'map', the segmentation head's score, but "
-            "model.segmentation is false"
-        )
+    for name in score.scores:
+        needs_segmentation = hosted_registry(ScoreParams).trait(name, "needs_segmentation")
+        if needs_segmentation and not params.model.segmentation:
+            raise MetricadError(
+                f"params: score.scores lists {name!r}, the segmentation head's score, but "
+                "model.segmentation is false"
+            )
     weights = params.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise MetricadError(
@@ -263,9 +280,7 @@ def params_from_dict(values: Any) -> Params:
     """Validate a nested mapping (as read from params.yaml) into Params."""
     if not isinstance(values, dict):
         raise MetricadError("params: the file must hold a mapping of sections")
-    params = build(
-        Params, values, moved={f"train.{key}": f"runtime.{key}" for key in _RUNTIME_KEYS}
-    )
+    params = build(Params, values, moved=MOVED)
     _check_relations(params)
     return params
 
@@ -281,5 +296,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as error:
         reason = str(error).replace("\n", " ")
         raise MetricadError(f"{path}: not valid YAML: {reason}") from None
-    params = params_from_dict(values if values is not None else {})
-    return params
+    return params_from_dict(values if values is not None else {})

@@ -1,6 +1,8 @@
 """A registry per variation point (data sources, scores, CAM methods): a name -> entry map
 filled by the entries' own modules, so adding one is one new file plus its name in the params
-schema (params.py), which `check_names` holds the registry to."""
+schema (params.py), which `check_names` holds the registry to. An entry with settings of its
+own registers their dataclass with it: the schema gives it a subsection under its name
+(validation.completed), and `settings_in` hands that subsection to the entry."""
 
 from __future__ import annotations
 
@@ -22,18 +24,32 @@ class Registry(Generic[Entry]):
         self.kind, self.param = kind, param
         self._entries: dict[str, Entry] = {}
         self._traits: dict[str, dict[str, Any]] = {}
+        self._settings: dict[str, type | None] = {}
 
-    def register(self, name: str, **traits: Any) -> Callable[[Entry], Entry]:
-        """Register an entry under `name`; `traits`: facts about it that other code asks the
-        registry for (a source's kind of data.root), instead of testing its name."""
+    def register(
+        self, name: str, settings: type | None = None, **traits: Any
+    ) -> Callable[[Entry], Entry]:
+        """Register an entry under `name`; `settings`: the dataclass of its own params (a
+        subsection named after it); `traits`: facts about it that other code asks the registry
+        for (a source's kind of data.root), instead of testing its name."""
 
         def add(entry: Entry) -> Entry:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name], self._traits[name] = entry, traits
+            self._settings[name] = settings
             return entry
 
         return add
+
+    def settings_class(self, name: str) -> type | None:
+        """The dataclass of the entry's own settings (None: it has none)."""
+        self[name]  # an unknown name: the one-line error
+        return self._settings[name]
+
+    def settings_in(self, name: str, section: object) -> Any:
+        """The entry's settings from the params section that hosts them (None: it has none)."""
+        return getattr(section, name) if self.settings_class(name) is not None else None
 
     def trait(self, name: str, key: str) -> Any:
         """A trait the entry `name` was registered with (None when it has none)."""

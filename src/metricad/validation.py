@@ -1,12 +1,19 @@
 """A tree of frozen dataclasses built from a plain mapping (params.yaml), every value checked
 against its field's type and range, with one-line errors that name the key: the validator
-behind params.py's schema."""
+behind params.py's schema.
+
+A section may host a registry's entries (`ENTRIES = "metricad.scoring:SCORES"`): each entry
+registered with a settings dataclass gets a subsection under its own name (`score.knn`),
+so an entry's settings live in the entry's file, and the schema asks the registry for them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import difflib
+import functools
+import importlib
 import math
 import types
 import typing
@@ -19,6 +26,46 @@ from metricad.errors import MetricadError
 def ranged(low: float | None = None, high: float | None = None, **kw: Any) -> Any:
     """A dataclass field whose value must lie in [low, high] (either side open when None)."""
     return field(metadata={"low": low, "high": high}, **kw)
+
+
+def folder_name(default: str) -> Any:
+    """A dataclass field holding one folder's name (no path, not hidden)."""
+    return field(default=default, metadata={"folder_name": True})
+
+
+def hosted_registry(cls: type) -> Any:
+    """The registry a section hosts (its `ENTRIES`, "module:NAME"), imported now; None when
+    it hosts none."""
+    hosted = getattr(cls, "ENTRIES", None)
+    if hosted is None:
+        return None
+    module, name = hosted.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@functools.cache
+def completed(cls: type) -> type:
+    """`cls` with a subsection per entry of the registry it hosts (its `ENTRIES`) that has
+    settings, named after the entry; `cls` itself when it hosts none. The registry is
+    imported here, not where the schema is declared: params.py loads neither numpy nor torch
+    (numerics.py pins them first)."""
+    if "ENTRIES" not in vars(cls):  # it hosts none, or it is a completed section already
+        return cls
+    registry = hosted_registry(cls)
+    slots = [
+        (entry, settings, field(default_factory=lambda s=settings: build(s, {})))
+        for entry in registry.names()
+        if (settings := registry.settings_class(entry)) is not None
+    ]
+    hosting = dataclasses.make_dataclass(cls.__name__, slots, bases=(cls,), frozen=True)
+    hosting.__module__, hosting.__doc__ = cls.__module__, cls.__doc__
+    return hosting
+
+
+def section(cls: type, **values: Any) -> Any:
+    """A checked section with its entries' subsections, from keyword values (defaults for
+    the rest): `section(ScoreParams, knn={"k": 3})`."""
+    return build(cls, values)
 
 
 def _type_name(kind: Any) -> str:
@@ -96,6 +143,8 @@ def _convert(key: str, value: Any, kind: Any, meta: Any, moved: dict[str, str] |
             value = math.inf
     if kind is float and not math.isfinite(value):
         raise MetricadError(f"params: {key} must be a finite number, got {_shown(value)}")
+    if meta.get("folder_name") and (not value or "/" in value or value.startswith(".")):
+        raise MetricadError(f"params: {key} must be a folder name, got {quoted_path(value)}")
     low, high = meta.get("low"), meta.get("high")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"between {low} and {high}"
@@ -106,8 +155,11 @@ def _convert(key: str, value: Any, kind: Any, meta: Any, moved: dict[str, str] |
 def build(
     cls: type, values: dict[str, Any], prefix: str = "", moved: dict[str, str] | None = None
 ) -> Any:
-    """`cls` (a dataclass tree) from a plain mapping, every value checked against its field's
-    type and range; `moved`: {old dotted key: new one}, hinted when an old key is given."""
+    """`cls` (a dataclass tree; each section completed with its entries' subsections) from a
+    plain mapping, every value checked against its field's type and range, a missing section
+    built from its defaults; `moved`: {old dotted key: new one}, hinted when an old key is
+    given."""
+    cls = completed(cls)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in values:
@@ -122,6 +174,9 @@ def build(
         for f in dataclasses.fields(cls)
         if f.name in values
     }
+    for f in dataclasses.fields(cls):
+        if f.name not in kwargs and dataclasses.is_dataclass(hints[f.name]):
+            kwargs[f.name] = build(hints[f.name], {}, f"{prefix}{f.name}.", moved)
     return cls(**kwargs)
 
 

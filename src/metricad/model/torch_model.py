@@ -6,6 +6,7 @@ Pure torch modules, no file I/O (weights and checkpoints live in checkpoint.py).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from typing import Any
 
@@ -174,15 +175,30 @@ def build_model(
     **head_settings: Any,
 ) -> AnomalyNet:
     """Build the network from its architecture description (the checkpoint's `arch`); the
-    head's own settings (adacos_min_scale, arcface_scale, ...) go to the registered head."""
+    heads' own settings, recorded as `<head>_<setting>` (adacos_min_scale, ...), go to the
+    chosen registered head."""
     encoder = Encoder(input_size, embedding_dim, dropout, neck, standardize)
-    metric_head = HEADS[head].from_arch(embedding_dim, num_classes, head_settings)
+    own = HEADS.settings_class(head)
+    prefix = f"{head}_"
+    settings = {k.removeprefix(prefix): v for k, v in head_settings.items() if k.startswith(prefix)}
+    metric_head = (
+        HEADS[head](embedding_dim, num_classes)
+        if own is None
+        else HEADS[head](embedding_dim, num_classes, own(**settings))
+    )
     return AnomalyNet(encoder, metric_head, SegmentationHead() if segmentation else None)
 
 
 def arch_from_params(params: Params) -> dict[str, Any]:
-    """Everything needed to rebuild the network, as recorded in the checkpoint."""
+    """Everything needed to rebuild the network, as recorded in the checkpoint: every head's
+    settings among them (`<head>_<setting>`), so the record has one shape whatever the head."""
     model = params.model
+    head_settings = {
+        f"{name}_{key}": value
+        for name in HEADS.names()
+        if (settings := HEADS.settings_in(name, model)) is not None
+        for key, value in dataclasses.asdict(settings).items()
+    }
     return {
         "backbone": "resnet18",
         "input_size": params.resize.size,
@@ -191,9 +207,7 @@ def arch_from_params(params: Params) -> dict[str, Any]:
         "neck": model.neck,
         "num_classes": len(CLASSES),
         "dropout": model.dropout,
-        "adacos_min_scale": model.adacos_min_scale,
-        "arcface_scale": model.arcface_scale,
-        "arcface_margin": model.arcface_margin,
+        **head_settings,
         "segmentation": model.segmentation,
         "standardize": model.standardize,
     }

@@ -179,10 +179,10 @@ def benchmark_tables(experiments: Sequence[Experiment], row_param: str) -> list[
         for key in _union(params)
         if key != row_param and len({json.dumps(flat.get(key)) for flat in params}) > 1
     ]
-    # In the order of `evaluate.scores` (the metrics file sorts its keys), then any other.
+    # In the order of `score.scores` (the metrics file sorts its keys), then any other.
     scores: list[str] = []
     for experiment, flat in zip(experiments, params, strict=True):
-        listed = flat.get("evaluate.scores")
+        listed = flat.get("score.scores", flat.get("evaluate.scores"))  # its key until d7cbf7f
         stored = (experiment.metrics.get(EVALUATE_FILE) or {}).get("scores") or {}
         for name in [*(listed if isinstance(listed, list) else []), *stored]:
             if name in stored and name not in scores:

@@ -1,5 +1,7 @@
 """What every score is: a torch module over unit-length float64 embeddings (higher = more
-anomalous), fitted once on the good training embeddings."""
+anomalous), fitted once on the good training embeddings. As in scikit-learn, settings go to
+the constructor (a score registered with a settings dataclass gets its `evaluate.<name>`
+subsection there) and data to `fit`."""
 
 from __future__ import annotations
 
@@ -9,14 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from metricad.params import EvaluateParams
-
 
 class Score(nn.Module, abc.ABC):
     """One anomaly score. Tensor state lives in buffers; other state (a k, a flag) in
     `get_extra_state`, so that the whole head is saved and loaded as one state dict."""
 
-    def fit(self, good: torch.Tensor, settings: EvaluateParams) -> list[str]:
+    def fit(self, good: torch.Tensor) -> list[str]:
         """Fit on the good training embeddings (unit rows, float64); return warnings about
         settings the data changed. A score without state keeps this default."""
         return []

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from metricad.params import EvaluateParams
 from metricad.portable_math import sqrt
 from metricad.scoring import SCORES
 from metricad.scoring.base import Score
@@ -54,7 +53,7 @@ class GaussianScore(Score):
         self.register_buffer("location", torch.zeros(1, dtype=torch.float64))
         self.register_buffer("precision", torch.ones(1, 1, dtype=torch.float64))
 
-    def fit(self, good: torch.Tensor, settings: EvaluateParams) -> list[str]:
+    def fit(self, good: torch.Tensor) -> list[str]:
         count, dims = good.shape
         if count < 2:
             self.fitted, self.shrinkage = False, None

@@ -4,7 +4,7 @@ evaluate, predict and the ONNX export run the same code (saved by scorer_file.py
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,9 @@ from torch import nn
 
 from metricad.data.split import validation_rows
 from metricad.errors import MetricadError
-from metricad.params import EvaluateParams, ScoreName
+from metricad.params import ScoreName, ScoreParams
 from metricad.scoring import SCORES
+from metricad.scoring.base import Score
 
 SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn, gaussian, map
 
@@ -53,29 +54,44 @@ def operating_point(
     return threshold, span if span > 0 else max(abs(threshold), 1e-12)
 
 
+def _score(name: str, settings: object | None) -> Score:
+    """The score `name`, built with its own settings when it has some (None: their defaults)."""
+    own = SCORES.settings_class(name)
+    if own is None:
+        return SCORES[name]()
+    return SCORES[name](own() if settings is None else settings)
+
+
 class ScoringHead(nn.Module):
     """Embedding and head probability in; every score, the verdict score normalised (anomalib's
     convention: 0.5 at its threshold, moving by 1 per span, clipped to [0, 1]) and the verdict
     out. Float64 throughout, whatever the network ran in."""
 
-    def __init__(self, names: Sequence[str], verdict: str) -> None:
+    def __init__(
+        self, names: Sequence[str], verdict: str, own_settings: Mapping[str, object] | None = None
+    ) -> None:
+        """`own_settings`: a score's own settings by its name (score.<score>; a score not
+        in it gets its defaults, as when a saved head is loaded with its state)."""
         super().__init__()
         if verdict not in names:
             raise ValueError(f"verdict score {verdict!r} is not among {list(names)}")
         self.names, self.verdict = tuple(names), verdict
-        self.scores = nn.ModuleDict({name: SCORES[name]() for name in self.names})
+        own_settings = own_settings or {}
+        self.scores = nn.ModuleDict(
+            {name: _score(name, own_settings.get(name)) for name in self.names}
+        )
         self.register_buffer("thresholds", torch.zeros(len(names), dtype=torch.float64))
         self.register_buffer("spans", torch.ones(len(names), dtype=torch.float64))
 
-    def fit_scores(self, good_embeddings: np.ndarray, settings: EvaluateParams) -> list[str]:
+    def fit_scores(self, good_embeddings: np.ndarray) -> list[str]:
         """Fit every score on the good training embeddings, (N, D), or (N, V, D) with views:
         then on every view; warnings for the user."""
         if len(good_embeddings) == 0:
             raise MetricadError("evaluate: the scores need at least one good training image")
         good = unit_embeddings(torch.as_tensor(good_embeddings).flatten(0, -2))
-        return [warning for score in self.scores.values() for warning in score.fit(good, settings)]
+        return [warning for score in self.scores.values() for warning in score.fit(good)]
 
-    def set_operating_points(self, good_values: torch.Tensor, settings: EvaluateParams) -> None:
+    def set_operating_points(self, good_values: torch.Tensor, settings: ScoreParams) -> None:
         """Each score's threshold and span from its values (N, S) on good validation images."""
         for column, _name in enumerate(self.names):
             threshold, span = operating_point(
@@ -131,14 +147,15 @@ def fitted_head(
     map_score: torch.Tensor | None,
     split: np.ndarray,
     labels: np.ndarray,
-    settings: EvaluateParams,
+    settings: ScoreParams,
 ) -> tuple[ScoringHead, list[str]]:
     """The pipeline's scoring head for images with embeddings (N, V, D) and their split and
     labels: every score fitted on the good training images, each one's operating point set on
     the good validation images (validation_rows); warnings for the user. The score stage saves
     it; the surveys and screens score through it too."""
-    head = ScoringHead(names, verdict)
-    warnings = head.fit_scores(embeddings[(split == "train") & (labels == 0)], settings)
+    own_settings = {name: SCORES.settings_in(name, settings) for name in names}
+    head = ScoringHead(names, verdict, own_settings)
+    warnings = head.fit_scores(embeddings[(split == "train") & (labels == 0)])
     validation, fallback = validation_rows(split, labels)
     values = head.score_values(
         torch.from_numpy(embeddings[validation]),

@@ -3,29 +3,38 @@ dot product in a fixed order, exact.py, and a top-k; no thread-dependent search 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from metricad.params import EvaluateParams
 from metricad.scoring import SCORES
 from metricad.scoring.base import Score
 from metricad.scoring.exact import row_dots
+from metricad.validation import ranged
 
 
-@SCORES.register("knn")
+@dataclass(frozen=True)
+class KnnSettings:
+    """score.knn: the score's own settings."""
+
+    k: int = ranged(1, 10000, default=5)  # how many nearest good embeddings are averaged
+
+
+@SCORES.register("knn", settings=KnnSettings)
 class KnnScore(Score):
-    def __init__(self) -> None:
+    def __init__(self, settings: KnnSettings) -> None:
         super().__init__()
-        self.k = 1
+        self.asked = settings.k
+        self.k = self.asked
         self.register_buffer("bank", torch.zeros(1, 1, dtype=torch.float64))
 
-    def fit(self, good: torch.Tensor, settings: EvaluateParams) -> list[str]:
+    def fit(self, good: torch.Tensor) -> list[str]:
         self.bank = good.to(torch.float64).clone()
-        self.k = min(settings.knn_k, len(good))
-        if self.k < settings.knn_k:
+        self.k = min(self.asked, len(good))
+        if self.k < self.asked:
             return [
-                f"evaluate.knn_k={settings.knn_k} is above the number of good training images "
+                f"score.knn.k={self.asked} is above the number of good training images "
                 f"({len(good)}); used k={self.k}"
             ]
         return []

@@ -9,7 +9,7 @@ from metricad.scoring import SCORES
 from metricad.scoring.base import Score
 
 
-@SCORES.register("map")
+@SCORES.register("map", needs_segmentation=True)
 class MapScore(Score):
     def forward(
         self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor

@@ -1,9 +1,9 @@
 """`data.source: folder`: the user's own photos in plain folders under data.root:
 
     <data.root>/
-      good/                 (data.good) images of good parts, in any nested folders
+      good/                 (data.folder.good) images of good parts, in any nested folders
       <defect>/             optional, one folder per defect type (its name is the defect)
-      masks/<defect>/       (data.masks) optional: <name>.png or <name>_mask.png per defect
+      masks/<defect>/       (data.folder.masks) optional: <name>.png or <name>_mask.png per defect
                             image, mirroring the defect folder's nesting
 
 No split is given: `split.test_fraction` of the good images is held out for test and
@@ -11,6 +11,7 @@ No split is given: `split.test_fraction` of the good images is held out for test
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,16 +30,26 @@ from metricad.data.sources.listing import (
 from metricad.data.sources.mvtec import MASK_SUFFIX
 from metricad.errors import MetricadError
 from metricad.params import DataParams
+from metricad.validation import folder_name
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """data.folder: the folder names under data.root."""
+
+    good: str = folder_name("good")  # the folder of good images
+    masks: str = folder_name("masks")  # the folder of masks, masks/<defect>/<name>.png
 
 
 def _expected(data: DataParams) -> str:
     return (
-        f"(folder layout expected: <data.root>/{data.good}/ with images of good parts, optional "
-        f"<data.root>/<defect>/ folders, optional <data.root>/{data.masks}/<defect>/ masks)"
+        f"(folder layout expected: <data.root>/{data.folder.good}/ with images of good parts, "
+        f"optional <data.root>/<defect>/ folders, optional "
+        f"<data.root>/{data.folder.masks}/<defect>/ masks)"
     )
 
 
-@SOURCES.register("folder", root="folder")
+@SOURCES.register("folder", settings=FolderSettings, root="folder")
 def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     root = Path(str(data.root))
     if not root.is_dir():
@@ -47,19 +58,19 @@ def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
         if is_image(entry):
             raise MetricadError(
                 f"{entry}: image directly in data.root; put good images in "
-                f"{root / data.good}/ and defect images in <defect>/ folders"
+                f"{root / data.folder.good}/ and defect images in <defect>/ folders"
             )
-    good_dir = root / data.good
+    good_dir = root / data.folder.good
     if not good_dir.is_dir():
         raise MetricadError(f"{good_dir}: folder of good images does not exist {_expected(data)}")
     folders = {DEFECT_FREE: good_dir}
     for folder in subfolders(root):
-        if folder.name in (data.good, data.masks):
+        if folder.name in (data.folder.good, data.folder.masks):
             continue
         if folder.name in (DEFECT_FREE, SYNTHETIC):
             raise MetricadError(
-                f"{folder}: {folder.name!r} cannot name a defect type (data.good is "
-                f"{data.good!r}); rename the folder"
+                f"{folder}: {folder.name!r} cannot name a defect type (data.folder.good is "
+                f"{data.folder.good!r}); rename the folder"
             )
         folders[folder.name] = folder
     images: dict[str, dict[str, Path]] = {}
@@ -71,7 +82,7 @@ def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
                 f"{folder}: {kind} folder has no images "
                 f"({', '.join(sorted(IMAGE_EXTENSIONS))}); add some or remove it"
             )
-    masks = _scan_masks(root / data.masks, images)
+    masks = _scan_masks(root / data.folder.masks, images)
     rows = [
         (path, f"{folders[defect].name}/{name}", int(defect != DEFECT_FREE), defect, "")
         for defect in sorted(images, key=lambda d: (d != DEFECT_FREE, d))
@@ -79,7 +90,7 @@ def folder_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     ]
     check_files([row[0] for row in rows], masks)
     warn_missing_masks(
-        root / data.masks,
+        root / data.folder.masks,
         [str(path) for path, _, label, *_ in rows if label and path not in masks] if masks else [],
     )
     return source_table(rows, masks)

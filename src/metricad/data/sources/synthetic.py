@@ -3,6 +3,7 @@ AD's layout into the workspace and read back as an MVTec copy."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -10,10 +11,19 @@ import pandas as pd
 from metricad.data import demo
 from metricad.data.sources import SOURCES
 from metricad.data.sources.mvtec import scan_mvtec
-from metricad.params import DataParams
+from metricad.params import SEED_MAX, DataParams
+from metricad.validation import ranged
 
 
-@SOURCES.register("synthetic")
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """data.synthetic: the generated demo set."""
+
+    seed: int = ranged(0, SEED_MAX, default=0)
+    image_size: int = ranged(32, 2048, default=256)
+
+
+@SOURCES.register("synthetic", settings=SyntheticSettings)
 def synthetic_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     root = workspace / "synthetic"
     demo.generate(root, data.category, data.synthetic.seed, data.synthetic.image_size)

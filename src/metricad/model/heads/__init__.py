@@ -1,7 +1,7 @@
 """The metric heads, one per module, registered under their `model.head` names: AdaCos
 (adacos.py, the article's) and ArcFace (arcface.py). Each is a CosineHead (class centres on
-the unit sphere, logits scale * cos) built from the network's architecture record
-(`from_arch`). Pure torch, no I/O."""
+the unit sphere, logits scale * cos) built as `Head(embedding_dim, classes, settings)`, its
+settings dataclass registered with it (`model.<head>` in params.yaml). Pure torch, no I/O."""
 
 from __future__ import annotations
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from metricad import portable_math
 from metricad.model.heads.base import HEADS, CosineHead
+from metricad.validation import ranged
 
 
-@HEADS.register("adacos")
+@dataclass(frozen=True)
+class AdaCosSettings:
+    """model.adacos: the head's own settings."""
+
+    # Floor of the adaptive scale: the textbook value is 0 for two classes.
+    min_scale: float = ranged(0.0, 64.0, default=10.0)
+
+
+@HEADS.register("adacos", settings=AdaCosSettings)
 class AdaCos(CosineHead):
     """AdaCos (Zhang et al. 2019): a cosine softmax whose scale adapts during training.
 
@@ -22,15 +31,11 @@ class AdaCos(CosineHead):
     `min_scale`; with min_scale=0 this is the textbook head.
     """
 
-    def __init__(self, embedding_dim: int, num_classes: int, min_scale: float = 10.0) -> None:
+    def __init__(self, embedding_dim: int, num_classes: int, settings: AdaCosSettings) -> None:
         super().__init__(embedding_dim, num_classes)
-        self.min_scale = min_scale
+        self.min_scale = settings.min_scale
         textbook = math.sqrt(2.0) * math.log(max(num_classes - 1, 1))
-        self.register_buffer("scale", torch.tensor(max(textbook, min_scale)))
-
-    @classmethod
-    def from_arch(cls, embedding_dim: int, num_classes: int, arch: dict[str, Any]) -> AdaCos:
-        return cls(embedding_dim, num_classes, arch.get("adacos_min_scale", 10.0))
+        self.register_buffer("scale", torch.tensor(max(textbook, self.min_scale)))
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         cosines = self.cosines(embeddings)

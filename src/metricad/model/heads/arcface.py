@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from metricad import portable_math
 from metricad.model.heads.base import HEADS, CosineHead
+from metricad.validation import ranged
 
 
-@HEADS.register("arcface")
+@dataclass(frozen=True)
+class ArcFaceSettings:
+    """model.arcface: the head's own settings."""
+
+    scale: float = ranged(0.1, 128.0, default=30.0)
+    margin: float = ranged(0.0, 1.5, default=0.5)  # added to the target class's angle
+
+
+@HEADS.register("arcface", settings=ArcFaceSettings)
 class ArcFace(CosineHead):
     """ArcFace (Deng et al. 2019): an additive angular margin on the target class, fixed scale."""
 
-    def __init__(
-        self, embedding_dim: int, num_classes: int, scale: float = 30.0, margin: float = 0.5
-    ) -> None:
+    def __init__(self, embedding_dim: int, num_classes: int, settings: ArcFaceSettings) -> None:
         super().__init__(embedding_dim, num_classes)
-        self.margin = margin
-        self.register_buffer("scale", torch.tensor(float(scale)))
-
-    @classmethod
-    def from_arch(cls, embedding_dim: int, num_classes: int, arch: dict[str, Any]) -> ArcFace:
-        return cls(
-            embedding_dim,
-            num_classes,
-            arch.get("arcface_scale", 30.0),
-            arch.get("arcface_margin", 0.5),
-        )
+        self.margin = settings.margin
+        self.register_buffer("scale", torch.tensor(float(settings.scale)))
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         cosines = self.cosines(embeddings)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,11 +16,6 @@ class CosineHead(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
         nn.init.xavier_uniform_(self.weight)
-
-    @classmethod
-    def from_arch(cls, embedding_dim: int, num_classes: int, arch: dict[str, Any]) -> CosineHead:
-        """The head from the network's architecture record (its own settings in it)."""
-        raise NotImplementedError
 
     def cosines(self, embeddings: torch.Tensor) -> torch.Tensor:
         # A product and a sum, not F.linear: MKL's kernel for a two-column matrix product

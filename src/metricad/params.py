@@ -90,10 +90,7 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """train: the recipe and the synthetic anomalies (how a run uses the machine: runtime; an
-    anomaly kind's own settings: train.<kind>)."""
-
-    ENTRIES = "metricad.data.anomalies:ANOMALIES"
+    """train: the recipe and the synthetic anomalies (how a run uses the machine: runtime)."""
 
     batch_size: int = ranged(1, 4096, default=16)
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -153,10 +150,7 @@ class SynthesizeParams:
 
 @dataclass(frozen=True)
 class EmbedParams:
-    """embed: how an image becomes its embedding, for every stage after training and predict
-    (a view set's own settings: embed.<views>)."""
-
-    ENTRIES = "metricad.model.views:VIEWS"
+    """embed: how an image becomes its embedding, for every stage after training and predict."""
 
     # single: the image as it is (the article's). dihedral: its 8 flips and quarter turns, the
     # views training augments with; scored by the mean of its views' scores (model/views.py).
@@ -174,10 +168,7 @@ class TsneParams:
 
 @dataclass(frozen=True)
 class GradcamParams:
-    """gradcam: which map, of which class, and how it is scored against the masks (a CAM
-    method's own settings: gradcam.<method>)."""
-
-    ENTRIES = "metricad.analysis.cams:CAMS"
+    """gradcam: which map, of which class, and how it is scored against the masks."""
 
     method: CamMethod = "gradcam++"
     layer: Literal["layer1", "layer2", "layer3", "layer4"] = "layer2"
@@ -222,13 +213,13 @@ class Params:
     split: SplitParams = field(default_factory=SplitParams)
     resize: ResizeParams = field(default_factory=ResizeParams)
     model: ModelParams = _hosting(ModelParams)
-    train: TrainParams = _hosting(TrainParams)
+    train: TrainParams = field(default_factory=TrainParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)
     synthesize: SynthesizeParams = field(default_factory=SynthesizeParams)
-    embed: EmbedParams = _hosting(EmbedParams)
+    embed: EmbedParams = field(default_factory=EmbedParams)
     score: ScoreParams = _hosting(ScoreParams)
     tsne: TsneParams = field(default_factory=TsneParams)
-    gradcam: GradcamParams = _hosting(GradcamParams)
+    gradcam: GradcamParams = field(default_factory=GradcamParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 

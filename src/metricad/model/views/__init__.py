@@ -8,11 +8,15 @@ depends on which way up it lies. Adding a view set: docs/architecture.md.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from metricad.model.torch_model import AnomalyNet
 from metricad.model.views.base import VIEWS, ViewSet
 from metricad.registry import import_entries
+
+if TYPE_CHECKING:  # torch_model loads torchvision, which the params check must not wait for
+    from metricad.model.torch_model import AnomalyNet
 
 __all__ = ["VIEWS", "ViewSet", "view_embeddings", "view_map_scores", "view_probabilities"]
 

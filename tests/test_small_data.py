@@ -150,7 +150,9 @@ def test_tiny_tree_runs_end_to_end_with_the_committed_params(tmp_path):
     assert metrics["train"]["synthetic_anomalies_used"] == "cutpaste"
     assert metrics["tsne"]["perplexity"] == {"train": 10.0, "test": 8.0, "all": 10.0}
     assert metrics["evaluate"]["score_settings"]["knn_k"] == 3
-    assert set(metrics["evaluate"]["scores"]["gaussian"]["auroc_per_defect"]) == set(LEATHER_DEFECTS)
+    assert set(metrics["evaluate"]["scores"]["gaussian"]["auroc_per_defect"]) == set(
+        LEATHER_DEFECTS
+    )
 
     # Stages run by hand (as while debugging) leave only what they wrote in their folders.
     owned = (

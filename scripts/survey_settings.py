@@ -80,6 +80,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "real-std": {**REAL, "model.standardize": True},
     # The same recipe with the article protocol: half of each defect type in training.
     "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
+    # For photos turned to one pose (scripts/aligned_copy.py): no flips or quarter turns in
+    # training or embedding, so every part of the object stays where the copy put it.
+    "real-posed": {**REAL, "train.augment": False, "embed.views": "single"},
 }
 
 

@@ -22,6 +22,7 @@ from PIL import Image
 from scipy import ndimage
 
 BACKGROUND = 190.0
+CONTRAST = 40  # grey levels by which the object is darker than the background
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
@@ -37,7 +38,8 @@ def pose(grey: np.ndarray) -> tuple[float, float, float, float, bool]:
     wide end lies right) of the darker object on a photo's grey levels."""
     border = np.r_[grey[:8].ravel(), grey[-8:].ravel(), grey[:, :8].ravel(), grey[:, -8:].ravel()]
     background = float(np.median(border))
-    ys, xs = np.nonzero(_largest(ndimage.binary_opening(grey < background - 40, iterations=1)))
+    darker = ndimage.binary_opening(grey < background - CONTRAST, iterations=1)
+    ys, xs = np.nonzero(_largest(darker))
     cy, cx = ys.mean(), xs.mean()
     _, vectors = np.linalg.eigh(np.cov(np.stack([xs - cx, ys - cy])))
     major = vectors[:, 1]
@@ -66,7 +68,7 @@ def aligned(photo: Image.Image, flat: bool) -> Image.Image:
     if not flat:
         return turned
     grey = np.asarray(turned.convert("L"), dtype=np.float32)
-    opened = ndimage.binary_opening(grey < background - 40)
+    opened = ndimage.binary_opening(grey < background - CONTRAST)
     inside = _largest(ndimage.binary_dilation(opened, iterations=4))
     pixels = np.asarray(turned, dtype=np.float32) * (BACKGROUND / background)
     pixels[~inside] = BACKGROUND

@@ -252,9 +252,9 @@ def _check_relations(params: Params) -> None:
             f"params: score.verdict_score is {score.verdict_score!r}, which "
             f"score.scores does not list ({', '.join(score.scores)})"
         )
+    scores = hosted_registry(ScoreParams)
     for name in score.scores:
-        needs_segmentation = hosted_registry(ScoreParams).trait(name, "needs_segmentation")
-        if needs_segmentation and not params.model.segmentation:
+        if scores.trait(name, "needs_segmentation") and not params.model.segmentation:
             raise MetricadError(
                 f"params: score.scores lists {name!r}, the segmentation head's score, but "
                 "model.segmentation is false"

@@ -182,7 +182,8 @@ def benchmark_tables(experiments: Sequence[Experiment], row_param: str) -> list[
     # In the order of `score.scores` (the metrics file sorts its keys), then any other.
     scores: list[str] = []
     for experiment, flat in zip(experiments, params, strict=True):
-        listed = flat.get("score.scores", flat.get("evaluate.scores"))  # its key until d7cbf7f
+        # Its key was evaluate.scores before 56a7110.
+        listed = flat.get("score.scores", flat.get("evaluate.scores"))
         stored = (experiment.metrics.get(EVALUATE_FILE) or {}).get("scores") or {}
         for name in [*(listed if isinstance(listed, list) else []), *stored]:
             if name in stored and name not in scores:

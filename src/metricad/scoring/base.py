@@ -1,6 +1,6 @@
 """What every score is: a torch module over unit-length float64 embeddings (higher = more
 anomalous), fitted once on the good training embeddings. As in scikit-learn, settings go to
-the constructor (a score registered with a settings dataclass gets its `evaluate.<name>`
+the constructor (a score registered with a settings dataclass gets its `score.<name>`
 subsection there) and data to `fit`."""
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ angle; the flatten neck learns positions). Not part of the pipeline; run the sur
 the object (its dark pixels, opened, dilated by 4) that grey: lighting and background texture
 gone. The object is what is darker than the background by 40 grey levels or more (screw, not a
 bright object on a dark ground).
+
+`--band` keeps only the turned object's band (72 px of a 256 px photo, about a screw's head),
+scaled by 8/9 and folded: its left half above its right half, a square of half the photo's side.
+At `resize.size` 128 the object keeps 1.8 times the pixels it has in the whole photo at 128.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from scipy import ndimage
 
 BACKGROUND = 190.0
 CONTRAST = 40  # grey levels by which the object is darker than the background
+BAND = 72 / 256  # the band's height, a share of the photo's side
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
@@ -75,18 +80,36 @@ def aligned(photo: Image.Image, flat: bool) -> Image.Image:
     return Image.fromarray(pixels.clip(0, 255).round().astype(np.uint8))
 
 
+def folded_band(turned: Image.Image) -> Image.Image:
+    """The centred object's band, scaled to fit, its left half above its right half."""
+    side = turned.width // 2
+    band_height = round(turned.height * BAND)
+    top = (turned.height - band_height) // 2
+    band = turned.crop((0, top, turned.width, top + band_height))
+    band = band.resize((round(turned.width * side / (2 * band_height)), side // 2), Image.LANCZOS)
+    fill = tuple(int(c) for c in np.median(np.asarray(band)[:2].reshape(-1, 3), axis=0))
+    square = Image.new("RGB", (side, side), fill)
+    half = band.width // 2
+    offset = (side - half) // 2
+    square.paste(band.crop((0, 0, half, band.height)), (offset, 0))
+    square.paste(band.crop((half, 0, 2 * half, band.height)), (offset, side // 2))
+    return square
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("category", type=Path, help="an MVTec AD category folder")
     parser.add_argument("out", type=Path, help="the copy's category folder")
     parser.add_argument("--flat", action="store_true", help="background one grey, lighting out")
+    parser.add_argument("--band", action="store_true", help="the object's band only, folded")
     args = parser.parse_args()
     # The photos only: masks are not turned (pixel figures on the copy mean nothing).
     photos = sorted([*args.category.glob("train/*/*.png"), *args.category.glob("test/*/*.png")])
     for path in photos:
         target = args.out / path.relative_to(args.category)
         target.parent.mkdir(parents=True, exist_ok=True)
-        aligned(Image.open(path).convert("RGB"), args.flat).save(target)
+        turned = aligned(Image.open(path).convert("RGB"), args.flat)
+        (folded_band(turned) if args.band else turned).save(target)
     print(f"{len(photos)} photos -> {args.out}")
 
 

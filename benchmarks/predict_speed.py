@@ -47,7 +47,7 @@ def main() -> None:
     layer = params.gradcam.layer
     originals, _ = _images(args.images, args.source, 1)
     arrays = list(originals.permute(0, 2, 3, 1).numpy())
-    reference, _ = embed_and_score(model, _images(64, args.size, 2)[0], 64, device, False)
+    reference, _, _ = embed_and_score(model, _images(64, args.size, 2)[0], 64, device, False)
     head = ScoringHead(SCORE_NAMES, "gaussian")
     head.fit_scores(reference)
     cam = (params.gradcam.method, layer, params.gradcam.target)

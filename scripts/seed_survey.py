@@ -88,7 +88,7 @@ def params_with(changes: list[str]) -> Params:
 def test_aurocs(model, manifest, split, params, device) -> dict[str, float]:
     """Test image AUROC of every score, through the pipeline's scoring head (fitted on the
     good training images, its operating points on the validation images)."""
-    embeddings, probabilities = embed_and_score(
+    embeddings, probabilities, _ = embed_and_score(
         model,
         load_image_tensor(manifest),
         params.runtime.inference_batch_size,

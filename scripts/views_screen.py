@@ -86,7 +86,7 @@ def main() -> None:
             params = params_from_dict(cell_params(base, setting, seed, state.epoch))
             model = model_from_arch(arch_from_params(params))
             model.load_state_dict(state.final_weights())
-            views, _ = embed_and_score(
+            views, _, _ = embed_and_score(
                 model, images, 64, torch.device("cpu"), False, views="dihedral"
             )
             rows.append(gaussian_aurocs(views, split, labels, params.score))

@@ -16,7 +16,7 @@ from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, write_csv, write_json, write_npy
 from metricad.model.checkpoint import load_checkpoint
-from metricad.model.inference import embed_and_score, map_scores, softmax_score
+from metricad.model.inference import embed_and_score, softmax_score
 from metricad.model.torch_model import arch_from_params
 from metricad.params import load_params
 from metricad.paths import (
@@ -48,12 +48,12 @@ def main() -> None:
     )
 
     def embed(images: torch.Tensor, table: pd.DataFrame, vectors_path, table_path) -> None:
-        embeddings, probabilities = embed_and_score(
+        embeddings, probabilities, map_scores = embed_and_score(
             model, images, batch_size, device, amp=amp, views=views
         )
         table["prob_anomalous"] = softmax_score(probabilities)
-        if model.segmenter is not None:
-            table["map_score"] = map_scores(model, images, batch_size, device, amp=amp, views=views)
+        if map_scores is not None:
+            table["map_score"] = map_scores
         write_npy(vectors_path, embeddings.astype(np.float32))
         write_csv(table_path, table)
 

@@ -17,7 +17,7 @@ from metricad.model.torch_model import (
     build_model,
     model_from_arch,
 )
-from metricad.model.views import view_embeddings, view_probabilities
+from metricad.model.views import view_outputs, view_probabilities
 from metricad.model.views.dihedral import dihedral_views
 from metricad.params import params_from_dict
 
@@ -151,12 +151,12 @@ def test_an_image_gets_the_same_embedding_in_any_batch():
     torch.manual_seed(0)
     model = build_model(input_size=32, embedding_dim=16).eval()
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
-    whole, _ = embed_and_score(model, images, 8, torch.device("cpu"), progress=False)
+    whole, _, _ = embed_and_score(model, images, 8, torch.device("cpu"), progress=False)
     order = torch.randperm(20)
-    shuffled, _ = embed_and_score(model, images[order], 8, torch.device("cpu"), False)
+    shuffled, _, _ = embed_and_score(model, images[order], 8, torch.device("cpu"), False)
     assert np.array_equal(shuffled, whole[order.numpy()])
     for count in (1, 3, 11):
-        part, _ = embed_and_score(model, images[-count:], 8, torch.device("cpu"), False)
+        part, _, _ = embed_and_score(model, images[-count:], 8, torch.device("cpu"), False)
         assert np.array_equal(part, whole[-count:]), count
 
 
@@ -170,16 +170,16 @@ def test_every_flip_and_turn_of_an_image_has_the_same_dihedral_views():
     drawn = augment(images[:1].repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
     assert {v.numpy().tobytes() for v in drawn} == {v[:1].numpy().tobytes() for v in views}
     with torch.no_grad():
-        embedded = view_embeddings(model, images, "dihedral")
+        embedded = view_outputs(model, images, "dihedral")[0]
         assert embedded.shape == (3, 8, 16)
         # single: the network's own embedding (one view), the identity view of dihedral.
-        single = view_embeddings(model, images, "single")
+        single = view_outputs(model, images, "single")[0]
         assert single.shape == (3, 1, 16)
         np.testing.assert_array_equal(single[:, 0], model.embed(images))
         np.testing.assert_array_equal(embedded[:, 0], model.embed(images))
         ordered = embedded.sort(dim=1).values
         for view in views[1:]:
-            turned = view_embeddings(model, view, "dihedral")
+            turned = view_outputs(model, view, "dihedral")[0]
             np.testing.assert_allclose(turned.sort(dim=1).values, ordered, atol=1e-5)
             assert not torch.allclose(turned[:, 0], embedded[:, 0], atol=1e-3)
         probabilities = view_probabilities(model, embedded)

@@ -187,7 +187,7 @@ def test_dihedral_views_reach_predict_and_the_exported_module(tiny_run, tmp_path
     images = [load_rgb(p) for p in sorted(folder.rglob("*.png"))[:6]]
     with_maps, without = detector.predict(images), detector.predict(images, heatmaps=False)
     tensor = torch.from_numpy(without.images).permute(0, 3, 1, 2).contiguous()
-    embeddings, probabilities = embed_and_score(
+    embeddings, probabilities, _ = embed_and_score(
         detector.model, tensor, detector.batch_size, detector.device, False, views="dihedral"
     )
     expected, _, _ = detector.head(

@@ -139,10 +139,10 @@ assert params_from_dict({"embed": {"views": "flips"}}).embed.views == "flips"
 torch.manual_seed(0)
 model = build_model(input_size=32, embedding_dim=8).eval()
 images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
-embeddings, probabilities = embed_and_score(model, images, 4, torch.device("cpu"), False,
+embeddings, probabilities, _ = embed_and_score(model, images, 4, torch.device("cpu"), False,
                                             views="flips")
 assert embeddings.shape == (6, 2, 8) and probabilities.shape == (6, 2)
-single, _ = embed_and_score(model, images, 4, torch.device("cpu"), False)
+single, _, _ = embed_and_score(model, images, 4, torch.device("cpu"), False)
 np.testing.assert_array_equal(embeddings[:, 0], single[:, 0])
 head = ScoringHead(["knn", "gaussian"], "gaussian")
 head.fit_scores(embeddings[:4])

@@ -14,7 +14,7 @@ from metricad.data.anomalies import synthetic_sample
 from metricad.data.batches import normalize, photometric
 from metricad.errors import MetricadError
 from metricad.export import export_onnx
-from metricad.model.inference import anomaly_maps, embed_and_score, map_scores, softmax_score
+from metricad.model.inference import anomaly_maps, embed_and_score, softmax_score
 from metricad.model.recipe import segmentation_loss
 from metricad.model.segmentation import map_image_score
 from metricad.model.torch_model import build_model
@@ -120,7 +120,7 @@ def test_trained_on_synthetic_masks_the_map_finds_new_anomalies(trained):
     print(f"pixel AUROC on new synthetic anomalies: {measured:.3f}")
     assert measured > 0.75
     good, bad = (
-        map_scores(model, batch, 16, torch.device("cpu"), progress=False)
+        embed_and_score(model, batch, 16, torch.device("cpu"), progress=False).map_scores
         for batch in (_objects(12, seed=5), anomalies)
     )
     assert np.mean(bad) > np.mean(good)
@@ -128,8 +128,9 @@ def test_trained_on_synthetic_masks_the_map_finds_new_anomalies(trained):
 
 def test_the_map_score_reaches_the_head_predict_and_the_exported_module(trained):
     model, images = trained
-    embeddings, probabilities = embed_and_score(model, images, 16, torch.device("cpu"), False)
-    scores = map_scores(model, images, 16, torch.device("cpu"), progress=False)
+    embeddings, probabilities, scores = embed_and_score(
+        model, images, 16, torch.device("cpu"), False
+    )
     head = ScoringHead(["gaussian", "map"], "map")
     head.fit_scores(embeddings)
     prob = torch.from_numpy(softmax_score(probabilities))
@@ -168,8 +169,7 @@ def test_the_onnx_file_carries_the_map_score(trained, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     model, images = trained
-    embeddings, _ = embed_and_score(model, images, 16, torch.device("cpu"), False)
-    scores = map_scores(model, images, 16, torch.device("cpu"), progress=False)
+    embeddings, _, scores = embed_and_score(model, images, 16, torch.device("cpu"), False)
     head = ScoringHead(["knn", "map"], "map")
     head.fit_scores(embeddings)
     detector = Detector(model, head, ("gradcam++", "layer2", "anomalous"), torch.device("cpu"), 16)

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from metricad.data.batches import normalize
 from metricad.data.images import resize_rgb
-from metricad.model.inference import embed_and_score, map_scores, softmax_score
+from metricad.model.inference import embed_and_score, softmax_score
+from metricad.model.segmentation import map_image_score
 from metricad.model.torch_model import build_model
+from metricad.model.views import VIEWS
 from metricad.params import ScoreParams
 from metricad.scoring.head import ScoringHead
 from metricad.scoring.knn import KnnSettings
@@ -37,7 +40,7 @@ def _detector(views: str, segmentation: bool = False) -> Detector:
     model = build_model(SIZE, embedding_dim=8, segmentation=segmentation).eval()
     names = ["softmax", "knn", "gaussian"] + (["map"] if segmentation else [])
     head = ScoringHead(names, names[-1], {"knn": KnnSettings(k=3)})
-    embeddings, _ = embed_and_score(
+    embeddings, _, _ = embed_and_score(
         model, _resized(_photos(10)), BATCH, torch.device("cpu"), False, views=views
     )
     head.fit_scores(embeddings)
@@ -54,7 +57,7 @@ def test_the_detector_scores_as_the_pipeline_does_bit_for_bit(views):
     assert list(result.table.columns) == ["softmax", "knn", "gaussian", "normalized", "anomalous"]
     assert result.heatmaps is None and result.images.shape == (6, SIZE, SIZE, 3)
     # The pipeline's path: embed (padded batches), then the head on the embeddings.
-    embeddings, probabilities = embed_and_score(
+    embeddings, probabilities, _ = embed_and_score(
         detector.model, _resized(photos), BATCH, torch.device("cpu"), False, views=views
     )
     values, normalized, anomalous = detector.head(
@@ -89,9 +92,13 @@ def test_a_segmentation_head_gives_the_map_score_and_its_map():
     photos = _photos(3, seed=4)
     result = detector.predict(photos, heatmaps=True)
     assert "map" in result.table and result.heatmaps.shape == (3, SIZE, SIZE)
-    expected = map_scores(
-        detector.model, _resized(photos), BATCH, torch.device("cpu"), False, views="dihedral"
-    )
+    # One backbone pass gives the embedding and the map score: the same bits as the map's own
+    # pass (anomaly_map), view by view.
+    with torch.inference_mode():
+        images = normalize(_resized(photos))
+        views = VIEWS["dihedral"].of(images)
+        own = torch.stack([map_image_score(detector.model.anomaly_map(v)) for v in views])
+    expected = np.asarray(own.mean(dim=0).numpy(), dtype=np.float64).round(6)
     np.testing.assert_array_equal(result.table["map"], expected)
 
 

@@ -140,10 +140,10 @@ def run() -> Iterator[tuple[str, str]]:
         yield f"weights after training epoch {epoch}", digest
     yield "training history", md5(np.array([list(row.values()) for row in history]))
 
-    embeddings, probabilities = embed_and_score(model, images, 64, torch.device("cpu"), False)
+    embeddings, probabilities, _ = embed_and_score(model, images, 64, torch.device("cpu"), False)
     yield "embeddings (eval mode)", md5(embeddings)
     yield "class probabilities", md5(probabilities)
-    alone, _ = embed_and_score(model, images[5:6], 64, torch.device("cpu"), False)
+    alone, _, _ = embed_and_score(model, images[5:6], 64, torch.device("cpu"), False)
     yield "embedding of one image alone (a padded batch)", md5(alone)
     maps, peaks, classes, *_ = heatmaps_for_images(
         model, images[:4], torch.device("cpu"), 64, "anomalous", "layer2", "gradcam++", False

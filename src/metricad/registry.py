@@ -51,6 +51,14 @@ class Registry(Generic[Entry]):
         """The entry's settings from the params section that hosts them (None: it has none)."""
         return getattr(section, name) if self.settings_class(name) is not None else None
 
+    def create(self, name: str, *args: Any, settings: object | None = None) -> Any:
+        """The entry called with `args`, and with its settings when it has some (`settings`,
+        or their defaults when None)."""
+        own = self.settings_class(name)
+        if own is None:
+            return self[name](*args)
+        return self[name](*args, own() if settings is None else settings)
+
     def trait(self, name: str, key: str) -> Any:
         """A trait the entry `name` was registered with (None when it has none)."""
         self[name]  # an unknown name: the one-line error

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from metricad.data.batches import eval_batches, normalize
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import VIEWS, view_embeddings, view_map_scores, view_probabilities
+from metricad.model.views import VIEWS, view_outputs, view_probabilities
 from metricad.runtime import memory_format_for
 
 
@@ -32,6 +33,17 @@ def _autocast(device: torch.device, amp: bool) -> torch.autocast:
     return torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
+class Embedded(NamedTuple):
+    """What an eval pass gives for each image: its views' embeddings (N, V, D) float32, the
+    views' mean softmax probability of each class (N, C) float32, and with a segmentation
+    head the map's image score (N,) float64 rounded to 6 decimals as the pipeline stores it
+    (see softmax_score); None without the head."""
+
+    embeddings: np.ndarray
+    probabilities: np.ndarray
+    map_scores: np.ndarray | None
+
+
 @torch.inference_mode()
 def embed_and_score(
     model: AnomalyNet,
@@ -41,44 +53,31 @@ def embed_and_score(
     progress: bool = True,
     amp: bool = False,
     views: str = "single",
-) -> tuple[np.ndarray, np.ndarray]:
-    """The embedding of each view (N, V, D) and the softmax probability of each class (N, C),
-    the mean over the views (model/views/), in eval mode. `amp`: bfloat16 autocast on CUDA
-    (ignored on the CPU); the results are float32.
+) -> Embedded:
+    """Every view's embedding, the class probabilities and the map score of each uint8 image
+    (model/views/), one backbone pass per view, in eval mode. `amp`: bfloat16 autocast on CUDA
+    (ignored on the CPU); the results are float32 (the map scores float64).
     """
-    embeddings, probabilities = [], []
+    embeddings, probabilities, map_scores = [], [], []
     label = "embed" if progress else None
     for x, count in _normalized_batches(model, images, batch_size, device, label):
         with _autocast(device, amp):
-            embedding = view_embeddings(model, x, views).float()
+            embedding, map_score = view_outputs(model, x, views)
+        embedding = embedding.float()
         probabilities.append(view_probabilities(model, embedding)[:count].cpu())
         embeddings.append(embedding[:count].cpu())
-    if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its two shapes
+        if map_score is not None:
+            map_scores.append(map_score.float()[:count].cpu())
+    segmented = model.segmenter is not None
+    if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its shapes
         classes, dim = model.head.weight.shape
         shape = (0, VIEWS[views].count, dim)
-        return np.zeros(shape, np.float32), np.zeros((0, classes), np.float32)
-    return torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy()
-
-
-@torch.inference_mode()
-def map_scores(
-    model: AnomalyNet,
-    images: torch.Tensor,
-    batch_size: int,
-    device: torch.device,
-    progress: bool = True,
-    amp: bool = False,
-    views: str = "single",
-) -> np.ndarray:
-    """The segmentation head's image score of each image (N,), in eval mode, float64 rounded
-    to 6 decimals as the pipeline stores it (see softmax_score). Needs model.segmentation."""
-    scores = []
-    label = "map" if progress else None
-    for x, count in _normalized_batches(model, images, batch_size, device, label):
-        with _autocast(device, amp):
-            scores.append(view_map_scores(model, x, views).float()[:count].cpu())
-    values = torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)
-    return np.asarray(values, dtype=np.float64).round(6)
+        empty = np.zeros(0, np.float64) if segmented else None
+        return Embedded(np.zeros(shape, np.float32), np.zeros((0, classes), np.float32), empty)
+    scores = None
+    if segmented:
+        scores = np.asarray(torch.cat(map_scores).numpy(), dtype=np.float64).round(6)
+    return Embedded(torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy(), scores)
 
 
 @torch.inference_mode()

@@ -153,14 +153,22 @@ class AnomalyNet(nn.Module):
         """(N, H, W) in [0, 1]: the segmentation head's probability of "anomalous" at each
         pixel of the input, upsampled bilinearly."""
         _, logits = self.forward_with_map(images)
+        return self._upsampled_map(logits, images)
+
+    @staticmethod
+    def _upsampled_map(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         upsampled = F.interpolate(
             logits[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False
         )
         return torch.sigmoid(upsampled[:, 0])
 
-    def map_score(self, images: torch.Tensor) -> torch.Tensor:
-        """(N,): each image's anomaly score from its map (map_image_score)."""
-        return map_image_score(self.anomaly_map(images))
+    def embed_and_map_score(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The embedding (N, D) and, with a segmentation head, each image's score from its map
+        (N,) (map_image_score), of one backbone pass; None without the head."""
+        if self.segmenter is None:
+            return self.embed(images), None
+        embedding, taps = self.encoder.with_taps(images)
+        return embedding, map_image_score(self._upsampled_map(self.segmenter(taps), images))
 
 
 def build_model(
@@ -181,10 +189,8 @@ def build_model(
     own = HEADS.settings_class(head)
     prefix = f"{head}_"
     settings = {k.removeprefix(prefix): v for k, v in head_settings.items() if k.startswith(prefix)}
-    metric_head = (
-        HEADS[head](embedding_dim, num_classes)
-        if own is None
-        else HEADS[head](embedding_dim, num_classes, own(**settings))
+    metric_head = HEADS.create(
+        head, embedding_dim, num_classes, settings=None if own is None else own(**settings)
     )
     return AnomalyNet(encoder, metric_head, SegmentationHead() if segmentation else None)
 

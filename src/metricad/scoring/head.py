@@ -16,7 +16,6 @@ from metricad.data.split import validation_rows
 from metricad.errors import MetricadError
 from metricad.params import ScoreName, ScoreParams
 from metricad.scoring import SCORES
-from metricad.scoring.base import Score
 
 SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn, gaussian, map
 
@@ -54,14 +53,6 @@ def operating_point(
     return threshold, span if span > 0 else max(abs(threshold), 1e-12)
 
 
-def _score(name: str, settings: object | None) -> Score:
-    """The score `name`, built with its own settings when it has some (None: their defaults)."""
-    own = SCORES.settings_class(name)
-    if own is None:
-        return SCORES[name]()
-    return SCORES[name](own() if settings is None else settings)
-
-
 class ScoringHead(nn.Module):
     """Embedding and head probability in; every score, the verdict score normalised (anomalib's
     convention: 0.5 at its threshold, moving by 1 per span, clipped to [0, 1]) and the verdict
@@ -78,7 +69,7 @@ class ScoringHead(nn.Module):
         self.names, self.verdict = tuple(names), verdict
         own_settings = own_settings or {}
         self.scores = nn.ModuleDict(
-            {name: _score(name, own_settings.get(name)) for name in self.names}
+            {name: SCORES.create(name, settings=own_settings.get(name)) for name in self.names}
         )
         self.register_buffer("thresholds", torch.zeros(len(names), dtype=torch.float64))
         self.register_buffer("spans", torch.ones(len(names), dtype=torch.float64))

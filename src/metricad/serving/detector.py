@@ -20,7 +20,7 @@ from metricad.data.images import resize_rgb
 from metricad.errors import MetricadError
 from metricad.files import read_json
 from metricad.model.checkpoint import read_checkpoint
-from metricad.model.inference import anomaly_maps, embed_and_score, map_scores, softmax_score
+from metricad.model.inference import anomaly_maps, embed_and_score, softmax_score
 from metricad.model.torch_model import AnomalyNet
 from metricad.model.views import VIEWS
 from metricad.runtime import select_device
@@ -105,18 +105,13 @@ class Detector:
             maps = explained[0].numpy()
         if heatmaps and not segmented and VIEWS[self.views].identity:  # the CAM's pass embeds
             embeddings, probabilities = explained[3][:, None].numpy(), explained[4].numpy()
+            map_scores = None
         else:
-            embeddings, probabilities = embed_and_score(
+            embeddings, probabilities, map_scores = embed_and_score(
                 self.model, tensor, self.batch_size, self.device, progress=False, views=self.views
             )
         prob_anomalous = torch.from_numpy(softmax_score(probabilities))
-        map_score = None
-        if segmented:
-            map_score = torch.from_numpy(
-                map_scores(
-                    self.model, tensor, self.batch_size, self.device, False, views=self.views
-                )
-            )
+        map_score = None if map_scores is None else torch.from_numpy(map_scores)
         values, normalized, anomalous = self.head(
             torch.from_numpy(embeddings), prob_anomalous, map_score
         )

@@ -8,7 +8,7 @@ from torch import nn
 
 from metricad.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import view_embeddings, view_map_scores, view_probabilities
+from metricad.model.views import view_outputs, view_probabilities
 from metricad.scoring.head import ScoringHead
 
 
@@ -25,11 +25,8 @@ class ScoringNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = (images.float() / 255.0 - self.mean) / self.std
-        embedding = view_embeddings(self.model, x, self.views)
+        embedding, map_score = view_outputs(self.model, x, self.views)
         prob_anomalous = view_probabilities(self.model, embedding)[:, 1]
-        map_score = None
-        if self.model.segmenter is not None:
-            map_score = view_map_scores(self.model, x, self.views)
         values, normalized, anomalous = self.head(embedding, prob_anomalous, map_score)
         return embedding, *values.unbind(dim=1), normalized, anomalous
 

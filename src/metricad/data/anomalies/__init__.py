@@ -18,11 +18,9 @@ Adding a kind: docs/architecture.md.
 
 from __future__ import annotations
 
-from metricad.data.anomalies.base import ANOMALIES, JITTER, Maker, Mixture, Pool
+from metricad.data.anomalies.base import ANOMALIES
 from metricad.data.anomalies.batch import (
-    FALLBACK_KIND,
     corrupt_batch,
-    drawn_kind,
     kind_for_training,
     makes_anomalies,
     synthesize,
@@ -32,13 +30,7 @@ from metricad.registry import import_entries
 
 __all__ = [
     "ANOMALIES",
-    "FALLBACK_KIND",
-    "JITTER",
-    "Maker",
-    "Mixture",
-    "Pool",
     "corrupt_batch",
-    "drawn_kind",
     "kind_for_training",
     "makes_anomalies",
     "synthesize",

@@ -18,21 +18,22 @@ from metricad.registry import import_entries
 if TYPE_CHECKING:  # torch_model loads torchvision, which the params check must not wait for
     from metricad.model.torch_model import AnomalyNet
 
-__all__ = ["VIEWS", "ViewSet", "view_embeddings", "view_map_scores", "view_probabilities"]
+__all__ = ["VIEWS", "ViewSet", "view_outputs", "view_probabilities"]
 
 import_entries(__name__, __path__)
 
 
-def view_embeddings(model: AnomalyNet, images: torch.Tensor, views: str) -> torch.Tensor:
+def view_outputs(
+    model: AnomalyNet, images: torch.Tensor, views: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The embeddings (N, V, D) of normalised images (N, C, H, W), one per view of the set
-    `views`, in the set's order."""
-    return torch.stack([model.embed(view) for view in VIEWS[views].of(images)], dim=1)
-
-
-def view_map_scores(model: AnomalyNet, images: torch.Tensor, views: str) -> torch.Tensor:
-    """The segmentation head's image score (N,) of normalised images: the mean of the views'."""
-    scores = [model.map_score(view) for view in VIEWS[views].of(images)]
-    return torch.stack(scores).mean(dim=0)
+    `views`, in the set's order, and with a segmentation head the map's image score (N,), the
+    mean of the views' (None without the head): one backbone pass per view."""
+    outputs = [model.embed_and_map_score(view) for view in VIEWS[views].of(images)]
+    embeddings = torch.stack([embedding for embedding, _ in outputs], dim=1)
+    if model.segmenter is None:
+        return embeddings, None
+    return embeddings, torch.stack([score for _, score in outputs]).mean(dim=0)
 
 
 def view_probabilities(model: AnomalyNet, embeddings: torch.Tensor) -> torch.Tensor:

@@ -88,6 +88,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # For photos turned to one pose (scripts/aligned_copy.py): no flips or quarter turns in
     # training or embedding, so every part of the object stays where the copy put it.
     "real-posed": {**REAL, "train.augment": False, "embed.views": "single"},
+    # The same on photos framed in the pipeline (resize.framing): each screw turned to one
+    # pose, only its band kept and folded (about twice the pixels on the screw at 128 px), the
+    # ground painted one grey. The screens on aligned_copy.py --flat --band copies ran the
+    # same bytes as `real-posed` (surveys/screens/band/).
+    "real-band": {
+        **REAL,
+        "train.augment": False,
+        "embed.views": "single",
+        "resize.framing": "object_band",
+        "resize.object_band.flat": True,
+    },
 }
 
 

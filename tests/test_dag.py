@@ -181,10 +181,15 @@ def test_params_reach_by_return_annotation_registry_entry_and_method(tmp_path):
         "model.arcface.scale",
         "model.arcface.margin",
     }
+    resize_keys = {"resize.size", "resize.framing"} | {
+        f"resize.{entry}.{key}"
+        for entry, keys in (("object_axis", "contrast flat"), ("object_band", "contrast flat band"))
+        for key in keys.split()
+    }
     assert _reads_of(tmp_path, library, script) == {
         "train.warmup_epochs",
         "tsne.seed",  # a registered entry runs by its name in params.yaml
-        "resize.size",  # asdict in the forward the class's call reaches
+        *resize_keys,  # asdict in the forward the class's call reaches
         *model_keys,  # a section formatted whole
     }
 

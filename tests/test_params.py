@@ -73,6 +73,9 @@ def test_missing_keys_take_defaults():
         ({"score": {"scores": ["knn", "lof"]}}, "score.scores[1] must be one of 'softmax'"),
         ({"score": {"scores": ["knn", "knn"]}}, "score.scores lists a value twice"),
         ({"score": {"knn": {"k": 0}}}, "score.knn.k must be between 1"),
+        ({"resize": {"framing": "rotate"}}, "resize.framing must be one of 'whole'"),
+        ({"resize": {"object_band": {"band": 2}}}, "resize.object_band.band must be between"),
+        ({"resize": {"object_axis": {"contrast": 0}}}, "resize.object_axis.contrast must be"),
     ],
 )
 def test_bad_values_name_the_key(values, message):

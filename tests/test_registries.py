@@ -16,11 +16,13 @@ from helpers import REPO, run_cmd
 
 from metricad.analysis.cams import CAMS
 from metricad.data.anomalies import ANOMALIES
+from metricad.data.framing import FRAMINGS
 from metricad.data.sources import SOURCES
 from metricad.model.heads import HEADS
 from metricad.model.views import VIEWS
 from metricad.params import (
     CamMethod,
+    Framing,
     ModelParams,
     ScoreName,
     SourceName,
@@ -31,7 +33,13 @@ from metricad.scoring import SCORES
 
 
 def test_every_registry_holds_what_the_params_schema_names():
-    registries = ((SOURCES, SourceName), (SCORES, ScoreName), (CAMS, CamMethod), (VIEWS, Views))
+    registries = (
+        (SOURCES, SourceName),
+        (SCORES, ScoreName),
+        (CAMS, CamMethod),
+        (VIEWS, Views),
+        (FRAMINGS, Framing),
+    )
     for registry, schema in registries:
         registry.check_names(schema)
         assert registry.names() == sorted(typing.get_args(schema))
@@ -129,6 +137,7 @@ import numpy as np
 import torch
 from metricad.model.inference import embed_and_score
 from metricad.model.torch_model import build_model
+from metricad.data.framing import FRAMINGS
 from metricad.model.heads import HEADS
 from metricad.model.views import VIEWS
 from metricad.params import Views, params_from_dict

@@ -27,6 +27,7 @@ SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "perlin", "mixed"]
 ScoreName = Literal["softmax", "knn", "gaussian", "map"]
 SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
 Views = Literal["single", "dihedral"]
+Framing = Literal["whole", "object_axis", "object_band"]
 
 SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (scikit-learn's t-SNE) takes no larger seed
 
@@ -62,8 +63,12 @@ class SplitParams:
 
 @dataclass(frozen=True)
 class ResizeParams:
-    """resize: the side every image and mask is resized to."""
+    """resize: how each photo is framed (its own settings: resize.<framing>) and the side every
+    image and mask is resized to."""
 
+    ENTRIES = "metricad.data.framing:FRAMINGS"
+
+    framing: Framing = "whole"
     size: int = ranged(32, 2048, default=96)
 
 
@@ -211,7 +216,7 @@ class Params:
     epochs: int = ranged(1, 100000, default=300)
     data: DataParams = _hosting(DataParams)
     split: SplitParams = field(default_factory=SplitParams)
-    resize: ResizeParams = field(default_factory=ResizeParams)
+    resize: ResizeParams = _hosting(ResizeParams)
     model: ModelParams = _hosting(ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     runtime: RuntimeParams = field(default_factory=RuntimeParams)

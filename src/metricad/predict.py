@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         chosen = slice(start, start + size)
         for path, name in zip(paths[chosen], names[chosen], strict=True):
             try:
-                images.append(load_rgb(path))
+                images.append(detector.frame(load_rgb(path), str(path)))
                 batch.append((path, name))
             except MetricadError as error:
                 # tqdm.write: the line starts on its own, not after the progress bar.
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 failed += 1
         if not images:
             continue
-        result = detector.predict(images, heatmaps=not args.no_heatmaps)
+        result = detector.predict(images, heatmaps=not args.no_heatmaps, already_framed=True)
         table = result.table.assign(path=[str(path) for path, _ in batch])
         if result.heatmaps is not None:
             table["heatmap"] = [f"heatmaps/{name}" for _, name in batch]

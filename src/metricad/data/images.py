@@ -3,6 +3,7 @@ and resizing a whole manifest into a folder of same-size PNGs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -170,10 +171,19 @@ def save_png(array: np.ndarray, path: str | Path) -> None:
         image.save(tmp, format="PNG")
 
 
+# (image, mask or None, the file it came from) -> the framed image and mask
+Framer = Callable[[np.ndarray, np.ndarray | None, str], tuple[np.ndarray, np.ndarray | None]]
+
+
 def resize_dataset(
-    manifest: pd.DataFrame, size: int, out_dir: str | Path, progress: bool = True
+    manifest: pd.DataFrame,
+    size: int,
+    out_dir: str | Path,
+    progress: bool = True,
+    frame: Framer | None = None,
 ) -> pd.DataFrame:
-    """Resize every manifest image (and mask) into `out_dir`.
+    """Frame (`frame`: (image, mask, file) -> the framed image and mask; data/framing/) and
+    resize every manifest image (and mask, framed alike) into `out_dir`.
 
     Images go to out_dir/<name>.png, masks to out_dir/ground_truth/<name>_mask.png (the
     manifest's `name` is unique); non-square images are stretched to the square (see
@@ -191,18 +201,20 @@ def resize_dataset(
         rows, total=len(manifest), desc="resize", disable=not progress
     ):
         image = load_rgb(path)
-        target = out_dir / f"{name}.png"
-        save_png(resize_rgb(image, size), target)
-        new_paths.append(target.as_posix())
-        if not mask_path:
-            new_masks.append("")
-            continue
-        mask = load_mask(mask_path)
-        if mask.shape != image.shape[:2]:
+        mask = load_mask(mask_path) if mask_path else None
+        if mask is not None and mask.shape != image.shape[:2]:
             raise MetricadError(
                 f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
                 f"{path} is {image.shape[1]}x{image.shape[0]}"
             )
+        if frame is not None:
+            image, mask = frame(image, mask, str(path))
+        target = out_dir / f"{name}.png"
+        save_png(resize_rgb(image, size), target)
+        new_paths.append(target.as_posix())
+        if mask is None:
+            new_masks.append("")
+            continue
         mask_target = out_dir / "ground_truth" / f"{name}_mask.png"
         save_png(resize_mask(mask, size), mask_target)
         new_masks.append(mask_target.as_posix())

@@ -65,7 +65,8 @@ def trained_with(params: Params) -> dict[str, Any]:
         "epochs": params.epochs,
         "model": dataclasses.asdict(params.model),
         "train": dataclasses.asdict(params.train),
-        "resize.size": params.resize.size,
+        # The framing too: predict frames a photo as the training photos were.
+        "resize": dataclasses.asdict(params.resize),
         "split.anomalous_train_fraction": params.split.anomalous_train_fraction,
     }
 

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from metricad.analysis.gradcam import heatmaps_for_images
+from metricad.data.framing import FRAMINGS, framed
 from metricad.data.images import resize_rgb
 from metricad.errors import MetricadError
 from metricad.files import read_json
@@ -53,6 +54,7 @@ class Detector:
         device: torch.device,
         batch_size: int = 64,
         views: str = "single",
+        framing: tuple[str, object | None] = ("whole", None),
     ) -> None:
         self.model = model.eval()
         self.head = head.eval()
@@ -60,6 +62,7 @@ class Detector:
         self.device = device
         self.batch_size = batch_size
         self.views = views
+        self.framing = framing  # resize.framing and its settings, as in training
         self.size = model.encoder.input_size
 
     @classmethod
@@ -72,7 +75,7 @@ class Detector:
         `batch_size` defaults to the pipeline's own (runtime.inference_batch_size): every batch
         is padded to it, and with the same batch size predict gives the pipeline's bits."""
         folder = Path(folder)
-        model, _ = read_checkpoint(folder / MODEL_FILE)
+        model, trained = read_checkpoint(folder / MODEL_FILE)
         head, embedding = read_scoring(folder / SCORER_FILE)
         settings_file = folder / SETTINGS_FILE
         if not settings_file.is_file():
@@ -88,10 +91,22 @@ class Detector:
             select_device(device),
             embedding["batch_size"] if batch_size is None else batch_size,
             embedding["views"],
+            framing_of(trained),
         )
 
-    def predict(self, images: list[np.ndarray], heatmaps: bool = True) -> Predictions:
-        """Score uint8 HxWx3 images of any size (each resized to the training size first)."""
+    def frame(self, photo: np.ndarray, where: str) -> np.ndarray:
+        """A uint8 HxWx3 photo framed as the training photos were (resize.framing); a photo it
+        cannot frame is a one-line error starting with `where`."""
+        name, settings = self.framing
+        return framed(photo, None, name, settings, where)[0]
+
+    def predict(
+        self, images: list[np.ndarray], heatmaps: bool = True, already_framed: bool = False
+    ) -> Predictions:
+        """Score uint8 HxWx3 photos of any size, each framed (`frame`; `already_framed`: they are
+        already) and resized to the training size first."""
+        if not already_framed:
+            images = [self.frame(image, f"image {i}") for i, image in enumerate(images)]
         resized = np.stack([resize_rgb(image, self.size) for image in images])
         tensor = torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
         maps, segmented = None, self.model.segmenter is not None
@@ -119,3 +134,12 @@ class Detector:
         table["normalized"] = normalized.numpy()
         table["anomalous"] = anomalous.numpy()
         return Predictions(table, maps, resized)
+
+
+def framing_of(trained: dict) -> tuple[str, object | None]:
+    """The framing a checkpoint's params record names, with its settings (a network trained
+    before resize.framing existed: `whole`)."""
+    resize = trained.get("resize") or {}
+    name = resize.get("framing", "whole")
+    own = FRAMINGS.settings_class(name)
+    return name, None if own is None else own(**resize[name])

@@ -1,0 +1,157 @@
+"""Framings (data/framing/): an elongated dark object on a light ground, drawn at an angle,
+comes out turned along its axis, wide end left, centred; its mask follows; object_band folds
+its band into a square; a photo with no object is a one-line error naming it; the resize stage
+and predict frame alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from metricad.data.framing import framed, framer
+from metricad.data.framing.object_axis import ObjectSettings
+from metricad.data.framing.object_band import BandSettings
+from metricad.data.images import load_mask, load_rgb, resize_dataset, resize_rgb, save_png
+from metricad.errors import MetricadError
+from metricad.model.checkpoint import trained_with
+from metricad.model.inference import embed_and_score
+from metricad.model.torch_model import build_model
+from metricad.params import params_from_dict
+from metricad.scoring.head import ScoringHead
+from metricad.scoring.knn import KnnSettings
+from metricad.serving.detector import Detector, framing_of
+
+SIDE = 128
+
+
+def _screw(angle_degrees: float, head_right: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A light photo with a dark bar (a shank) and a dark disc (a head) at one end, turned by
+    `angle_degrees` about a point off the centre; the mask marks the head."""
+    ys, xs = np.mgrid[0:SIDE, 0:SIDE].astype(np.float64)
+    angle = np.radians(angle_degrees)
+    cx, cy = 60.0, 70.0
+    along = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)
+    across = -(xs - cx) * np.sin(angle) + (ys - cy) * np.cos(angle)
+    end = 30.0 if head_right else -30.0
+    shank = (np.abs(along) < 34) & (np.abs(across) < 4)
+    head = (along - end) ** 2 + across**2 < 10**2
+    grey = np.full((SIDE, SIDE), 200.0)
+    grey[shank | head] = 60.0
+    rng = np.random.default_rng(0)
+    image = (grey[..., None] + rng.normal(0, 3, (SIDE, SIDE, 3))).clip(0, 255).astype(np.uint8)
+    return image, head
+
+
+def _dark(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.nonzero(image.mean(axis=2) < 130)
+
+
+@pytest.mark.parametrize("angle", [0.0, 35.0, 100.0, -60.0])
+@pytest.mark.parametrize("head_right", [False, True])
+def test_object_axis_turns_the_object_head_left_and_centres_it(angle, head_right):
+    image, head = _screw(angle, head_right)
+    turned, mask = framed(image, head, "object_axis", ObjectSettings(), "screw.png")
+    assert turned.shape == image.shape and mask.shape == head.shape and mask.dtype == bool
+    ys, xs = _dark(turned)
+    assert np.ptp(xs) > 3 * np.ptp(ys)  # lies along the width
+    assert abs(xs.mean() - SIDE / 2) < 4 and abs(ys.mean() - SIDE / 2) < 4
+    head_ys, head_xs = np.nonzero(mask)
+    assert head_xs.mean() < SIDE / 2 - 15  # the head (the wide end) left, and its mask with it
+    assert abs(head_ys.mean() - SIDE / 2) < 4
+
+
+def test_flat_paints_the_ground_one_grey():
+    image, head = _screw(20.0)
+    flat, _ = framed(image, head, "object_axis", ObjectSettings(flat=True), "screw.png")
+    ground = flat[:10].reshape(-1, 3)
+    assert (ground == ground[0]).all()
+    assert abs(int(ground[0, 0]) - 190) <= 1
+
+
+def test_object_band_folds_the_band_into_a_square():
+    image, head = _screw(35.0)
+    band, mask = framed(image, head, "object_band", BandSettings(), "screw.png")
+    assert band.shape == (SIDE // 2, SIDE // 2, 3) and mask.shape == (SIDE // 2, SIDE // 2)
+    ys, xs = _dark(band)
+    # Two halves, one above the other: dark pixels in the top and the bottom half.
+    assert (ys < SIDE // 4).sum() > 50 and (ys >= SIDE // 4).sum() > 50
+    head_ys, _ = np.nonzero(mask)
+    assert len(head_ys) and head_ys.max() < SIDE // 4  # the head's half is on top
+
+
+def test_whole_is_the_photo_as_it_is():
+    image, head = _screw(35.0)
+    same, mask = framed(image, head, "whole", None, "screw.png")
+    assert same is image and mask is head
+
+
+def test_a_photo_without_an_object_is_an_error_naming_it():
+    blank = np.full((SIDE, SIDE, 3), 200, np.uint8)
+    with pytest.raises(MetricadError) as caught:
+        framed(blank, None, "object_band", BandSettings(), "train/good/007.png")
+    message = str(caught.value)
+    assert message.startswith("train/good/007.png: no object darker than the photo's border")
+    assert "\n" not in message
+
+
+def test_the_resize_stage_frames_images_and_masks_alike(tmp_path):
+    image, head = _screw(50.0)
+    save_png(image, tmp_path / "a.png")
+    save_png(head, tmp_path / "a_mask.png")
+    manifest = pd.DataFrame(
+        {
+            "path": [str(tmp_path / "a.png")],
+            "mask_path": [str(tmp_path / "a_mask.png")],
+            "name": ["a"],
+        }
+    )
+    params = params_from_dict({"resize": {"framing": "object_axis", "size": 64}})
+    out = resize_dataset(manifest, 64, tmp_path / "out", False, framer(params.resize))
+    turned, mask = framed(image, head, "object_axis", ObjectSettings(), "a.png")
+    resized_mask = load_mask(out["mask_path"][0])
+    assert load_rgb(out["path"][0]).shape == (64, 64, 3)
+    _, head_xs = np.nonzero(resized_mask)
+    assert head_xs.mean() < 32 - 7  # the head's mask turned with the photo, then resized
+    # The same photo without an object stops the stage with its file named.
+    save_png(np.full((SIDE, SIDE, 3), 200, np.uint8), tmp_path / "b.png")
+    blank = pd.DataFrame({"path": [str(tmp_path / "b.png")], "mask_path": [""], "name": ["b"]})
+    with pytest.raises(MetricadError, match=r"b\.png: no object"):
+        resize_dataset(blank, 64, tmp_path / "out2", False, framer(params.resize))
+    assert mask.shape == turned.shape[:2]
+
+
+def test_predict_frames_a_photo_as_training_did():
+    torch.manual_seed(0)
+    model = build_model(32, embedding_dim=8).eval()
+    photos = [_screw(angle)[0] for angle in (10.0, 70.0, 140.0, -30.0, 95.0)]
+    settings = BandSettings()
+    framed_photos = [framed(p, None, "object_band", settings, "p")[0] for p in photos]
+    head = ScoringHead(["softmax", "knn"], "knn", {"knn": KnnSettings(k=2)})
+    cam = ("gradcam++", "layer2", "anomalous")
+    plain = Detector(model, head, cam, torch.device("cpu"), 8)
+    head.fit_scores(
+        embed_and_score(
+            model, plain_inputs(plain, framed_photos), 8, torch.device("cpu"), False
+        ).embeddings
+    )
+    framing = Detector(model, head, cam, torch.device("cpu"), 8, framing=("object_band", settings))
+    expected = plain.predict(framed_photos, heatmaps=False)
+    got = framing.predict(photos, heatmaps=False)
+    pd.testing.assert_frame_equal(got.table, expected.table)
+    np.testing.assert_array_equal(got.images, expected.images)
+    with pytest.raises(MetricadError, match="image 1: no object"):
+        framing.predict([photos[0], np.full((SIDE, SIDE, 3), 200, np.uint8)], heatmaps=False)
+
+
+def plain_inputs(detector: Detector, photos: list[np.ndarray]) -> torch.Tensor:
+    resized = np.stack([resize_rgb(photo, detector.size) for photo in photos])
+    return torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
+
+
+def test_a_checkpoint_records_the_framing_predict_uses():
+    params = params_from_dict({"resize": {"framing": "object_band", "object_band": {"band": 0.3}}})
+    assert framing_of(trained_with(params)) == ("object_band", BandSettings(band=0.3))
+    assert framing_of(trained_with(params_from_dict({}))) == ("whole", None)
+    assert framing_of({"resize.size": 96}) == ("whole", None)  # written before framings

@@ -1,0 +1,142 @@
+"""A screen of patch scores on a trained network (issue 31: PatchCore and PaDiM on our own
+network), run in a workspace after `dvc repro` (models/model.pt, data/resized/): the good
+training images' feature vectors at each position of backbone layers (each averaged over its
+3x3 neighbourhood, the coarser layer upsampled to the finer one's grid, concatenated) are
+the bank; a test image's score is the largest, over its positions, distance to the nearest
+bank vector. `global`: the nearest among every position's vectors (PatchCore, unaligned
+objects); `per position`: among the vectors at the same position and its 8 neighbours only
+(objects framed to one pose: resize.framing). Not part of the pipeline; float32, so the last
+bits depend on the CPU.
+
+    python scripts/patch_screen.py [WORKSPACE] [--taps layer1,layer2 layer2,layer3] [--random]
+
+`--random`: the same architecture with fresh random weights (what training adds).
+"""
+
+from __future__ import annotations
+
+import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
+
+# isort: split
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from metricad.data.batches import normalize
+from metricad.data.images import load_rgb
+from metricad.model.checkpoint import read_checkpoint, safe_load
+from metricad.model.torch_model import AnomalyNet, model_from_arch
+from metricad.paths import MODEL, RESIZED_MANIFEST
+
+GLOBAL_BANK = 20000  # vectors drawn from the whole bank for the global score
+
+
+@torch.inference_mode()
+def patch_features(model: AnomalyNet, images: torch.Tensor, taps: list[str]) -> torch.Tensor:
+    """(N, C, h, w): the taps' maps, each averaged over 3x3, on the first tap's grid."""
+    batches = []
+    for start in range(0, len(images), 32):
+        x = model.encoder.standardize(normalize(images[start : start + 32]))
+        maps = {}
+        for name, module in model.encoder.backbone.named_children():
+            x = module(x)
+            if name in taps:
+                maps[name] = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+            if len(maps) == len(taps):
+                break
+        grid = maps[taps[0]].shape[-2:]
+        batches.append(
+            torch.cat(
+                [
+                    F.interpolate(maps[t], size=grid, mode="bilinear", align_corners=False)
+                    for t in taps
+                ],
+                dim=1,
+            )
+        )
+    return torch.cat(batches)
+
+
+def _squared_distances(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """(Q, B) squared distances between rows."""
+    return (
+        queries.square().sum(1, keepdim=True) - 2 * queries @ bank.T + bank.square().sum(1)[None]
+    ).clamp_min(0)
+
+
+def global_scores(train: torch.Tensor, test: torch.Tensor) -> np.ndarray:
+    channels = train.shape[1]
+    bank = train.permute(0, 2, 3, 1).reshape(-1, channels)
+    drawn = torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:GLOBAL_BANK]
+    bank = bank[drawn]
+    scores = [
+        _squared_distances(image.reshape(channels, -1).T, bank).min(1).values.max().sqrt()
+        for image in test
+    ]
+    return torch.stack(scores).numpy()
+
+
+def per_position_scores(train: torch.Tensor, test: torch.Tensor) -> np.ndarray:
+    """Nearest among the bank vectors at the same position and its 8 neighbours."""
+    height, width = train.shape[-2:]
+    best = torch.full((len(test), height, width), float("inf"))
+    queries = test.permute(2, 3, 0, 1)  # h, w, T, C
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            # the bank shifted so that position (y, x) holds the vectors of (y + dy, x + dx)
+            ys = slice(max(0, -dy), height - max(0, dy))
+            xs = slice(max(0, -dx), width - max(0, dx))
+            ys_bank = slice(max(0, dy), height - max(0, -dy))
+            xs_bank = slice(max(0, dx), width - max(0, -dx))
+            bank = train[:, :, ys_bank, xs_bank].permute(2, 3, 0, 1)  # h', w', N, C
+            query = queries[ys, xs]  # h', w', T, C
+            distances = (
+                query.square().sum(-1, keepdim=True)
+                - 2 * query @ bank.transpose(-1, -2)
+                + bank.square().sum(-1)[:, :, None, :]
+            ).clamp_min(0)  # h', w', T, N
+            nearest = distances.min(-1).values.permute(2, 0, 1)  # T, h', w'
+            best[:, ys, xs] = torch.minimum(best[:, ys, xs], nearest)
+    return best.flatten(1).max(1).values.sqrt().numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workspace", nargs="?", type=Path, default=Path("."))
+    parser.add_argument("--taps", nargs="+", default=["layer1,layer2", "layer2,layer3"])
+    parser.add_argument("--random", action="store_true", help="fresh random weights instead")
+    args = parser.parse_args()
+    model, _ = read_checkpoint(args.workspace / MODEL)
+    if args.random:
+        torch.manual_seed(0)
+        model = model_from_arch(safe_load(args.workspace / MODEL, "checkpoint")["arch"]).eval()
+    manifest = pd.read_csv(args.workspace / RESIZED_MANIFEST, keep_default_na=False)
+
+    def images(rows: pd.DataFrame) -> torch.Tensor:
+        loaded = np.stack([load_rgb(args.workspace / path) for path in rows["path"]])
+        return torch.from_numpy(loaded).permute(0, 3, 1, 2).contiguous()
+
+    train_rows = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
+    test_rows = manifest[manifest["split"] == "test"]
+    labels = test_rows["label"].to_numpy()
+    for taps in args.taps:
+        started = time.perf_counter()
+        names = taps.split(",")
+        train = patch_features(model, images(train_rows), names)
+        test = patch_features(model, images(test_rows), names)
+        found = {
+            "global": roc_auc_score(labels, global_scores(train, test)),
+            "per position": roc_auc_score(labels, per_position_scores(train, test)),
+        }
+        figures = ", ".join(f"{name} {value:.3f}" for name, value in found.items())
+        print(f"{taps}: image AUROC {figures} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,7 +21,7 @@ from metricad.model.torch_model import build_model
 from metricad.params import params_from_dict
 from metricad.scoring.head import ScoringHead
 from metricad.scoring.knn import KnnSettings
-from metricad.serving.detector import Detector, framing_of
+from metricad.serving.detector import Detector, resize_of
 
 SIDE = 128
 
@@ -136,7 +136,8 @@ def test_predict_frames_a_photo_as_training_did():
             model, plain_inputs(plain, framed_photos), 8, torch.device("cpu"), False
         ).embeddings
     )
-    framing = Detector(model, head, cam, torch.device("cpu"), 8, framing=("object_band", settings))
+    resize = params_from_dict({"resize": {"framing": "object_band"}}).resize
+    framing = Detector(model, head, cam, torch.device("cpu"), 8, resize=resize)
     expected = plain.predict(framed_photos, heatmaps=False)
     got = framing.predict(photos, heatmaps=False)
     pd.testing.assert_frame_equal(got.table, expected.table)
@@ -152,6 +153,7 @@ def plain_inputs(detector: Detector, photos: list[np.ndarray]) -> torch.Tensor:
 
 def test_a_checkpoint_records_the_framing_predict_uses():
     params = params_from_dict({"resize": {"framing": "object_band", "object_band": {"band": 0.3}}})
-    assert framing_of(trained_with(params)) == ("object_band", BandSettings(band=0.3))
-    assert framing_of(trained_with(params_from_dict({}))) == ("whole", None)
-    assert framing_of({"resize.size": 96}) == ("whole", None)  # written before framings
+    assert resize_of(trained_with(params)).framing == "object_band"
+    assert resize_of(trained_with(params)).object_band == BandSettings(band=0.3)
+    assert resize_of(trained_with(params_from_dict({}))).framing == "whole"
+    assert resize_of({"resize.size": 96}).framing == "whole"  # written before framings

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from metricad.analysis.gradcam import heatmaps_for_images
-from metricad.data.framing import FRAMINGS, framed
+from metricad.data.framing import framer
 from metricad.data.images import resize_rgb
 from metricad.errors import MetricadError
 from metricad.files import read_json
@@ -24,9 +24,11 @@ from metricad.model.checkpoint import read_checkpoint
 from metricad.model.inference import anomaly_maps, embed_and_score, softmax_score
 from metricad.model.torch_model import AnomalyNet
 from metricad.model.views import VIEWS
+from metricad.params import ResizeParams
 from metricad.runtime import select_device
 from metricad.scoring.head import ScoringHead
 from metricad.scoring.scorer_file import read_scoring
+from metricad.validation import section
 
 MODEL_FILE, SCORER_FILE, SETTINGS_FILE = "model.pt", "scorer.npz", "inference.json"
 
@@ -54,7 +56,7 @@ class Detector:
         device: torch.device,
         batch_size: int = 64,
         views: str = "single",
-        framing: tuple[str, object | None] = ("whole", None),
+        resize: ResizeParams | None = None,
     ) -> None:
         self.model = model.eval()
         self.head = head.eval()
@@ -62,7 +64,8 @@ class Detector:
         self.device = device
         self.batch_size = batch_size
         self.views = views
-        self.framing = framing  # resize.framing and its settings, as in training
+        # The resize section the network was trained with: its framing frames a photo.
+        self._framer = framer(resize if resize is not None else section(ResizeParams))
         self.size = model.encoder.input_size
 
     @classmethod
@@ -91,14 +94,13 @@ class Detector:
             select_device(device),
             embedding["batch_size"] if batch_size is None else batch_size,
             embedding["views"],
-            framing_of(trained),
+            resize_of(trained),
         )
 
     def frame(self, photo: np.ndarray, where: str) -> np.ndarray:
         """A uint8 HxWx3 photo framed as the training photos were (resize.framing); a photo it
         cannot frame is a one-line error starting with `where`."""
-        name, settings = self.framing
-        return framed(photo, None, name, settings, where)[0]
+        return self._framer(photo, None, where)[0]
 
     def predict(
         self, images: list[np.ndarray], heatmaps: bool = True, already_framed: bool = False
@@ -136,10 +138,7 @@ class Detector:
         return Predictions(table, maps, resized)
 
 
-def framing_of(trained: dict) -> tuple[str, object | None]:
-    """The framing a checkpoint's params record names, with its settings (a network trained
-    before resize.framing existed: `whole`)."""
-    resize = trained.get("resize") or {}
-    name = resize.get("framing", "whole")
-    own = FRAMINGS.settings_class(name)
-    return name, None if own is None else own(**resize[name])
+def resize_of(trained: dict) -> ResizeParams:
+    """The resize section a checkpoint's params record holds, checked as params are (a network
+    trained before resize.framing existed: the defaults, `whole`)."""
+    return section(ResizeParams, **(trained.get("resize") or {}))

@@ -8,11 +8,10 @@ Numpy and PIL only. Adding a framing: one module here, its name in `Framing` (pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from metricad.data.framing.base import FRAMINGS
+from metricad.data.images import Framer
 from metricad.errors import MetricadError
 from metricad.params import ResizeParams
 from metricad.registry import import_entries
@@ -34,7 +33,7 @@ def framed(
         raise MetricadError(f"{where}: {error}") from None
 
 
-def framer(resize: ResizeParams) -> Callable[[np.ndarray, np.ndarray | None, str], tuple]:
+def framer(resize: ResizeParams) -> Framer:
     """(image, mask, where) -> framed, with the framing and settings of the params section."""
     name, settings = resize.framing, FRAMINGS.settings_in(resize.framing, resize)
     return lambda image, mask, where: framed(image, mask, name, settings, where)

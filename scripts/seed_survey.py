@@ -102,7 +102,7 @@ def test_aurocs(model, manifest, split, params, device) -> dict[str, float]:
         settings.verdict_score,
         embeddings,
         prob_anomalous,
-        None,
+        {},
         split,
         labels,
         settings,

@@ -26,6 +26,14 @@ REAL = {
     "score.scores": ["softmax", "knn", "gaussian", "map"],
     "score.verdict_score": "map",
 }
+# REAL on photos framed in the pipeline, each part turned to one pose (setting real-band).
+REAL_BAND = {
+    **REAL,
+    "train.augment": False,
+    "embed.views": "single",
+    "resize.framing": "object_band",
+    "resize.object_band.flat": True,
+}
 # Settings: params overrides on the committed params.yaml (the article protocol, default recipe).
 SETTINGS: dict[str, dict[str, Any]] = {
     "article": {},
@@ -92,12 +100,15 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # pose, only its band kept and folded (about twice the pixels on the screw at 128 px), the
     # ground painted one grey. The screens on aligned_copy.py --flat --band copies ran the
     # same bytes as `real-posed` (surveys/screens/band/).
-    "real-band": {
-        **REAL,
-        "train.augment": False,
-        "embed.views": "single",
-        "resize.framing": "object_band",
-        "resize.object_band.flat": True,
+    "real-band": REAL_BAND,
+    # real-band with a patch memory (model.patch_memory): its `patch` score is the verdict and
+    # its `patch` map is measured beside the segmentation head's (the screens of
+    # scripts/patch_screen.py, now in the pipeline).
+    "real-patch": {
+        **REAL_BAND,
+        "model.patch_memory": True,
+        "score.scores": ["softmax", "knn", "gaussian", "map", "patch"],
+        "score.verdict_score": "patch",
     },
 }
 

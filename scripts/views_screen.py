@@ -56,7 +56,7 @@ def gaussian_aurocs(
     aurocs = {}
     for way, vectors in embeddings.items():
         head, _ = fitted_head(
-            ["gaussian"], "gaussian", vectors, no_probability, None, split, labels, settings
+            ["gaussian"], "gaussian", vectors, no_probability, {}, split, labels, settings
         )
         values = head.score_values(
             torch.from_numpy(vectors[test]), torch.from_numpy(no_probability[test])

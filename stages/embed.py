@@ -1,7 +1,8 @@
 """Stage `embed`: the 512-d embedding and class probabilities of every image, in eval mode,
 and of the fixed sample of synthetic anomalies (drawn beside the real ones in the t-SNE maps).
 With `embed.views: dihedral`, an embedding per view (N, 8, 512) and the views' mean probability.
-A network with a segmentation head adds each image's map score (model.segmentation).
+The network's own image scores add a column each: `map_score` with a segmentation head
+(model.segmentation), `patch_score` with a patch memory (model.patch_memory).
 The views and the padded batch size go to data/embeddings/settings.json, for predict (via score)."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
@@ -48,12 +49,12 @@ def main() -> None:
     )
 
     def embed(images: torch.Tensor, table: pd.DataFrame, vectors_path, table_path) -> None:
-        embeddings, probabilities, map_scores = embed_and_score(
+        embeddings, probabilities, own = embed_and_score(
             model, images, batch_size, device, amp=amp, views=views
         )
         table["prob_anomalous"] = softmax_score(probabilities)
-        if map_scores is not None:
-            table["map_score"] = map_scores
+        for name, scores in own.items():
+            table[f"{name}_score"] = scores
         write_npy(vectors_path, embeddings.astype(np.float32))
         write_csv(table_path, table)
 

@@ -15,7 +15,7 @@ from metricad.files import fresh_folder, read_csv, write_csv, write_json
 from metricad.params import load_params
 from metricad.paths import EMBEDDINGS, METRICS_DIR, PLOTS_DIR, PREDICTIONS, SCORE_HEADLINES, SCORER
 from metricad.report.headline import score_headline
-from metricad.scoring.head import map_column
+from metricad.scoring.head import network_columns
 from metricad.scoring.scorer_file import load_scoring
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     all_values = head.score_values(
         torch.from_numpy(np.load(EMBEDDINGS)),
         torch.tensor(probabilities),
-        map_column(predictions, slice(None)),
+        network_columns(predictions, slice(None)),
     ).numpy()
     values = {name: all_values[is_test, i] for i, name in enumerate(head.names)}
     results["scores"] = {

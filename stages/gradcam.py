@@ -4,8 +4,9 @@ Writes the raw maps, the article's side-by-side figures, one gallery per kind
 (correct / inverted / near miss / no response) and the localization scores. The synthetic
 training anomalies are mapped too (their masks are known): does the network point at what
 it was taught, and, without anomalous train images, they choose the IoU threshold.
-A network with a segmentation head (model.segmentation) has its own map: it is measured the
-same way (metrics/gradcam.json `segmentation`) and drawn in plots/gradcam/segmentation/.
+A network with a segmentation head (model.segmentation) or a patch memory
+(model.patch_memory) has its own maps: each is measured the same way (metrics/gradcam.json
+`segmentation`, `patch`) and drawn in plots/gradcam/<map>/.
 The headline of each map (metrics/maps/) is what `dvc metrics show` prints.
 """
 
@@ -24,7 +25,7 @@ from metricad.data.manifest import read_manifest, synthetic_rows
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_json, write_csv, write_json, write_npy
 from metricad.model.checkpoint import load_checkpoint
-from metricad.model.inference import anomaly_maps
+from metricad.model.inference import network_maps
 from metricad.model.torch_model import arch_from_params
 from metricad.params import load_params
 from metricad.paths import (
@@ -37,7 +38,6 @@ from metricad.paths import (
     MODEL,
     PLOTS_DIR,
     RESIZED_MANIFEST,
-    SEGMENTATION_MAPS,
     SYNTHETIC_IMAGES,
     SYNTHETIC_MASKS,
     TRAIN_SUMMARY,
@@ -85,29 +85,29 @@ def main() -> None:
     trained = read_json(TRAIN_SUMMARY)
     synthetic_kind = trained["synthetic_anomalies_used"]
     measured = scored.metrics
-    if model.segmenter is not None:
-        segmentation = anomaly_maps(
-            model, images, params.runtime.inference_batch_size, device, params.runtime.amp
-        )
-        by_segmentation = score_maps(rows, segmentation, masks, segmentation.max(axis=(1, 2)), cam)
-        measured = measured | {"segmentation": by_segmentation.metrics}
-        write_npy(SEGMENTATION_MAPS, segmentation)
+    own_maps = network_maps(
+        model, images, params.runtime.inference_batch_size, device, params.runtime.amp
+    )
+    for name, heat in own_maps.items():  # the network's own maps: segmentation, patch
+        by_own = score_maps(rows, heat, masks, heat.max(axis=(1, 2)), cam)
+        measured = measured | {name: by_own.metrics}
+        write_npy(HEATMAPS_DIR / f"{name}.npy", heat)
         write_gradcam_figures(
-            folder / "segmentation",
+            folder / name,
             rows,
             pixels,
-            segmentation,
+            heat,
             masks,
-            by_segmentation.kinds,
+            by_own.kinds,
             KINDS,
-            f"segmentation head, {trained['epochs']} epochs",
+            f"{name} map, {trained['epochs']} epochs",
             synthetic_kind,
         )
     write_json(METRICS_DIR / "gradcam.json", measured)
     headlines = fresh_folder(MAP_HEADLINES)
     write_json(headlines / f"{cam.method}.json", map_headline(measured))
-    if "segmentation" in measured:
-        write_json(headlines / "segmentation.json", map_headline(measured["segmentation"]))
+    for name in own_maps:
+        write_json(headlines / f"{name}.json", map_headline(measured[name]))
     # predict explains new images the same way (serving/detector.py).
     write_json(
         INFERENCE_SETTINGS,

@@ -12,7 +12,7 @@ from metricad.errors import run_stage
 from metricad.files import read_csv
 from metricad.params import load_params
 from metricad.paths import EMBEDDING_SETTINGS, EMBEDDINGS, PREDICTIONS, SCORER
-from metricad.scoring.head import fitted_head, map_column
+from metricad.scoring.head import fitted_head, network_columns
 from metricad.scoring.scorer_file import read_embedding_settings, save_scoring
 
 
@@ -26,7 +26,7 @@ def main() -> None:
         settings.verdict_score,
         np.load(EMBEDDINGS),
         predictions["prob_anomalous"].to_numpy(),
-        map_column(predictions, slice(None)),
+        network_columns(predictions, slice(None)),
         split,
         labels,
         settings,

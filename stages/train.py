@@ -1,4 +1,5 @@
-"""Stage `train`: fine-tune ResNet18 + metric head on the training split; save one checkpoint."""
+"""Stage `train`: fine-tune ResNet18 + metric head on the training split (with
+model.patch_memory, then keep the good training images' patch vectors); save one checkpoint."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
@@ -9,6 +10,7 @@ from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
 from metricad.files import write_json
 from metricad.model.checkpoint import load_backbone_weights, save_checkpoint
+from metricad.model.inference import fit_patch_memory
 from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
 from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.model.training import LIVE_NAMES, settings_for_data, train, training_summary
@@ -67,6 +69,9 @@ def main() -> None:
             on_epoch=log,
             runtime=params.runtime,
         )
+    if model.patches is not None:  # the bank: the good training images, final weights
+        good = images[labels == 0]
+        fit_patch_memory(model, good, params.runtime.inference_batch_size, device)
     save_checkpoint(MODEL, model, params)
     summary = training_summary(history, params.epochs, len(train_rows), real_anomalies)
     summary |= {

@@ -145,7 +145,7 @@ def _pipeline_head(names, embeddings: np.ndarray, is_reference: np.ndarray, k: i
     no_probability = np.zeros(len(embeddings))
     settings = section(ScoreParams, knn={"k": k})
     head, warnings = fitted_head(
-        names, names[-1], embeddings, no_probability, None, split, labels, settings
+        names, names[-1], embeddings, no_probability, {}, split, labels, settings
     )
     values = head.score_values(torch.from_numpy(embeddings), torch.from_numpy(no_probability))
     return head, {name: values[:, i].numpy() for i, name in enumerate(names)}, warnings
@@ -186,7 +186,7 @@ def test_the_registry_holds_every_score_the_params_schema_names():
     hint = typing.get_type_hints(ScoreParams)["scores"]
     assert typing.get_args(typing.get_args(hint)[0]) == SCORE_NAMES
     assert ScoreParams().scores == ["softmax", "knn", "gaussian"]
-    assert SCORE_NAMES == ("softmax", "knn", "gaussian", "map")
+    assert SCORE_NAMES == ("softmax", "knn", "gaussian", "map", "patch")
     SCORES.check_names(ScoreName)
     with pytest.raises(MetricadError, match=r"score.scores: no score named 'lof'"):
         SCORES["lof"]

@@ -14,7 +14,7 @@ from metricad.data.anomalies import synthetic_sample
 from metricad.data.batches import normalize, photometric
 from metricad.errors import MetricadError
 from metricad.export import export_onnx
-from metricad.model.inference import anomaly_maps, embed_and_score, softmax_score
+from metricad.model.inference import embed_and_score, network_maps, softmax_score
 from metricad.model.recipe import segmentation_loss
 from metricad.model.segmentation import map_image_score
 from metricad.model.torch_model import build_model
@@ -115,12 +115,12 @@ def trained() -> tuple[torch.nn.Module, torch.Tensor]:
 def test_trained_on_synthetic_masks_the_map_finds_new_anomalies(trained):
     model, images = trained
     anomalies, masks, _, _ = synthetic_sample(_objects(12, seed=5), 12, "perlin", 0.5, seed=9)
-    maps = anomaly_maps(model, anomalies, 16, torch.device("cpu"))
+    maps = network_maps(model, anomalies, 16, torch.device("cpu"))["segmentation"]
     measured = pixel_auroc(maps, masks.numpy())
     print(f"pixel AUROC on new synthetic anomalies: {measured:.3f}")
     assert measured > 0.75
     good, bad = (
-        embed_and_score(model, batch, 16, torch.device("cpu"), progress=False).map_scores
+        embed_and_score(model, batch, 16, torch.device("cpu"), progress=False).network_scores["map"]
         for batch in (_objects(12, seed=5), anomalies)
     )
     assert np.mean(bad) > np.mean(good)
@@ -128,13 +128,14 @@ def test_trained_on_synthetic_masks_the_map_finds_new_anomalies(trained):
 
 def test_the_map_score_reaches_the_head_predict_and_the_exported_module(trained):
     model, images = trained
-    embeddings, probabilities, scores = embed_and_score(
-        model, images, 16, torch.device("cpu"), False
-    )
+    embeddings, probabilities, own = embed_and_score(model, images, 16, torch.device("cpu"), False)
+    scores = own["map"]
     head = ScoringHead(["gaussian", "map"], "map")
     head.fit_scores(embeddings)
     prob = torch.from_numpy(softmax_score(probabilities))
-    values = head.score_values(torch.from_numpy(embeddings), prob, torch.from_numpy(scores))
+    values = head.score_values(
+        torch.from_numpy(embeddings), prob, {"map": torch.from_numpy(scores)}
+    )
     np.testing.assert_array_equal(values[:, 1].numpy(), scores)
     assert torch.isnan(head.score_values(torch.from_numpy(embeddings), prob)[:, 1]).all()
     head.set_operating_points(values, ScoreParams())
@@ -143,7 +144,7 @@ def test_the_map_score_reaches_the_head_predict_and_the_exported_module(trained)
     pixels = [image.permute(1, 2, 0).numpy() for image in images[:5]]
     result = detector.predict(pixels)
     np.testing.assert_array_equal(result.table["map"].to_numpy(), scores[:5])
-    expected = anomaly_maps(model, images[:5], 16, torch.device("cpu"))
+    expected = network_maps(model, images[:5], 16, torch.device("cpu"))["segmentation"]
     np.testing.assert_array_equal(result.heatmaps, expected)
 
     net = ScoringNet(model, head).eval()
@@ -155,7 +156,7 @@ def test_the_map_score_reaches_the_head_predict_and_the_exported_module(trained)
 
 
 def test_the_map_score_needs_the_head():
-    with pytest.raises(MetricadError, match="lists 'map'.*model.segmentation is false"):
+    with pytest.raises(MetricadError, match="lists 'map'.*but model.segmentation is false"):
         params_from_dict({"score": {"scores": ["knn", "map"], "verdict_score": "knn"}})
     params_from_dict(
         {
@@ -169,7 +170,8 @@ def test_the_onnx_file_carries_the_map_score(trained, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     model, images = trained
-    embeddings, _, scores = embed_and_score(model, images, 16, torch.device("cpu"), False)
+    embeddings, _, own = embed_and_score(model, images, 16, torch.device("cpu"), False)
+    scores = own["map"]
     head = ScoringHead(["knn", "map"], "map")
     head.fit_scores(embeddings)
     detector = Detector(model, head, ("gradcam++", "layer2", "anomalous"), torch.device("cpu"), 16)

@@ -163,7 +163,7 @@ def run() -> Iterator[tuple[str, str]]:
         EMBEDDING_SCORES[0],
         embeddings,
         prob_anomalous,
-        None,
+        {},
         split,
         labels.numpy(),
         params_from_dict({"score": {"knn": {"k": 3}}}).score,

@@ -24,7 +24,7 @@ from metricad.validation import build, folder_name, hosted_registry, quoted_path
 CamMethod = Literal["gradcam", "gradcam++", "hirescam"]
 CamTarget = Literal["anomalous", "good", "predicted"]
 SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "perlin", "mixed"]
-ScoreName = Literal["softmax", "knn", "gaussian", "map"]
+ScoreName = Literal["softmax", "knn", "gaussian", "map", "patch"]
 SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
 Views = Literal["single", "dihedral"]
 Framing = Literal["whole", "object_axis", "object_band"]
@@ -91,6 +91,10 @@ class ModelParams:
     # Each image standardised over its own pixels before the backbone (per channel): lighting
     # drift on a line (brightness, contrast) is not an anomaly.
     standardize: bool = False
+    # Keep the good training images' layer1+layer2 patch vectors after training (the bank, in
+    # the checkpoint): an image score (`patch`) and a heat map (`patch`) from the distance to
+    # the nearest at each position (model/patch_memory.py; for photos framed to one pose).
+    patch_memory: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,8 @@ class ScoreParams:
 
     ENTRIES = "metricad.scoring:SCORES"
 
-    # map: only for a network with a segmentation head (model.segmentation).
+    # map: only for a network with a segmentation head (model.segmentation); patch: only
+    # with a patch memory (model.patch_memory).
     scores: list[ScoreName] = field(default_factory=lambda: ["softmax", "knn", "gaussian"])
     # Each score's operating point, from the good validation images only: their
     # `threshold_quantile` quantile, or mean + `threshold_sd` standard deviations.
@@ -259,10 +264,11 @@ def _check_relations(params: Params) -> None:
         )
     scores = hosted_registry(ScoreParams)
     for name in score.scores:
-        if scores.trait(name, "needs_segmentation") and not params.model.segmentation:
+        part = scores.trait(name, "needs")  # the model.<part> the network computes it with
+        if part is not None and not getattr(params.model, part):
             raise MetricadError(
-                f"params: score.scores lists {name!r}, the segmentation head's score, but "
-                "model.segmentation is false"
+                f"params: score.scores lists {name!r}, which the network computes with "
+                f"model.{part}, but model.{part} is false"
             )
     weights = params.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():

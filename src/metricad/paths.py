@@ -26,7 +26,7 @@ EMBEDDING_SETTINGS = EMBEDDINGS_DIR / "settings.json"
 HEATMAPS_DIR = Path("data/gradcam")
 HEATMAPS = HEATMAPS_DIR / "heatmaps.npy"
 HEATMAP_INDEX = HEATMAPS_DIR / "index.csv"
-SEGMENTATION_MAPS = HEATMAPS_DIR / "segmentation.npy"  # a network with a segmentation head
+# The network's own maps (segmentation, patch) go beside them as <name>.npy.
 METRICS_DIR = Path("metrics")
 # The headline `dvc metrics show` prints (report/headline.py): a file per score, per heat map.
 SCORE_HEADLINES = METRICS_DIR / "scores"

@@ -107,8 +107,8 @@ def read_checkpoint(
         raise MetricadError(f"{path}: not a metricad checkpoint (run `dvc repro train`)")
     arch = checkpoint.get("arch")
     if isinstance(arch, dict):
-        # Written before model.standardize existed: such a network does not standardise.
-        arch = {"standardize": False, **arch}
+        # Written before model.standardize or model.patch_memory existed: without them.
+        arch = {"standardize": False, "patch_memory": False, **arch}
     if not isinstance(arch, dict) or set(arch) != set(arch_from_params(Params())):
         raise MetricadError(f"{path}: the checkpoint's architecture record is incomplete")
     if expected_arch is not None:
@@ -127,6 +127,9 @@ def _load_state(model: torch.nn.Module, state: Any, path: str | Path) -> None:
     """Strict load with an error that names the offending tensors."""
     if not isinstance(state, dict):
         raise MetricadError(f"{path}: the checkpoint holds no state_dict")
+    bank = state.get("patches.bank")
+    if isinstance(model, AnomalyNet) and model.patches is not None and bank is not None:
+        model.patches.hold(bank.shape)  # the bank's size is the data's (patch_memory.py)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     if missing:

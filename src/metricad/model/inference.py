@@ -35,13 +35,13 @@ def _autocast(device: torch.device, amp: bool) -> torch.autocast:
 
 class Embedded(NamedTuple):
     """What an eval pass gives for each image: its views' embeddings (N, V, D) float32, the
-    views' mean softmax probability of each class (N, C) float32, and with a segmentation
-    head the map's image score (N,) float64 rounded to 6 decimals as the pipeline stores it
-    (see softmax_score); None without the head."""
+    views' mean softmax probability of each class (N, C) float32, and the network's own image
+    scores by name (N,) float64 rounded to 6 decimals as the pipeline stores them (see
+    softmax_score): `map` with a segmentation head, `patch` with a patch memory."""
 
     embeddings: np.ndarray
     probabilities: np.ndarray
-    map_scores: np.ndarray | None
+    network_scores: dict[str, np.ndarray]
 
 
 @torch.inference_mode()
@@ -54,49 +54,67 @@ def embed_and_score(
     amp: bool = False,
     views: str = "single",
 ) -> Embedded:
-    """Every view's embedding, the class probabilities and the map score of each uint8 image
-    (model/views/), one backbone pass per view, in eval mode. `amp`: bfloat16 autocast on CUDA
-    (ignored on the CPU); the results are float32 (the map scores float64).
+    """Every view's embedding, the class probabilities and the network's own scores of each
+    uint8 image (model/views/), one backbone pass per view, in eval mode. `amp`: bfloat16
+    autocast on CUDA (ignored on the CPU); the results are float32 (the own scores float64).
     """
-    embeddings, probabilities, map_scores = [], [], []
+    embeddings, probabilities, own = [], [], {}
     label = "embed" if progress else None
     for x, count in _normalized_batches(model, images, batch_size, device, label):
         with _autocast(device, amp):
-            embedding, map_score = view_outputs(model, x, views)
+            embedding, scores = view_outputs(model, x, views)
         embedding = embedding.float()
         probabilities.append(view_probabilities(model, embedding)[:count].cpu())
         embeddings.append(embedding[:count].cpu())
-        if map_score is not None:
-            map_scores.append(map_score.float()[:count].cpu())
-    segmented = model.segmenter is not None
+        for name, score in scores.items():
+            own.setdefault(name, []).append(score.float()[:count].cpu())
     if not embeddings:  # an empty set (e.g. no synthetic sample) keeps its shapes
         classes, dim = model.head.weight.shape
         shape = (0, VIEWS[views].count, dim)
-        empty = np.zeros(0, np.float64) if segmented else None
+        empty = {name: np.zeros(0, np.float64) for name in model.own_score_names()}
         return Embedded(np.zeros(shape, np.float32), np.zeros((0, classes), np.float32), empty)
-    scores = None
-    if segmented:
-        scores = np.asarray(torch.cat(map_scores).numpy(), dtype=np.float64).round(6)
+    scores = {
+        name: np.asarray(torch.cat(parts).numpy(), dtype=np.float64).round(6)
+        for name, parts in own.items()
+    }
     return Embedded(torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy(), scores)
 
 
 @torch.inference_mode()
-def anomaly_maps(
+def network_maps(
     model: AnomalyNet,
     images: torch.Tensor,
     batch_size: int,
     device: torch.device,
     amp: bool = False,
-) -> np.ndarray:
-    """The segmentation head's map of each uint8 image (N, H, W) in [0, 1], float32, in eval
-    mode (the image as it is: a map belongs to one view). Needs model.segmentation."""
-    maps = []
+) -> dict[str, np.ndarray]:
+    """The network's own heat maps of each uint8 image by name (N, H, W) in [0, 1], float32,
+    in eval mode (AnomalyNet.heat_maps: `segmentation`, `patch`; none for a network without
+    either; the image as it is: a map belongs to one view)."""
+    maps: dict[str, list[torch.Tensor]] = {}
     for x, count in _normalized_batches(model, images, batch_size, device, None):
         with _autocast(device, amp):
-            maps.append(model.anomaly_map(x).float()[:count].cpu())
-    if not maps:
-        return np.zeros((0, *images.shape[-2:]), np.float32)
-    return torch.cat(maps).numpy()
+            for name, heat in model.heat_maps(x).items():
+                maps.setdefault(name, []).append(heat.float()[:count].cpu())
+    empty = np.zeros((0, *images.shape[-2:]), np.float32)
+    return {
+        name: torch.cat(maps[name]).numpy() if name in maps else empty
+        for name in model.heat_map_names()
+    }
+
+
+@torch.inference_mode()
+def fit_patch_memory(
+    model: AnomalyNet, good: torch.Tensor, batch_size: int, device: torch.device
+) -> None:
+    """Fill the network's patch memory with the patch vectors of the good training images
+    (uint8, N x 3 x H x W), in eval mode: what PatchCore calls training, after the weights."""
+    vectors = [
+        model.patch_vectors(x)[:count].cpu()
+        for x, count in _normalized_batches(model, good, batch_size, device, None)
+    ]
+    model.patches.fit(torch.cat(vectors))
+    model.to(device)
 
 
 def softmax_score(probabilities: np.ndarray) -> np.ndarray:

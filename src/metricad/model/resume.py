@@ -27,6 +27,7 @@ TRAINING_CODE = (
     "model/torch_model.py",
     "model/heads",
     "model/segmentation.py",
+    "model/patch_memory.py",
     "data/anomalies",
     "data/batches.py",
     "portable_math.py",

@@ -16,11 +16,14 @@ import torchvision
 from torch import nn
 
 from metricad.model.heads import HEADS, CosineHead
+from metricad.model.patch_memory import PATCH_TAPS, PatchMemory
 from metricad.model.segmentation import SEGMENTATION_TAPS, SegmentationHead, map_image_score
 from metricad.params import Params
 
 CLASSES = ("good", "anomalous")
 BACKBONE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+# The backbone maps the segmentation head and the patch memory read.
+TAPS = tuple(sorted({*SEGMENTATION_TAPS, *PATCH_TAPS}))
 # Variance floor of ImageStandardization, in units of the normalised input (about 1 per image).
 STANDARDIZATION_FLOOR = 1e-6
 
@@ -109,36 +112,52 @@ class Encoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.neck(self.backbone(self.standardize(images)))
 
-    def with_taps(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The embedding and the maps of the backbone layers in SEGMENTATION_TAPS, one pass."""
-        taps, x = [], self.standardize(images)
+    def with_taps(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The embedding and the maps of the backbone layers in TAPS by name, one pass."""
+        taps, x = {}, self.standardize(images)
         for name, module in self.backbone.named_children():
             x = module(x)
-            if name in SEGMENTATION_TAPS:
-                taps.append(x)
+            if name in TAPS:
+                taps[name] = x
         return self.neck(x), taps
 
 
 class AnomalyNet(nn.Module):
-    """Encoder + metric head (+ segmentation head). `forward` gives class logits
-    (scale * cos); `embed` the embedding; `anomaly_map` where the anomaly is."""
+    """Encoder + metric head (+ segmentation head) (+ patch memory). `forward` gives class
+    logits (scale * cos); `embed` the embedding; `embed_and_scores` the embedding and the
+    network's own image scores; `heat_maps` where the anomaly is."""
 
     def __init__(
         self,
         encoder: Encoder,
         head: CosineHead,
         segmenter: SegmentationHead | None = None,
+        patches: PatchMemory | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.segmenter = segmenter
+        self.patches = patches
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(images)
 
+    def own_score_names(self) -> list[str]:
+        """The image scores `embed_and_scores` gives, by the parts this network has."""
+        parts = (("map", self.segmenter), ("patch", self.patches))
+        return [name for name, part in parts if part is not None]
+
+    def heat_map_names(self) -> list[str]:
+        """The maps `heat_maps` gives, by the parts this network has."""
+        parts = (("segmentation", self.segmenter), ("patch", self.patches))
+        return [name for name, part in parts if part is not None]
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.encoder(images), labels)
+
+    def _segmentation_logits(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.segmenter([taps[name] for name in SEGMENTATION_TAPS])
 
     def forward_with_map(
         self, images: torch.Tensor, labels: torch.Tensor | None = None
@@ -147,7 +166,7 @@ class AnomalyNet(nn.Module):
         if self.segmenter is None:
             raise ValueError("this network has no segmentation head (model.segmentation)")
         embedding, taps = self.encoder.with_taps(images)
-        return self.head(embedding, labels), self.segmenter(taps)
+        return self.head(embedding, labels), self._segmentation_logits(taps)
 
     def anomaly_map(self, images: torch.Tensor) -> torch.Tensor:
         """(N, H, W) in [0, 1]: the segmentation head's probability of "anomalous" at each
@@ -162,13 +181,39 @@ class AnomalyNet(nn.Module):
         )
         return torch.sigmoid(upsampled[:, 0])
 
-    def embed_and_map_score(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The embedding (N, D) and, with a segmentation head, each image's score from its map
-        (N,) (map_image_score), of one backbone pass; None without the head."""
-        if self.segmenter is None:
-            return self.embed(images), None
+    def patch_vectors(self, images: torch.Tensor) -> torch.Tensor:
+        """The patch memory's vectors (N, C, H/4, W/4) of normalised images."""
+        return PatchMemory.features(self.encoder.with_taps(images)[1])
+
+    def embed_and_scores(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The embedding (N, D) and the network's own image scores (N,), of one backbone pass:
+        `map` (the segmentation head's map, map_image_score) and `patch` (the patch memory's
+        largest distance), each where the network has the part."""
+        if self.segmenter is None and self.patches is None:
+            return self.embed(images), {}
         embedding, taps = self.encoder.with_taps(images)
-        return embedding, map_image_score(self._upsampled_map(self.segmenter(taps), images))
+        scores = {}
+        if self.segmenter is not None:
+            segmentation = self._upsampled_map(self._segmentation_logits(taps), images)
+            scores["map"] = map_image_score(segmentation)
+        if self.patches is not None:
+            distances = self.patches.distances(PatchMemory.features(taps))
+            scores["patch"] = distances.flatten(1).amax(dim=1)
+        return embedding, scores
+
+    def heat_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The network's own maps (N, H, W) in [0, 1], of one backbone pass: `segmentation`
+        and `patch` (PatchMemory.heat_map), each where the network has the part."""
+        _, taps = self.encoder.with_taps(images)
+        maps = {}
+        if self.segmenter is not None:
+            maps["segmentation"] = self._upsampled_map(self._segmentation_logits(taps), images)
+        if self.patches is not None:
+            distances = self.patches.distances(PatchMemory.features(taps))
+            maps["patch"] = self.patches.heat_map(distances, images.shape[-2:])
+        return maps
 
 
 def build_model(
@@ -180,6 +225,7 @@ def build_model(
     neck: str = "flatten",
     segmentation: bool = False,
     standardize: bool = False,
+    patch_memory: bool = False,
     **head_settings: Any,
 ) -> AnomalyNet:
     """Build the network from its architecture description (the checkpoint's `arch`); the
@@ -192,7 +238,12 @@ def build_model(
     metric_head = HEADS.create(
         head, embedding_dim, num_classes, settings=None if own is None else own(**settings)
     )
-    return AnomalyNet(encoder, metric_head, SegmentationHead() if segmentation else None)
+    return AnomalyNet(
+        encoder,
+        metric_head,
+        SegmentationHead() if segmentation else None,
+        PatchMemory() if patch_memory else None,
+    )
 
 
 def arch_from_params(params: Params) -> dict[str, Any]:
@@ -216,6 +267,7 @@ def arch_from_params(params: Params) -> dict[str, Any]:
         **head_settings,
         "segmentation": model.segmentation,
         "standardize": model.standardize,
+        "patch_memory": model.patch_memory,
     }
 
 

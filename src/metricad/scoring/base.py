@@ -6,10 +6,15 @@ subsection there) and data to `fit`."""
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
+
+# The image scores the network computes itself (model/torch_model.py, embed_and_scores), each
+# a column `<name>_score` of the embed stage's predictions; NaN for a network without the part.
+NETWORK_SCORES = ("map", "patch")
 
 
 class Score(nn.Module, abc.ABC):
@@ -23,10 +28,10 @@ class Score(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def forward(
-        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, network: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
         """One float64 score per row of `unit` (N, D); `prob_anomalous` is the metric head's
-        (N,), `map_score` the segmentation head's (N,; NaN for a network without one)."""
+        (N,), `network` the network's own scores by name (NETWORK_SCORES, each (N,))."""
 
     def used(self) -> dict[str, float | int]:
         """The settings the data allowed, for metrics/evaluate.json `score_settings`."""

@@ -6,6 +6,7 @@ OpenBLAS and LAPACK, whose last bits differ between Intel and AMD processors."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -79,7 +80,7 @@ class GaussianScore(Score):
         ]
 
     def forward(
-        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, network: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
         centred = unit - self.location
         distance = sqrt((row_dots(centred, self.precision.T) * centred).sum(dim=1).clamp_min(0))

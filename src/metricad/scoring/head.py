@@ -16,8 +16,9 @@ from metricad.data.split import validation_rows
 from metricad.errors import MetricadError
 from metricad.params import ScoreName, ScoreParams
 from metricad.scoring import SCORES
+from metricad.scoring.base import NETWORK_SCORES
 
-SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn, gaussian, map
+SCORE_NAMES = typing.get_args(ScoreName)  # in the schema's order: softmax, knn, ..., patch
 
 
 def unit_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
@@ -25,11 +26,14 @@ def unit_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
     return F.normalize(embeddings.to(torch.float64), dim=1)
 
 
-def map_column(predictions: pd.DataFrame, rows: np.ndarray | slice) -> torch.Tensor | None:
-    """The embed stage's `map_score` column at `rows` (None: the network has no map)."""
-    if "map_score" not in predictions:
-        return None
-    return torch.tensor(predictions["map_score"].to_numpy(dtype=np.float64)[rows])
+def network_columns(predictions: pd.DataFrame, rows: np.ndarray | slice) -> dict[str, torch.Tensor]:
+    """The network's own scores at `rows` by name, from the embed stage's `<name>_score`
+    columns (those the network has)."""
+    return {
+        name: torch.tensor(predictions[f"{name}_score"].to_numpy(dtype=np.float64)[rows])
+        for name in NETWORK_SCORES
+        if f"{name}_score" in predictions
+    }
 
 
 def operating_point(
@@ -97,29 +101,28 @@ class ScoringHead(nn.Module):
         self,
         embedding: torch.Tensor,
         prob_anomalous: torch.Tensor,
-        map_score: torch.Tensor | None = None,
+        network: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Every score of every image, (N, S) float64, in `names` order, from its embeddings
         (N, V, D): each view scored, and an image's score the mean of its views'.
-        `map_score`: the segmentation head's image score (None: a network without one)."""
-        if map_score is None:
-            map_score = torch.full(prob_anomalous.shape, float("nan"), dtype=torch.float64)
+        `network`: the network's own image scores by name (N,) (NETWORK_SCORES; one the
+        network lacks is NaN)."""
+        network = network or {}
+        missing = torch.full(prob_anomalous.shape, float("nan"), dtype=torch.float64)
         views = embedding.shape[1]
         unit = unit_embeddings(embedding.flatten(0, 1))
         prob_anomalous = prob_anomalous.repeat_interleave(views)
-        map_score = map_score.repeat_interleave(views)
-        flat = torch.stack(
-            [score(unit, prob_anomalous, map_score) for score in self.scores.values()], 1
-        )
+        own = {name: network.get(name, missing).repeat_interleave(views) for name in NETWORK_SCORES}
+        flat = torch.stack([score(unit, prob_anomalous, own) for score in self.scores.values()], 1)
         return flat.unflatten(0, (-1, views)).mean(dim=1)
 
     def forward(
         self,
         embedding: torch.Tensor,
         prob_anomalous: torch.Tensor,
-        map_score: torch.Tensor | None = None,
+        network: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        values = self.score_values(embedding, prob_anomalous, map_score)
+        values = self.score_values(embedding, prob_anomalous, network)
         column = self.names.index(self.verdict)
         verdict = values[:, column]
         threshold, span = self.thresholds[column], self.spans[column]
@@ -135,7 +138,7 @@ def fitted_head(
     verdict: str,
     embeddings: np.ndarray,
     prob_anomalous: np.ndarray,
-    map_score: torch.Tensor | None,
+    network: Mapping[str, torch.Tensor],
     split: np.ndarray,
     labels: np.ndarray,
     settings: ScoreParams,
@@ -151,7 +154,7 @@ def fitted_head(
     values = head.score_values(
         torch.from_numpy(embeddings[validation]),
         torch.as_tensor(np.asarray(prob_anomalous, dtype=np.float64)[validation]),
-        None if map_score is None else map_score[torch.from_numpy(validation)],
+        {name: column[torch.from_numpy(validation)] for name, column in network.items()},
     )
     head.set_operating_points(values, settings)
     return head, warnings + fallback

@@ -3,6 +3,7 @@ dot product in a fixed order, exact.py, and a top-k; no thread-dependent search 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ class KnnScore(Score):
         return []
 
     def forward(
-        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, network: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
         distances = 1.0 - row_dots(unit, self.bank)
         return torch.topk(distances, self.k, dim=1, largest=False).values.mean(dim=1)

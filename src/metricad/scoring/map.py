@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from metricad.scoring import SCORES
 from metricad.scoring.base import Score
 
 
-@SCORES.register("map", needs_segmentation=True)
+@SCORES.register("map", needs="segmentation")
 class MapScore(Score):
     def forward(
-        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, map_score: torch.Tensor
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, network: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
-        return map_score.to(torch.float64)
+        return network["map"].to(torch.float64)

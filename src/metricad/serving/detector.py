@@ -21,7 +21,7 @@ from metricad.data.images import resize_rgb
 from metricad.errors import MetricadError
 from metricad.files import read_json
 from metricad.model.checkpoint import read_checkpoint
-from metricad.model.inference import anomaly_maps, embed_and_score, softmax_score
+from metricad.model.inference import embed_and_score, network_maps, softmax_score
 from metricad.model.torch_model import AnomalyNet
 from metricad.model.views import VIEWS
 from metricad.params import ResizeParams
@@ -37,8 +37,8 @@ MODEL_FILE, SCORER_FILE, SETTINGS_FILE = "model.pt", "scorer.npz", "inference.js
 class Predictions:
     """`table`: one row per image: every score, `normalized` (the verdict score on anomalib's
     0..1 scale, 0.5 at its threshold) and `anomalous`; `heatmaps`: (N, size, size) in [0, 1],
-    the segmentation head's map when the network has one, else the configured CAM (None when
-    not asked for); `images`: the resized images the maps belong to."""
+    the network's own map when it has one (Detector.own_map), else the configured CAM (None
+    when not asked for); `images`: the resized images the maps belong to."""
 
     table: pd.DataFrame
     heatmaps: np.ndarray | None
@@ -97,6 +97,14 @@ class Detector:
             resize_of(trained),
         )
 
+    def own_map(self) -> str | None:
+        """The network's own heat map predict draws (None: the configured CAM): the verdict
+        score's (`patch` for the patch score), else the first the network has."""
+        names = self.model.heat_map_names()
+        if "patch" in names and self.head.verdict == "patch":
+            return "patch"
+        return names[0] if names else None
+
     def frame(self, photo: np.ndarray, where: str) -> np.ndarray:
         """A uint8 HxWx3 photo framed as the training photos were (resize.framing); a photo it
         cannot frame is a one-line error starting with `where`."""
@@ -111,26 +119,27 @@ class Detector:
             images = [self.frame(image, f"image {i}") for i, image in enumerate(images)]
         resized = np.stack([resize_rgb(image, self.size) for image in images])
         tensor = torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
-        maps, segmented = None, self.model.segmenter is not None
-        if heatmaps and segmented:  # the segmentation head's map localises: it is the heat map
-            maps = anomaly_maps(self.model, tensor, self.batch_size, self.device)
+        maps, own_map = None, self.own_map()
+        if heatmaps and own_map is not None:  # the network's own map localises: the heat map
+            maps = network_maps(self.model, tensor, self.batch_size, self.device)[own_map]
         elif heatmaps:
             method, layer, target = self.cam
             explained = heatmaps_for_images(
                 self.model, tensor, self.device, self.batch_size, target, layer, method, False
             )
             maps = explained[0].numpy()
-        if heatmaps and not segmented and VIEWS[self.views].identity:  # the CAM's pass embeds
+        if heatmaps and own_map is None and VIEWS[self.views].identity:  # the CAM's pass embeds
             embeddings, probabilities = explained[3][:, None].numpy(), explained[4].numpy()
-            map_scores = None
+            own = {}
         else:
-            embeddings, probabilities, map_scores = embed_and_score(
+            embeddings, probabilities, own = embed_and_score(
                 self.model, tensor, self.batch_size, self.device, progress=False, views=self.views
             )
         prob_anomalous = torch.from_numpy(softmax_score(probabilities))
-        map_score = None if map_scores is None else torch.from_numpy(map_scores)
         values, normalized, anomalous = self.head(
-            torch.from_numpy(embeddings), prob_anomalous, map_score
+            torch.from_numpy(embeddings),
+            prob_anomalous,
+            {name: torch.from_numpy(scores) for name, scores in own.items()},
         )
         table = pd.DataFrame(values.numpy(), columns=list(self.head.names))
         table["normalized"] = normalized.numpy()

@@ -25,9 +25,9 @@ class ScoringNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = (images.float() / 255.0 - self.mean) / self.std
-        embedding, map_score = view_outputs(self.model, x, self.views)
+        embedding, own = view_outputs(self.model, x, self.views)
         prob_anomalous = view_probabilities(self.model, embedding)[:, 1]
-        values, normalized, anomalous = self.head(embedding, prob_anomalous, map_score)
+        values, normalized, anomalous = self.head(embedding, prob_anomalous, own)
         return embedding, *values.unbind(dim=1), normalized, anomalous
 
 

@@ -25,15 +25,15 @@ import_entries(__name__, __path__)
 
 def view_outputs(
     model: AnomalyNet, images: torch.Tensor, views: str
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The embeddings (N, V, D) of normalised images (N, C, H, W), one per view of the set
-    `views`, in the set's order, and with a segmentation head the map's image score (N,), the
-    mean of the views' (None without the head): one backbone pass per view."""
-    outputs = [model.embed_and_map_score(view) for view in VIEWS[views].of(images)]
+    `views`, in the set's order, and the network's own image scores by name (N,), each the
+    mean of the views' (AnomalyNet.embed_and_scores): one backbone pass per view."""
+    outputs = [model.embed_and_scores(view) for view in VIEWS[views].of(images)]
     embeddings = torch.stack([embedding for embedding, _ in outputs], dim=1)
-    if model.segmenter is None:
-        return embeddings, None
-    return embeddings, torch.stack([score for _, score in outputs]).mean(dim=0)
+    names = outputs[0][1]
+    scores = {name: torch.stack([own[name] for _, own in outputs]).mean(dim=0) for name in names}
+    return embeddings, scores
 
 
 def view_probabilities(model: AnomalyNet, embeddings: torch.Tensor) -> torch.Tensor:

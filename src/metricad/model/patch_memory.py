@@ -1,0 +1,107 @@
+"""The patch memory (model.patch_memory): PatchCore's and PaDiM's idea on the network's own
+backbone. The good training images' feature vectors at each position of layer1 and layer2
+(each averaged over its 3x3 neighbourhood, layer2 upsampled to layer1's grid: 192 channels at
+a quarter of the input's side) are kept; an image's distance at a position is the distance to
+the nearest kept vector at that position or one of its 8 neighbours, so it suits photos framed
+to one pose (resize.framing). Its image score (`patch`) is the largest distance over the
+positions, its heat map the distances upsampled. Pure torch, no I/O: the bank is a buffer the
+checkpoint carries, its size set by the data (`fit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metricad.portable_math import sqrt
+
+# The backbone layers the vectors come from (strides 4 and 8): chosen by the screens of
+# docs/results.md ("Screw": layer1+layer2 above layer2+layer3).
+PATCH_TAPS = ("layer1", "layer2")
+PATCH_CHANNELS = 64 + 128
+# How far (in positions of the layer1 grid) the nearest vector may lie: the pose's slack.
+REACH = 1
+# Training images whose leave-one-out score sets the heat map's scale (the first ones).
+SCALE_IMAGES = 32
+
+
+class PatchMemory(nn.Module):
+    """The bank of the good training images' patch vectors position by position, (h*w, C, B)
+    for B images (float16: half the file; the distances are float32), and `scale`, the heat
+    map's unit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("bank", torch.zeros(1, PATCH_CHANNELS, 0, dtype=torch.float16))
+        self.register_buffer("scale", torch.ones((), dtype=torch.float32))
+
+    @staticmethod
+    def features(taps: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(N, C, h, w): the PATCH_TAPS maps, each averaged over 3x3, on layer1's grid."""
+        maps = [F.avg_pool2d(taps[name], 3, 1, 1, count_include_pad=False) for name in PATCH_TAPS]
+        grid = maps[0].shape[-2:]
+        return torch.cat(
+            [F.interpolate(m, size=grid, mode="bilinear", align_corners=False) for m in maps], 1
+        )
+
+    def hold(self, shape: torch.Size) -> None:
+        """An empty bank of `shape` (before a saved one is loaded into it)."""
+        self.bank = torch.zeros(shape, dtype=torch.float16)
+
+    def fit(self, good: torch.Tensor) -> None:
+        """Keep the patch vectors (N, C, h, w) of the good training images; the scale is the
+        largest leave-one-out image score among the first SCALE_IMAGES of them (how far the
+        most unusual good image lies from the others), 1 with a single image."""
+        self.bank = good.to(torch.float16).flatten(2).permute(2, 1, 0).contiguous()
+        chosen = min(len(good), SCALE_IMAGES)
+        if len(good) < 2:
+            self.scale = torch.ones((), dtype=torch.float32)
+            return
+        own = torch.arange(chosen)
+        scores = self.distances(good[:chosen].float(), exclude=own).flatten(1).amax(1)
+        self.scale = scores.max().clamp_min(1e-6).to(torch.float32)
+
+    def distances(self, vectors: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, h, w) float32: at each position of the patch vectors (N, C, h, w), the distance
+        to the nearest bank vector within REACH; NaN with an empty bank. `exclude`: per query,
+        a bank image it must not meet (the leave-one-out scale)."""
+        count, channels, height, width = vectors.shape
+        if self.bank.shape[-1] == 0:
+            return torch.full((count, height, width), float("nan"), device=vectors.device)
+        # Each shift below meets the bank whole and moves the queries instead (the smaller
+        # copy), so every product is one batched matmul.
+        bank = self.bank.float()
+        bank_norms = bank.square().sum(1, keepdim=True)  # h*w, 1, B
+        far = torch.finfo(torch.float32).max
+        # Queries on a grid padded by REACH, (h + 2R, w + 2R, N, C): a pad is never nearest.
+        padded = F.pad(vectors.float(), (REACH,) * 4).permute(2, 3, 0, 1).contiguous()
+        padded_norms = padded.square().sum(-1)
+        outside = F.pad(torch.zeros(height, width), (REACH,) * 4, value=1.0).bool()
+        best = torch.full((height, width, count), far, device=vectors.device)
+        for dy in range(2 * REACH + 1):
+            for dx in range(2 * REACH + 1):
+                # Bank position (y, x) meets the query at (y - dy + R, x - dx + R).
+                query = padded[dy : dy + height, dx : dx + width].reshape(height * width, count, -1)
+                # |q - b|^2 = |q|^2 + (|b|^2 - 2 q.b): the first term is the same for every
+                # b, so it is added after the minimum (one pass over the products, not three).
+                partial = torch.baddbmm(bank_norms, query, bank, alpha=-2.0)  # h*w, N, B
+                if exclude is not None:
+                    partial[:, torch.arange(count), exclude] = far
+                nearest = partial.amin(-1).reshape(height, width, count)
+                nearest = nearest + padded_norms[dy : dy + height, dx : dx + width]
+                nearest = nearest.masked_fill(outside[dy : dy + height, dx : dx + width, None], far)
+                # Back to the query's own position; what wraps round is a pad's, hence far.
+                shifted = torch.roll(nearest, (dy - REACH, dx - REACH), dims=(0, 1))
+                best = torch.minimum(best, shifted)
+        return sqrt(best.clamp_min(0)).permute(2, 0, 1)
+
+    def heat_map(self, distances: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(N, H, W) in [0, 1]: the distances (N, h, w) upsampled to the input's size, in
+        units of twice the scale (0.5: as far as the most unusual good training image)."""
+        upsampled = F.interpolate(
+            distances[:, None], size=size, mode="bilinear", align_corners=False
+        )[:, 0]
+        return (upsampled / (2 * self.scale)).clamp(0.0, 1.0)

@@ -27,12 +27,13 @@ from metricad.report.tables import benchmark_tables
 SUMMARY_START, SUMMARY_END = "<!-- survey summary -->", "<!-- end of survey summary -->"
 SPREAD_START, SPREAD_END = "<!-- seed spread -->", "<!-- end of seed spread -->"
 REAL_START, REAL_END = "<!-- real images -->", "<!-- end of real images -->"
-REAL_SCORES = ("softmax", "knn", "gaussian", "map")
+REAL_SCORES = ("softmax", "knn", "gaussian", "map", "patch")
+OWN_MAPS = ("segmentation", "patch")  # the network's own heat maps
 REAL_HEADER = [
-    "| category | setting | epochs | seeds | image AUROC softmax | kNN | Gaussian | map "
+    "| category | setting | epochs | seeds | image AUROC softmax | kNN | Gaussian | map | patch "
     "| verdict (score) | Grad-CAM++ pixel AUROC / AUPRO | segmentation pointing / pixel AUROC "
-    "/ AUPRO | s a cell |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "/ AUPRO | patch map pointing / pixel AUROC / AUPRO | s a cell |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 ROW_PARAM = "train.seed"
 
@@ -113,14 +114,17 @@ def real_rows(real: Path) -> list[str]:
                     _spread([m.get("test", {}).get(key) for m in maps]) for key in keys
                 )
 
-            segmentation = [cam.get("segmentation", {}) for cam in cams]
+            own = {name: [cam.get(name, {}) for cam in cams] for name in OWN_MAPS}
             rows.append(
                 f"| {folder.parent.name} | {folder.name} | {epochs} "
                 f"| {_seeds([cell['seed'] for cell in chosen])} "
                 + "".join(f"| {auroc(name)} " for name in REAL_SCORES)
                 + f"| {auroc(verdict)} ({verdict}) | {pixel(cams, 'pixel_auroc', 'aupro')} "
-                f"| {pixel(segmentation, 'pointing_game', 'pixel_auroc', 'aupro')} "
-                f"| {statistics.mean(cell['seconds'] for cell in chosen):.0f} |"
+                + "".join(
+                    f"| {pixel(own[name], 'pointing_game', 'pixel_auroc', 'aupro')} "
+                    for name in OWN_MAPS
+                )
+                + f"| {statistics.mean(cell['seconds'] for cell in chosen):.0f} |"
             )
     return rows
 

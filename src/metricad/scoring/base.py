@@ -42,3 +42,15 @@ class Score(nn.Module, abc.ABC):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         return None
+
+
+class NetworkScore(Score):
+    """A score the network computes itself (`map`, `patch`), passed on as float64: its state
+    is the network's, so it fits nothing."""
+
+    source: str  # its name among NETWORK_SCORES
+
+    def forward(
+        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, network: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        return network[self.source].to(torch.float64)

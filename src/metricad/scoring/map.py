@@ -3,17 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import torch
-
 from metricad.scoring import SCORES
-from metricad.scoring.base import Score
+from metricad.scoring.base import NetworkScore
 
 
 @SCORES.register("map", needs="segmentation")
-class MapScore(Score):
-    def forward(
-        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, network: Mapping[str, torch.Tensor]
-    ) -> torch.Tensor:
-        return network["map"].to(torch.float64)
+class MapScore(NetworkScore):
+    source = "map"

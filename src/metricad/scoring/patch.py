@@ -4,17 +4,10 @@ is fitted with the network (the train stage), so this score only passes it on.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import torch
-
 from metricad.scoring import SCORES
-from metricad.scoring.base import Score
+from metricad.scoring.base import NetworkScore
 
 
 @SCORES.register("patch", needs="patch_memory")
-class PatchScore(Score):
-    def forward(
-        self, unit: torch.Tensor, prob_anomalous: torch.Tensor, network: Mapping[str, torch.Tensor]
-    ) -> torch.Tensor:
-        return network["patch"].to(torch.float64)
+class PatchScore(NetworkScore):
+    source = "patch"

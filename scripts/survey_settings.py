@@ -101,6 +101,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # ground painted one grey. The screens on aligned_copy.py --flat --band copies ran the
     # same bytes as `real-posed` (surveys/screens/band/).
     "real-band": REAL_BAND,
+    # The real recipe with a patch memory beside its segmentation head: the patch score and
+    # map measured on unframed photos (bottle), the verdict still `map`.
+    "real-memory": {
+        **REAL,
+        "model.patch_memory": True,
+        "score.scores": ["softmax", "knn", "gaussian", "map", "patch"],
+    },
     # real-band with a patch memory (model.patch_memory): its `patch` score is the verdict and
     # its `patch` map is measured beside the segmentation head's (the screens of
     # scripts/patch_screen.py, now in the pipeline).

@@ -79,7 +79,9 @@ class PatchMemory(nn.Module):
         # Queries on a grid padded by REACH, (h + 2R, w + 2R, N, C): a pad is never nearest.
         padded = F.pad(vectors.float(), (REACH,) * 4).permute(2, 3, 0, 1).contiguous()
         padded_norms = padded.square().sum(-1)
-        outside = F.pad(torch.zeros(height, width), (REACH,) * 4, value=1.0).bool()
+        outside = F.pad(
+            torch.zeros(height, width, device=vectors.device), (REACH,) * 4, value=1.0
+        ).bool()
         best = torch.full((height, width, count), far, device=vectors.device)
         for dy in range(2 * REACH + 1):
             for dx in range(2 * REACH + 1):
@@ -89,7 +91,7 @@ class PatchMemory(nn.Module):
                 # b, so it is added after the minimum (one pass over the products, not three).
                 partial = torch.baddbmm(bank_norms, query, bank, alpha=-2.0)  # h*w, N, B
                 if exclude is not None:
-                    partial[:, torch.arange(count), exclude] = far
+                    partial[:, torch.arange(count, device=vectors.device), exclude] = far
                 nearest = partial.amin(-1).reshape(height, width, count)
                 nearest = nearest + padded_norms[dy : dy + height, dx : dx + width]
                 nearest = nearest.masked_fill(outside[dy : dy + height, dx : dx + width, None], far)

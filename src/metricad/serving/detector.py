@@ -99,11 +99,12 @@ class Detector:
 
     def own_map(self) -> str | None:
         """The network's own heat map predict draws (None: the configured CAM): the verdict
-        score's (`patch` for the patch score), else the first the network has."""
+        score's when the network computes that score (`segmentation` for `map`, `patch` for
+        `patch`), else the first the network has."""
         names = self.model.heat_map_names()
-        if "patch" in names and self.head.verdict == "patch":
-            return "patch"
-        return names[0] if names else None
+        # own_score_names and heat_map_names list the network's parts in one order.
+        of_score = dict(zip(self.model.own_score_names(), names, strict=True))
+        return of_score.get(self.head.verdict, names[0] if names else None)
 
     def frame(self, photo: np.ndarray, where: str) -> np.ndarray:
         """A uint8 HxWx3 photo framed as the training photos were (resize.framing); a photo it

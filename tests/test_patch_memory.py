@@ -45,25 +45,46 @@ def _memory(bank: torch.Tensor) -> PatchMemory:
     return memory
 
 
-def test_the_distance_is_the_nearest_bank_vector_within_reach():
+def _left_out(bank: torch.Tensor) -> torch.Tensor:
+    """(N, h, w): each bank image's brute-force distances to the others."""
+    others = [[j for j in range(len(bank)) if j != i] for i in range(len(bank))]
+    return torch.cat([_brute_force(bank[rest], bank[i : i + 1]) for i, rest in enumerate(others)])
+
+
+def test_the_distance_is_the_nearest_bank_vector_within_reach_in_the_positions_unit():
     generator = torch.Generator().manual_seed(0)
     bank = torch.randn(5, 192, 6, 5, generator=generator).half().float()
     queries = torch.randn(3, 192, 6, 5, generator=generator)
-    found = _memory(bank).distances(queries)
-    torch.testing.assert_close(found, _brute_force(bank, queries), atol=2e-5, rtol=1e-5)
+    memory = _memory(bank)
+    spread = _left_out(bank).amax(0)
+    unit = (spread * spread.flatten().median()).sqrt()
+    torch.testing.assert_close(memory.unit, unit.flatten(), atol=2e-5, rtol=1e-5)
+    found = memory.distances(queries)
+    torch.testing.assert_close(found, _brute_force(bank, queries) / unit, atol=2e-5, rtol=1e-5)
     # A training image meets itself: distance 0 everywhere, up to the float32 cancellation of
     # |q|^2 + |b|^2 - 2 q.b (|q|^2 about 192 here), far below the distance between images.
-    assert _memory(bank).distances(bank).max() < 0.05 < found.min()
+    assert memory.distances(bank).max() < 0.05 < found.min()
+
+
+def test_a_position_where_good_images_differ_counts_less():
+    generator = torch.Generator().manual_seed(2)
+    bank = torch.randn(6, 192, 3, 3, generator=generator) * 0.1
+    bank[:, :, 0, 0] *= 10.0  # the good images vary ten times as much at one corner
+    query = torch.zeros(1, 192, 3, 3)
+    query[:, :, 0, 0] = query[:, :, 2, 2] = 3.0  # the same change at that corner and another
+    found = _memory(bank.half().float()).distances(query)[0]
+    assert found[0, 0] < found[2, 2] / 2
 
 
 def test_the_scale_is_the_most_unusual_good_image_left_out():
     generator = torch.Generator().manual_seed(1)
     bank = torch.randn(4, 192, 4, 4, generator=generator).half().float()
     memory = _memory(bank)
-    left_out = [
-        _brute_force(bank[[j for j in range(4) if j != i]], bank[i : i + 1]).max() for i in range(4)
-    ]
-    torch.testing.assert_close(memory.scale, torch.stack(left_out).max(), atol=1e-4, rtol=1e-5)
+    left_out = _left_out(bank)
+    spread = left_out.amax(0)
+    unit = (spread * spread.flatten().median()).sqrt()
+    expected = (left_out / unit).amax()
+    torch.testing.assert_close(memory.scale, expected, atol=1e-4, rtol=1e-5)
     heat = memory.heat_map(memory.distances(bank[:1] + 10.0), (16, 16))
     assert heat.shape == (1, 16, 16) and float(heat.min()) == 1.0  # far: saturated
     empty = PatchMemory().distances(bank)
@@ -89,7 +110,21 @@ def test_the_checkpoint_carries_the_bank(tmp_path):
     loaded, _ = read_checkpoint(tmp_path / "model.pt")
     assert loaded.patches.bank.shape == (8 * 8, 192, 8)  # (h*w, C, images) at 32 px
     torch.testing.assert_close(loaded.patches.bank, model.patches.bank, atol=0, rtol=0)
+    torch.testing.assert_close(loaded.patches.unit, model.patches.unit, atol=0, rtol=0)
     assert float(loaded.patches.scale) == float(model.patches.scale) > 0
+
+
+def test_a_checkpoint_from_before_the_unit_reads_with_the_unit_1(tmp_path):
+    model, images = _trained_like()
+    params = params_from_dict(
+        {"resize": {"size": SIZE}, "model": {"patch_memory": True, "embedding_dim": 8}}
+    )
+    save_checkpoint(tmp_path / "model.pt", model, params)
+    checkpoint = torch.load(tmp_path / "model.pt", weights_only=True)
+    del checkpoint["state_dict"]["patches.unit"]
+    torch.save(checkpoint, tmp_path / "old.pt")
+    loaded, _ = read_checkpoint(tmp_path / "old.pt")
+    assert torch.equal(loaded.patches.unit, torch.ones(8 * 8))
 
 
 def test_the_patch_score_needs_the_memory():

@@ -130,6 +130,8 @@ def _load_state(model: torch.nn.Module, state: Any, path: str | Path) -> None:
     bank = state.get("patches.bank")
     if isinstance(model, AnomalyNet) and model.patches is not None and bank is not None:
         model.patches.hold(bank.shape)  # the bank's size is the data's (patch_memory.py)
+        # Written before the per-position unit existed: its distances were in the unit 1.
+        state = {"patches.unit": torch.ones(bank.shape[0]), **state}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     if missing:

@@ -3,9 +3,10 @@ backbone. The good training images' feature vectors at each position of layer1 a
 (each averaged over its 3x3 neighbourhood, layer2 upsampled to layer1's grid: 192 channels at
 a quarter of the input's side) are kept; an image's distance at a position is the distance to
 the nearest kept vector at that position or one of its 8 neighbours, so it suits photos framed
-to one pose (resize.framing). Its image score (`patch`) is the largest distance over the
-positions, its heat map the distances upsampled. Pure torch, no I/O: the bank is a buffer the
-checkpoint carries, its size set by the data (`fit`).
+to one pose (resize.framing), in units of how much the good images vary at that position (the
+`unit`). Its image score (`patch`) is the largest distance over the positions, its heat map
+the distances upsampled. Pure torch, no I/O: the bank is a buffer the checkpoint carries, its
+size set by the data (`fit`).
 """
 
 from __future__ import annotations
@@ -24,18 +25,19 @@ PATCH_TAPS = ("layer1", "layer2")
 PATCH_CHANNELS = 64 + 128
 # How far (in positions of the layer1 grid) the nearest vector may lie: the pose's slack.
 REACH = 1
-# Training images whose leave-one-out score sets the heat map's scale (the first ones).
-SCALE_IMAGES = 32
+# Training images met at once by the leave-one-out distances of `fit` (memory, not numbers).
+LEAVE_ONE_OUT_BATCH = 32
 
 
 class PatchMemory(nn.Module):
     """The bank of the good training images' patch vectors position by position, (h*w, C, B)
-    for B images (float16: half the file; the distances are float32), and `scale`, the heat
-    map's unit."""
+    for B images (float16: half the file; the distances are float32), the distance `unit` of
+    each position (h*w,), and `scale`, the heat map's unit."""
 
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("bank", torch.zeros(1, PATCH_CHANNELS, 0, dtype=torch.float16))
+        self.register_buffer("unit", torch.ones(1, dtype=torch.float32))
         self.register_buffer("scale", torch.ones((), dtype=torch.float32))
 
     @staticmethod
@@ -50,24 +52,40 @@ class PatchMemory(nn.Module):
     def hold(self, shape: torch.Size) -> None:
         """An empty bank of `shape` (before a saved one is loaded into it)."""
         self.bank = torch.zeros(shape, dtype=torch.float16)
+        self.unit = torch.ones(shape[0], dtype=torch.float32)
 
     def fit(self, good: torch.Tensor) -> None:
-        """Keep the patch vectors (N, C, h, w) of the good training images; the scale is the
-        largest leave-one-out image score among the first SCALE_IMAGES of them (how far the
-        most unusual good image lies from the others), 1 with a single image."""
+        """Keep the patch vectors (N, C, h, w) of the good training images. Each one's
+        leave-one-out distances (to the others) set the position's unit: the geometric mean of
+        the position's spread (its largest leave-one-out distance) and the median spread, so
+        positions where good images differ (edges, a part's ends, its pose's slack) count less,
+        while one where they never differ (a flat ground) does not magnify noise. The half
+        power was chosen on screw's networks (docs/results.md): it ranked the defects better on
+        each of six, the full power did not. The scale is the largest leave-one-out image
+        score (how far the most unusual good image lies from the others); all 1 with a single
+        image."""
         self.bank = good.to(torch.float16).flatten(2).permute(2, 1, 0).contiguous()
-        chosen = min(len(good), SCALE_IMAGES)
+        self.unit = torch.ones(self.bank.shape[0], dtype=torch.float32, device=good.device)
+        self.scale = torch.ones((), dtype=torch.float32, device=good.device)
         if len(good) < 2:
-            self.scale = torch.ones((), dtype=torch.float32)
             return
-        own = torch.arange(chosen)
-        scores = self.distances(good[:chosen].float(), exclude=own).flatten(1).amax(1)
-        self.scale = scores.max().clamp_min(1e-6).to(torch.float32)
+        left_out = torch.cat(
+            [
+                self.distances(
+                    good[start : start + LEAVE_ONE_OUT_BATCH].float(),
+                    exclude=torch.arange(start, min(start + LEAVE_ONE_OUT_BATCH, len(good))),
+                )
+                for start in range(0, len(good), LEAVE_ONE_OUT_BATCH)
+            ]
+        )  # N, h, w, in the unit 1
+        spread = left_out.amax(0).flatten().clamp_min(1e-6)
+        self.unit = sqrt(spread * spread.median())
+        self.scale = (left_out.flatten(1) / self.unit).amax().clamp_min(1e-6)
 
     def distances(self, vectors: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
         """(N, h, w) float32: at each position of the patch vectors (N, C, h, w), the distance
-        to the nearest bank vector within REACH; NaN with an empty bank. `exclude`: per query,
-        a bank image it must not meet (the leave-one-out scale)."""
+        to the nearest bank vector within REACH in the position's unit; NaN with an empty bank.
+        `exclude`: per query, a bank image it must not meet (leave-one-out, `fit`)."""
         count, channels, height, width = vectors.shape
         if self.bank.shape[-1] == 0:
             return torch.full((count, height, width), float("nan"), device=vectors.device)
@@ -98,7 +116,8 @@ class PatchMemory(nn.Module):
                 # Back to the query's own position; what wraps round is a pad's, hence far.
                 shifted = torch.roll(nearest, (dy - REACH, dx - REACH), dims=(0, 1))
                 best = torch.minimum(best, shifted)
-        return sqrt(best.clamp_min(0)).permute(2, 0, 1)
+        unit = self.unit.reshape(height, width, 1)
+        return (sqrt(best.clamp_min(0)) / unit).permute(2, 0, 1)
 
     def heat_map(self, distances: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """(N, H, W) in [0, 1]: the distances (N, h, w) upsampled to the input's size, in

@@ -4,7 +4,7 @@ copies, before the framings were part of the pipeline. Run the survey on the cop
 
     python scripts/aligned_copy.py ../shared/realdata/screw /tmp/aligned/screw
     python scripts/survey.py --category screw --root /tmp/aligned --out surveys/screens/aligned \\
-        --settings real --seeds 0 --epochs 60
+        --settings real-map --seeds 0 --epochs 60
 
 Default: `object_axis` (each screw turned to lie along its principal axis, wide end left,
 centred). `--flat` also scales each photo so its ground is grey 190 and paints everything but

@@ -10,7 +10,11 @@ from typing import Any
 from metricad.validation import set_dotted
 
 GOOD_ONLY = {"split.anomalous_train_fraction": 0, "train.synthetic_anomalies": "cutpaste"}
-REAL = {
+# The first recipe for real photos (setting real-map): MVTec AD's protocol; DRAEM's Perlin
+# anomalies on the object with foreign texture and a segmentation head trained on their masks,
+# its focal loss weighted 30 (its map localises, its peak scores the image); lighting changes
+# in training; 128 px; a cosine schedule; the 8 views; the `map` score as the verdict.
+REAL_MAP = {
     "split.anomalous_train_fraction": 0,
     "resize.size": 128,
     "model.segmentation": True,
@@ -26,13 +30,29 @@ REAL = {
     "score.scores": ["softmax", "knn", "gaussian", "map"],
     "score.verdict_score": "map",
 }
-# REAL on photos framed in the pipeline, each part turned to one pose (setting real-band).
+# REAL_MAP on photos framed in the pipeline, each part turned to one pose (setting real-band).
 REAL_BAND = {
-    **REAL,
+    **REAL_MAP,
     "train.augment": False,
     "embed.views": "single",
     "resize.framing": "object_band",
     "resize.object_band.flat": True,
+}
+SCORES_WITH_PATCH = ["softmax", "knn", "gaussian", "map", "patch"]
+# The recipe for real photos (setting real; README "Your own photos"), one for every
+# category: REAL_MAP's training, the framing chosen from the good training photos (an
+# elongated dark part is turned to one pose and its band kept; anything else stays whole),
+# flips and quarter turns in training only where the framing left the pose free, the patch
+# memory, one view, and the `patch` score as the verdict.
+REAL = {
+    **REAL_MAP,
+    "resize.framing": "auto",
+    "resize.object_band.flat": True,
+    "train.augment": "auto",
+    "model.patch_memory": True,
+    "embed.views": "single",
+    "score.scores": SCORES_WITH_PATCH,
+    "score.verdict_score": "patch",
 }
 # Settings: params overrides on the committed params.yaml (the article protocol, default recipe).
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -78,24 +98,24 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # cell's training state continues with no epoch left to train.
     "good-only-dihedral": {**GOOD_ONLY, "embed.views": "dihedral"},
     # Real photos from random weights (docs/results.md, "Real images"; run with --category
-    # and --epochs 150): MVTec AD's protocol; DRAEM's Perlin anomalies on the object with
-    # foreign texture and a segmentation head trained on their masks, its focal loss weighted
-    # 30 (its map localises, its peak scores the image); lighting changes in training;
-    # 128 px; a cosine schedule; the 8 views.
+    # and --epochs: 150 for bottle's 167 training images, 100 for screw's 256).
     "real": REAL,
-    # Screens of the real recipe, one change each (bottle and screw only). The segmentation
-    # loss at weight 1 and 10 (cells of real-seg1 ran as `real` before the recipe took 30).
-    "real-seg1": {k: v for k, v in REAL.items() if k != "train.segmentation_weight"},
-    "real-seg10": {**REAL, "train.segmentation_weight": 10.0},
-    "real-192": {**REAL, "resize.size": 192},
+    # The recipe with half of each defect type in training (the article protocol).
+    "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
+    # The first real recipe, and screens of it, one change each (bottle and screw only).
+    "real-map": REAL_MAP,
+    "real-map-article": {**REAL_MAP, "split.anomalous_train_fraction": 0.5},
+    # The segmentation loss at weight 1 and 10 (cells of real-seg1 ran as `real` before the
+    # recipe took 30).
+    "real-seg1": {k: v for k, v in REAL_MAP.items() if k != "train.segmentation_weight"},
+    "real-seg10": {**REAL_MAP, "train.segmentation_weight": 10.0},
+    "real-192": {**REAL_MAP, "resize.size": 192},
     # Each image standardised over its own pixels (model.standardize): screw's good test
     # photos are darker than its training photos.
-    "real-std": {**REAL, "model.standardize": True},
-    # The same recipe with the article protocol: half of each defect type in training.
-    "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
+    "real-std": {**REAL_MAP, "model.standardize": True},
     # For photos turned to one pose (scripts/aligned_copy.py): no flips or quarter turns in
     # training or embedding, so every part of the object stays where the copy put it.
-    "real-posed": {**REAL, "train.augment": False, "embed.views": "single"},
+    "real-posed": {**REAL_MAP, "train.augment": False, "embed.views": "single"},
     # The same on photos framed in the pipeline (resize.framing): each screw turned to one
     # pose, only its band kept and folded (about twice the pixels on the screw at 128 px), the
     # ground painted one grey. The screens on aligned_copy.py --flat --band copies ran the
@@ -103,18 +123,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "real-band": REAL_BAND,
     # The real recipe with a patch memory beside its segmentation head: the patch score and
     # map measured on unframed photos (bottle), the verdict still `map`.
-    "real-memory": {
-        **REAL,
-        "model.patch_memory": True,
-        "score.scores": ["softmax", "knn", "gaussian", "map", "patch"],
-    },
+    "real-memory": {**REAL_MAP, "model.patch_memory": True, "score.scores": SCORES_WITH_PATCH},
     # real-band with a patch memory (model.patch_memory): its `patch` score is the verdict and
     # its `patch` map is measured beside the segmentation head's (the screens of
     # scripts/patch_screen.py, now in the pipeline).
     "real-patch": {
         **REAL_BAND,
         "model.patch_memory": True,
-        "score.scores": ["softmax", "knn", "gaussian", "map", "patch"],
+        "score.scores": SCORES_WITH_PATCH,
         "score.verdict_score": "patch",
     },
 }

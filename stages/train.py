@@ -8,7 +8,7 @@ from dvclive import Live
 from metricad.data.batches import labels_tensor, load_image_tensor
 from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
-from metricad.files import write_json
+from metricad.files import read_json, write_json
 from metricad.model.checkpoint import load_backbone_weights, save_checkpoint
 from metricad.model.inference import fit_patch_memory
 from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
@@ -16,19 +16,29 @@ from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.model.training import LIVE_NAMES, settings_for_data, train, training_summary
 from metricad.numerics import pinned
 from metricad.params import load_params
-from metricad.paths import LIVE_DIR, MODEL, RESIZED_MANIFEST, TRAIN_STATE, TRAIN_SUMMARY
+from metricad.paths import (
+    LIVE_DIR,
+    MODEL,
+    RESIZED_FRAMING,
+    RESIZED_MANIFEST,
+    TRAIN_STATE,
+    TRAIN_SUMMARY,
+)
 from metricad.runtime import make_deterministic, select_device
 
 
 def main() -> None:
     params = load_params()
+    # The framing the resize stage gave the photos (resize.framing auto: the one it chose):
+    # train.augment auto follows it, and the checkpoint records it for predict.
+    framing = read_json(RESIZED_FRAMING)["framing"]
     make_deterministic(params.train.seed)
     device = select_device(params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
     train_rows = manifest[manifest["split"] == "train"]
     test_rows = manifest[manifest["split"] == "test"]
     real_anomalies = int(train_rows["label"].sum())
-    train_params, warnings = settings_for_data(params, len(train_rows), real_anomalies)
+    train_params, warnings = settings_for_data(params, len(train_rows), real_anomalies, framing)
     for warning in warnings:
         print(f"warning: {warning}")
     images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
@@ -72,7 +82,7 @@ def main() -> None:
     if model.patches is not None:  # the bank: the good training images, final weights
         good = images[labels == 0]
         fit_patch_memory(model, good, params.runtime.inference_batch_size, device)
-    save_checkpoint(MODEL, model, params)
+    save_checkpoint(MODEL, model, params, framing)
     summary = training_summary(history, params.epochs, len(train_rows), real_anomalies)
     summary |= {
         "batch_size_used": train_params.batch_size,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from metricad.data.framing import framed, framer
+from metricad.data.framing import chosen_framing, framed, framer, resolved
 from metricad.data.framing.object_axis import ObjectSettings
 from metricad.data.framing.object_band import BandSettings
 from metricad.data.images import load_mask, load_rgb, resize_dataset, resize_rgb, save_png
@@ -18,6 +18,7 @@ from metricad.errors import MetricadError
 from metricad.model.checkpoint import trained_with
 from metricad.model.inference import embed_and_score
 from metricad.model.torch_model import build_model
+from metricad.model.training import settings_for_data
 from metricad.params import params_from_dict
 from metricad.scoring.head import ScoringHead
 from metricad.scoring.knn import KnnSettings
@@ -156,4 +157,40 @@ def test_a_checkpoint_records_the_framing_predict_uses():
     assert resize_of(trained_with(params)).framing == "object_band"
     assert resize_of(trained_with(params)).object_band == BandSettings(band=0.3)
     assert resize_of(trained_with(params_from_dict({}))).framing == "whole"
+    auto = params_from_dict({"resize": {"framing": "auto"}})  # the resize stage chose the band
+    assert resize_of(trained_with(auto, "object_band")).framing == "object_band"
     assert resize_of({"resize.size": 96}).framing == "whole"  # written before framings
+
+
+def _disc() -> np.ndarray:
+    ys, xs = np.mgrid[0:SIDE, 0:SIDE]
+    grey = np.where((ys - 64) ** 2 + (xs - 60) ** 2 < 40**2, 60, 200)
+    return np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_auto_bands_elongated_objects_only():
+    screws = [_screw(angle)[0] for angle in (0.0, 35.0, 100.0)]
+    assert chosen_framing(screws, 40)[0] == "object_band"
+    assert chosen_framing([_disc(), _disc()], 40) == (
+        "whole",
+        "an object that is not elongated (median elongation 1.00)",
+    )
+    texture = np.random.default_rng(0).integers(90, 110, (SIDE, SIDE, 3), dtype=np.uint8)
+    assert chosen_framing([*screws, texture], 40)[0] == "whole"  # one photo without an object
+    auto = params_from_dict({"resize": {"framing": "auto"}}).resize
+    assert resolved(auto, iter(screws))[0].framing == "object_band"
+    whole = params_from_dict({}).resize
+    assert resolved(whole, iter([])) == (whole, "set in params")
+
+
+def test_augment_auto_skips_flips_and_turns_after_a_framing_to_one_pose():
+    def augment(framing: str, value: object) -> object:
+        params = params_from_dict(
+            {"resize": {"framing": framing}, "train": {"augment": value}, "split": {}}
+        )
+        return settings_for_data(params, n_images=8, real_anomalies=0)[0].augment
+
+    assert augment("object_band", "auto") is False and augment("object_axis", "auto") is False
+    assert augment("whole", "auto") is True and augment("object_band", True) is True
+    with pytest.raises(MetricadError, match="train.augment must be one of True, False, 'auto'"):
+        params_from_dict({"train": {"augment": "sometimes"}})

@@ -27,7 +27,7 @@ SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "perlin", "mixed"]
 ScoreName = Literal["softmax", "knn", "gaussian", "map", "patch"]
 SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
 Views = Literal["single", "dihedral"]
-Framing = Literal["whole", "object_axis", "object_band"]
+Framing = Literal["whole", "object_axis", "object_band", "auto"]
 
 SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (scikit-learn's t-SNE) takes no larger seed
 
@@ -111,7 +111,9 @@ class TrainParams:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: int = ranged(0, 100000, default=10)
     ema_decay: float = ranged(0.0, 0.9999, default=0.99)
-    augment: bool = True
+    # Flips and quarter turns of training images; auto: unless the framing turns every photo
+    # to one pose (resize.framing object_axis, object_band), which they would undo.
+    augment: Literal[True, False, "auto"] = True
     max_shift: int = ranged(0, 1024, default=0)  # random shift (reflected border); 0: none
     # Good images turned into synthetic anomalies in each batch (data/anomalies/): the way to
     # train on good images only (split.anomalous_train_fraction: 0).

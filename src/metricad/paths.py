@@ -6,6 +6,8 @@ PREPARED_DIR = Path("data/prepared")
 PREPARED_MANIFEST = PREPARED_DIR / "manifest.csv"
 RESIZED_DIR = Path("data/resized")
 RESIZED_MANIFEST = RESIZED_DIR / "manifest.csv"
+# The framing the photos got (resize.framing auto: the one chosen), for train and predict.
+RESIZED_FRAMING = RESIZED_DIR / "framing.json"
 SYNTHETIC_SAMPLE_DIR = Path("data/synthetic_sample")
 SYNTHETIC_IMAGES = SYNTHETIC_SAMPLE_DIR / "images.npy"
 SYNTHETIC_MASKS = SYNTHETIC_SAMPLE_DIR / "masks.npy"

@@ -58,26 +58,31 @@ def save_torch_file(obj: Any, path: str | Path) -> None:
         torch.save(obj, handle)
 
 
-def trained_with(params: Params) -> dict[str, Any]:
+def trained_with(params: Params, framing: str | None = None) -> dict[str, Any]:
     """The params that decide the trained weights (the train stage's), as a plain dict: what
-    a checkpoint records and a resumable state must match."""
+    a checkpoint records and a resumable state must match; `framing`: the one the resize
+    stage chose (resize.framing auto), None: resize.framing."""
+    resize = dataclasses.asdict(params.resize)
     return {
         "epochs": params.epochs,
         "model": dataclasses.asdict(params.model),
         "train": dataclasses.asdict(params.train),
         # The framing too: predict frames a photo as the training photos were.
-        "resize": dataclasses.asdict(params.resize),
+        "resize": {**resize, "framing": framing or resize["framing"]},
         "split.anomalous_train_fraction": params.split.anomalous_train_fraction,
     }
 
 
-def save_checkpoint(path: str | Path, model: AnomalyNet, params: Params) -> None:
-    """One file with every trained tensor (encoder, neck, head, head scale) and the params."""
+def save_checkpoint(
+    path: str | Path, model: AnomalyNet, params: Params, framing: str | None = None
+) -> None:
+    """One file with every trained tensor (encoder, neck, head, head scale) and the params
+    (`framing`: the one the resize stage chose, as trained_with)."""
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "arch": arch_from_params(params),
         "classes": list(CLASSES),
-        "params": trained_with(params),
+        "params": trained_with(params, framing),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     save_torch_file(checkpoint, path)

@@ -30,6 +30,7 @@ TRAINING_CODE = (
     "model/patch_memory.py",
     "data/anomalies",
     "data/batches.py",
+    "data/framing",  # train.augment auto asks the framing
     "portable_math.py",
     "runtime.py",
 )

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from metricad.data.anomalies import kind_for_training, makes_anomalies
 from metricad.data.batches import eval_batches, normalize
+from metricad.data.framing import FRAMINGS
 from metricad.errors import MetricadError
 from metricad.model.recipe import batches
 from metricad.model.torch_model import AnomalyNet
@@ -21,10 +22,12 @@ from metricad.runtime import memory_format_for
 
 
 def settings_for_data(
-    params: Params, n_images: int, real_anomalies: int
+    params: Params, n_images: int, real_anomalies: int, framing: str | None = None
 ) -> tuple[TrainParams, list[str]]:
     """The training params this data set allows, and a warning for each one changed.
 
+    train.augment auto follows the framing (`framing`: the one the resize stage chose, None:
+    resize.framing).
     A batch larger than the training set is the training set. With no defect image in
     training although the params ask for some (fraction > 0, but each defect type has too
     few images to spare one), training uses synthetic anomalies instead. Fewer than two
@@ -49,13 +52,19 @@ def settings_for_data(
             "training split holds only good images, so the two-class head has nothing to "
             "separate; set train.synthetic_anomalies (e.g. cutpaste) or the fraction above 0"
         )
+    augment = train_params.augment
+    if augment == "auto":
+        augment = not FRAMINGS.trait(framing or params.resize.framing, "one_pose")
     batch_size = min(train_params.batch_size, n_images)
     if batch_size < train_params.batch_size:
         warnings.append(
             f"train.batch_size={train_params.batch_size} is above the number of training "
             f"images ({n_images}); used {batch_size}"
         )
-    return replace(train_params, synthetic_anomalies=kind, batch_size=batch_size), warnings
+    settings = replace(
+        train_params, synthetic_anomalies=kind, batch_size=batch_size, augment=augment
+    )
+    return settings, warnings
 
 
 # History keys -> DVCLive metric names (dvclive/plots/metrics/<name>.tsv).

@@ -4,21 +4,61 @@ angle on a plain ground (a screw, a pin), `object_axis` (the object turned to li
 principal axis, its wide end left, centred) and `object_band` (the turned object's band only,
 folded into a square: more of the network's pixels on the object). Masks are framed with
 their images. The resize stage frames the training and test photos, predict a user's photo.
-Numpy and PIL only. Adding a framing: one module here, its name in `Framing` (params.py)."""
+`auto` is no framing of its own: the resize stage chooses one for the whole data set from its
+good training photos (`chosen_framing`) and records it, so predict frames alike. Numpy and PIL
+only. Adding a framing: one module here, its name in `Framing` (params.py); one that turns
+every object to one pose registers `one_pose=True` (train.augment: auto then skips the flips
+and quarter turns that would undo it)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 
 from metricad.data.framing.base import FRAMINGS
+from metricad.data.framing.object_axis import elongation
 from metricad.data.images import Framer
 from metricad.errors import MetricadError
 from metricad.params import ResizeParams
 from metricad.registry import import_entries
 
-__all__ = ["FRAMINGS", "framed", "framer"]
+__all__ = ["AUTO", "FRAMINGS", "chosen_framing", "framed", "framer", "resolved"]
 
 import_entries(__name__, __path__)
+
+AUTO = "auto"
+# `auto` bands an object whose median elongation reaches this: MVTec AD's screws measure 3.4 to
+# 4.3 (every good training photo of ../shared/realdata), its bottles 1.0.
+ELONGATED = 2.0
+
+
+def chosen_framing(photos: Iterable[np.ndarray], contrast: int) -> tuple[str, str]:
+    """The framing `auto` stands for on these good training photos, and why: `object_band`
+    when each shows a dark object on a light ground (`contrast`: object_band's setting) and
+    their median elongation is ELONGATED or more (a part lying at any angle: one pose gives
+    each of its parts one place), else `whole` (textures, round or upright objects)."""
+    ratios = []
+    for photo in photos:
+        try:
+            ratios.append(elongation(photo, contrast))
+        except MetricadError:
+            return "whole", "not every good training photo shows a dark object on a light ground"
+    if not ratios:
+        return "whole", "no good training photo"
+    median = float(np.median(ratios))
+    if median >= ELONGATED:
+        return "object_band", f"an elongated object (median elongation {median:.2f})"
+    return "whole", f"an object that is not elongated (median elongation {median:.2f})"
+
+
+def resolved(resize: ResizeParams, photos: Iterable[np.ndarray]) -> tuple[ResizeParams, str]:
+    """The resize section with `auto` replaced by the chosen framing, and why."""
+    if resize.framing != AUTO:
+        return resize, "set in params"
+    name, why = chosen_framing(photos, resize.object_band.contrast)
+    return replace(resize, framing=name), why
 
 
 def framed(

@@ -38,9 +38,8 @@ def _largest(mask: np.ndarray) -> np.ndarray:
     return labels == (np.argmax(sizes) + 1)
 
 
-def _pose(grey: np.ndarray, contrast: int) -> tuple[float, float, float, float, bool]:
-    """(the ground's grey, centre x, centre y, angle of the major axis in degrees, whether
-    the wide end lies right) of the darker object on a photo's grey levels."""
+def _object(grey: np.ndarray, contrast: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """(the ground's grey, the object's pixel rows and columns) on a photo's grey levels."""
     edges = [grey[:BORDER], grey[-BORDER:], grey[:, :BORDER], grey[:, -BORDER:]]
     ground = float(np.median(np.concatenate([edge.ravel() for edge in edges])))
     darker = ndimage.binary_opening(grey < ground - contrast, iterations=1)
@@ -51,6 +50,22 @@ def _pose(grey: np.ndarray, contrast: int) -> tuple[float, float, float, float, 
             "levels to turn (resize.framing needs a dark object on a light ground; lower "
             "its contrast setting, or use resize.framing: whole)"
         )
+    return ground, ys, xs
+
+
+def elongation(image: np.ndarray, contrast: int) -> float:
+    """How elongated the photo's dark object is: the spread of its pixels along the major
+    axis over the spread across it (a disc 1, a screw about 4); a MetricadError without one."""
+    grey = np.asarray(Image.fromarray(np.ascontiguousarray(image, np.uint8)).convert("L"))
+    _, ys, xs = _object(grey.astype(np.float32), contrast)
+    variances = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(np.float64)))
+    return float(np.sqrt(variances[1] / max(variances[0], 1e-12)))
+
+
+def _pose(grey: np.ndarray, contrast: int) -> tuple[float, float, float, float, bool]:
+    """(the ground's grey, centre x, centre y, angle of the major axis in degrees, whether
+    the wide end lies right) of the darker object on a photo's grey levels."""
+    ground, ys, xs = _object(grey, contrast)
     cy, cx = ys.mean(), xs.mean()
     _, vectors = np.linalg.eigh(np.cov(np.stack([xs - cx, ys - cy])))
     major = vectors[:, 1]
@@ -101,7 +116,7 @@ def as_arrays(image: Image.Image, mask: Image.Image | None) -> tuple[np.ndarray,
     )
 
 
-@FRAMINGS.register("object_axis", settings=ObjectSettings)
+@FRAMINGS.register("object_axis", settings=ObjectSettings, one_pose=True)
 def object_axis(
     image: np.ndarray, mask: np.ndarray | None, settings: ObjectSettings
 ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -41,7 +41,7 @@ def _folded(image: Image.Image, band_share: float, resample: int) -> Image.Image
     return square
 
 
-@FRAMINGS.register("object_band", settings=BandSettings)
+@FRAMINGS.register("object_band", settings=BandSettings, one_pose=True)
 def object_band(
     image: np.ndarray, mask: np.ndarray | None, settings: BandSettings
 ) -> tuple[np.ndarray, np.ndarray | None]:

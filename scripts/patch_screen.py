@@ -9,8 +9,14 @@ objects); `per position`: among the vectors at the same position and its 8 neigh
 bits depend on the CPU.
 
     python scripts/patch_screen.py [WORKSPACE] [--taps layer1,layer2 layer2,layer3] [--random]
+    python scripts/patch_screen.py [WORKSPACE] --units [--model MODEL.pt]
 
-`--random`: the same architecture with fresh random weights (what training adds).
+`--random`: the same architecture with fresh random weights (what training adds). `--units`:
+the pipeline's patch memory (layer1 + layer2, per position) with each position's distance in
+a unit of its own, from the good training images' leave-one-out distances there (their
+largest: `max`; its geometric mean with the median over positions: `half power`, what
+PatchMemory.fit keeps; the 99th percentile; a z-score), against none; `--model`: another
+network of the same data (a stored model from the DVC cache), instead of the workspace's.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from sklearn.metrics import roc_auc_score
 from metricad.data.batches import normalize
 from metricad.data.images import load_rgb
 from metricad.model.checkpoint import read_checkpoint, safe_load
+from metricad.model.patch_memory import PatchMemory
 from metricad.model.torch_model import AnomalyNet, model_from_arch
 from metricad.paths import MODEL, RESIZED_MANIFEST
 
@@ -106,13 +113,41 @@ def per_position_scores(train: torch.Tensor, test: torch.Tensor) -> np.ndarray:
     return best.flatten(1).max(1).values.sqrt().numpy()
 
 
+@torch.inference_mode()
+def unit_screen(model: AnomalyNet, train: torch.Tensor, test: torch.Tensor) -> dict:
+    """{unit: the test images' scores} for the units of `--units`."""
+    memory = PatchMemory()
+    memory.fit(torch.cat([model.patch_vectors(normalize(b)) for b in train.split(64)]))
+    memory.unit = torch.ones_like(memory.unit)  # raw distances below
+    vectors = [model.patch_vectors(normalize(b)) for b in test.split(64)]
+    found = torch.cat([memory.distances(v) for v in vectors])
+    good = torch.cat([model.patch_vectors(normalize(b)) for b in train.split(64)])
+    left_out = torch.cat(
+        [
+            memory.distances(chunk.float(), exclude=torch.arange(start, start + len(chunk)))
+            for start, chunk in zip(range(0, len(good), 32), good.split(32), strict=True)
+        ]
+    )
+    spread, mean, sd = left_out.amax(0), left_out.mean(0), left_out.std(0)
+    units = {
+        "none": found,
+        "max": found / spread,
+        "half power": found / (spread * spread.median()).sqrt(),
+        "99th percentile": found / left_out.quantile(0.99, dim=0),
+        "z-score": (found - mean) / sd,
+    }
+    return {name: maps.flatten(1).amax(1).numpy() for name, maps in units.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workspace", nargs="?", type=Path, default=Path("."))
     parser.add_argument("--taps", nargs="+", default=["layer1,layer2", "layer2,layer3"])
     parser.add_argument("--random", action="store_true", help="fresh random weights instead")
+    parser.add_argument("--units", action="store_true", help="the per-position units instead")
+    parser.add_argument("--model", type=Path, help="default: WORKSPACE/models/model.pt")
     args = parser.parse_args()
-    model, _ = read_checkpoint(args.workspace / MODEL)
+    model, _ = read_checkpoint(args.model or args.workspace / MODEL)
     if args.random:
         torch.manual_seed(0)
         model = model_from_arch(safe_load(args.workspace / MODEL, "checkpoint")["arch"]).eval()
@@ -125,6 +160,10 @@ def main() -> None:
     train_rows = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
     test_rows = manifest[manifest["split"] == "test"]
     labels = test_rows["label"].to_numpy()
+    if args.units:
+        found = unit_screen(model, images(train_rows), images(test_rows))
+        print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))
+        return
     for taps in args.taps:
         started = time.perf_counter()
         names = taps.split(",")

@@ -3,7 +3,7 @@
 
     python scripts/survey.py [--out surveys/epochs] [--settings article article-recipe good-only]
         [--seeds 0 1 2 3 4] [--epochs 300 500 1000]
-    python scripts/survey.py --category bottle --settings real --seeds 0 1 2 --epochs 60
+    python scripts/survey.py --category bottle --settings real --seeds 0 1 2 --epochs 150
     python -m metricad.compare --survey surveys/epochs --rows train.seed   # the table
 
 `--category NAME` runs a real MVTec AD category from `--root` (../shared/realdata: bottle,

@@ -175,8 +175,16 @@ def test_auto_bands_elongated_objects_only():
         "whole",
         "an object that is not elongated (median elongation 1.00)",
     )
-    texture = np.random.default_rng(0).integers(90, 110, (SIDE, SIDE, 3), dtype=np.uint8)
-    assert chosen_framing([*screws, texture], 40)[0] == "whole"  # one photo without an object
+    rng = np.random.default_rng(0)
+    plain = rng.integers(90, 110, (SIDE, SIDE, 3), dtype=np.uint8)
+    assert chosen_framing([*screws, plain], 40)[0] == "whole"  # one photo without an object
+    # A texture with dark grains everywhere: no plain ground, no single object.
+    grains = np.repeat(rng.integers(0, 256, (SIDE, SIDE, 1), dtype=np.uint8), 3, axis=2)
+    assert chosen_framing([grains] * 3, 40)[0] == "whole"
+    stripes = np.full((SIDE, SIDE, 3), 200, np.uint8)
+    stripes[:, 8:-8:16] = 40  # parallel dark lines: many blobs, none holding most
+    stripes[:, 9:-8:16] = 40
+    assert chosen_framing([stripes] * 3, 40)[0] == "whole"
     auto = params_from_dict({"resize": {"framing": "auto"}}).resize
     assert resolved(auto, iter(screws))[0].framing == "object_band"
     whole = params_from_dict({}).resize

@@ -38,12 +38,19 @@ def _largest(mask: np.ndarray) -> np.ndarray:
     return labels == (np.argmax(sizes) + 1)
 
 
+def _border(grey: np.ndarray) -> np.ndarray:
+    edges = [grey[:BORDER], grey[-BORDER:], grey[:, :BORDER], grey[:, -BORDER:]]
+    return np.concatenate([edge.ravel() for edge in edges])
+
+
+def _darker(grey: np.ndarray, ground: float, contrast: int) -> np.ndarray:
+    return ndimage.binary_opening(grey < ground - contrast, iterations=1)
+
+
 def _object(grey: np.ndarray, contrast: int) -> tuple[float, np.ndarray, np.ndarray]:
     """(the ground's grey, the object's pixel rows and columns) on a photo's grey levels."""
-    edges = [grey[:BORDER], grey[-BORDER:], grey[:, :BORDER], grey[:, -BORDER:]]
-    ground = float(np.median(np.concatenate([edge.ravel() for edge in edges])))
-    darker = ndimage.binary_opening(grey < ground - contrast, iterations=1)
-    ys, xs = np.nonzero(_largest(darker))
+    ground = float(np.median(_border(grey)))
+    ys, xs = np.nonzero(_largest(_darker(grey, ground, contrast)))
     if len(xs) < MIN_PIXELS:
         raise MetricadError(
             f"no object darker than the photo's border (grey {ground:.0f}) by {contrast} grey "
@@ -53,11 +60,22 @@ def _object(grey: np.ndarray, contrast: int) -> tuple[float, np.ndarray, np.ndar
     return ground, ys, xs
 
 
-def elongation(image: np.ndarray, contrast: int) -> float:
+def elongation(image: np.ndarray, contrast: int) -> float | None:
     """How elongated the photo's dark object is: the spread of its pixels along the major
-    axis over the spread across it (a disc 1, a screw about 4); a MetricadError without one."""
+    axis over the spread across it (a disc 1, a screw about 4); None unless the photo shows
+    one such object on a plain ground (a border whose middle half of grey levels spans less
+    than half `contrast`, and one blob holding most of the darker pixels): a texture's dark
+    spots or lines are no object to turn."""
     grey = np.asarray(Image.fromarray(np.ascontiguousarray(image, np.uint8)).convert("L"))
-    _, ys, xs = _object(grey.astype(np.float32), contrast)
+    grey = grey.astype(np.float32)
+    border = _border(grey)
+    if np.subtract(*np.percentile(border, [75, 25])) >= contrast / 2:
+        return None
+    darker = _darker(grey, float(np.median(border)), contrast)
+    largest = _largest(darker)
+    if largest.sum() < max(MIN_PIXELS, darker.sum() / 2):
+        return None
+    ys, xs = np.nonzero(largest)
     variances = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(np.float64)))
     return float(np.sqrt(variances[1] / max(variances[0], 1e-12)))
 

@@ -116,12 +116,12 @@ def per_position_scores(train: torch.Tensor, test: torch.Tensor) -> np.ndarray:
 @torch.inference_mode()
 def unit_screen(model: AnomalyNet, train: torch.Tensor, test: torch.Tensor) -> dict:
     """{unit: the test images' scores} for the units of `--units`."""
+    good = torch.cat([model.patch_vectors(normalize(b)) for b in train.split(64)])
     memory = PatchMemory()
-    memory.fit(torch.cat([model.patch_vectors(normalize(b)) for b in train.split(64)]))
+    memory.fit(good)
     memory.unit = torch.ones_like(memory.unit)  # raw distances below
     vectors = [model.patch_vectors(normalize(b)) for b in test.split(64)]
     found = torch.cat([memory.distances(v) for v in vectors])
-    good = torch.cat([model.patch_vectors(normalize(b)) for b in train.split(64)])
     left_out = torch.cat(
         [
             memory.distances(chunk.float(), exclude=torch.arange(start, start + len(chunk)))

@@ -122,12 +122,7 @@ def unit_screen(model: AnomalyNet, train: torch.Tensor, test: torch.Tensor) -> d
     memory.unit = torch.ones_like(memory.unit)  # raw distances below
     vectors = [model.patch_vectors(normalize(b)) for b in test.split(64)]
     found = torch.cat([memory.distances(v) for v in vectors])
-    left_out = torch.cat(
-        [
-            memory.distances(chunk.float(), exclude=torch.arange(start, start + len(chunk)))
-            for start, chunk in zip(range(0, len(good), 32), good.split(32), strict=True)
-        ]
-    )
+    left_out = memory.left_out_distances(good)
     spread, mean, sd = left_out.amax(0), left_out.mean(0), left_out.std(0)
     units = {
         "none": found,

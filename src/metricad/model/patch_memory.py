@@ -69,7 +69,15 @@ class PatchMemory(nn.Module):
         self.scale = torch.ones((), dtype=torch.float32, device=good.device)
         if len(good) < 2:
             return
-        left_out = torch.cat(
+        left_out = self.left_out_distances(good)  # in the unit 1
+        spread = left_out.amax(0).flatten().clamp_min(1e-6)
+        self.unit = sqrt(spread * spread.median())
+        self.scale = (left_out.flatten(1) / self.unit).amax().clamp_min(1e-6)
+
+    def left_out_distances(self, good: torch.Tensor) -> torch.Tensor:
+        """(N, h, w): each of the bank's own images (its patch vectors `good`, (N, C, h, w),
+        in the bank's order) against the others, in the current unit."""
+        return torch.cat(
             [
                 self.distances(
                     good[start : start + LEAVE_ONE_OUT_BATCH].float(),
@@ -77,10 +85,7 @@ class PatchMemory(nn.Module):
                 )
                 for start in range(0, len(good), LEAVE_ONE_OUT_BATCH)
             ]
-        )  # N, h, w, in the unit 1
-        spread = left_out.amax(0).flatten().clamp_min(1e-6)
-        self.unit = sqrt(spread * spread.median())
-        self.scale = (left_out.flatten(1) / self.unit).amax().clamp_min(1e-6)
+        )
 
     def distances(self, vectors: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
         """(N, h, w) float32: at each position of the patch vectors (N, C, h, w), the distance

@@ -43,6 +43,17 @@ def _border(grey: np.ndarray) -> np.ndarray:
     return np.concatenate([edge.ravel() for edge in edges])
 
 
+def _grey(image: np.ndarray) -> np.ndarray:
+    """A photo's grey levels (float32), as PIL's "L" weighs its channels."""
+    photo = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    return np.asarray(photo.convert("L"), dtype=np.float32)
+
+
+def _principal_axes(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The variances along the principal axes of the points (ascending) and the axes."""
+    return np.linalg.eigh(np.cov(np.stack([xs, ys])))
+
+
 def _darker(grey: np.ndarray, ground: float, contrast: int) -> np.ndarray:
     return ndimage.binary_opening(grey < ground - contrast, iterations=1)
 
@@ -66,8 +77,7 @@ def elongation(image: np.ndarray, contrast: int) -> float | None:
     one such object on a plain ground (a border whose middle half of grey levels spans less
     than half `contrast`, and one blob holding most of the darker pixels): a texture's dark
     spots or lines are no object to turn."""
-    grey = np.asarray(Image.fromarray(np.ascontiguousarray(image, np.uint8)).convert("L"))
-    grey = grey.astype(np.float32)
+    grey = _grey(image)
     border = _border(grey)
     if np.subtract(*np.percentile(border, [75, 25])) >= contrast / 2:
         return None
@@ -76,7 +86,7 @@ def elongation(image: np.ndarray, contrast: int) -> float | None:
     if largest.sum() < max(MIN_PIXELS, darker.sum() / 2):
         return None
     ys, xs = np.nonzero(largest)
-    variances = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(np.float64)))
+    variances, _ = _principal_axes(xs.astype(np.float64), ys.astype(np.float64))
     return float(np.sqrt(variances[1] / max(variances[0], 1e-12)))
 
 
@@ -85,7 +95,7 @@ def _pose(grey: np.ndarray, contrast: int) -> tuple[float, float, float, float, 
     the wide end lies right) of the darker object on a photo's grey levels."""
     ground, ys, xs = _object(grey, contrast)
     cy, cx = ys.mean(), xs.mean()
-    _, vectors = np.linalg.eigh(np.cov(np.stack([xs - cx, ys - cy])))
+    _, vectors = _principal_axes(xs - cx, ys - cy)
     major = vectors[:, 1]
     along = (xs - cx) * major[0] + (ys - cy) * major[1]
     across = np.abs(-(xs - cx) * major[1] + (ys - cy) * major[0])
@@ -109,7 +119,7 @@ def turned_object(
 ) -> tuple[Image.Image, Image.Image | None]:
     """The photo and its mask (L, 0/255) turned, centred and (`flat`) flattened, as PIL images."""
     photo = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
-    grey = np.asarray(photo.convert("L"), dtype=np.float32)
+    grey = _grey(image)
     ground, cx, cy, angle, flip = _pose(grey, settings.contrast)
     height, width = grey.shape
     move = {"center": (cx, cy), "translate": (width / 2 - cx, height / 2 - cy)}

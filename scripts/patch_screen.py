@@ -10,6 +10,7 @@ bits depend on the CPU.
 
     python scripts/patch_screen.py [WORKSPACE] [--taps layer1,layer2 layer2,layer3] [--random]
     python scripts/patch_screen.py [WORKSPACE] --units [--model MODEL.pt]
+    python scripts/patch_screen.py [WORKSPACE] --sides 128 192 256 [--model MODEL.pt]
 
 `--random`: the same architecture with fresh random weights (what training adds). `--units`:
 the pipeline's patch memory (layer1 + layer2, per position) with each position's distance in
@@ -17,6 +18,10 @@ a unit of its own, from the good training images' leave-one-out distances there 
 largest: `max`; its geometric mean with the median over positions: `half power`, what
 PatchMemory.fit keeps; the 99th percentile; a z-score), against none; `--model`: another
 network of the same data (a stored model from the DVC cache), instead of the workspace's.
+`--sides`: the pipeline's patch memory with the source photos resized (as the resize stage
+does, framing `whole` only) to each side instead of resize.size, through the same network
+(its backbone is convolutional; what a network trained at one side sees at another), and the
+geometric mean of each side's map with the first side's.
 """
 
 from __future__ import annotations
@@ -35,11 +40,11 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from metricad.data.batches import normalize
-from metricad.data.images import load_rgb
+from metricad.data.images import load_rgb, resize_rgb
 from metricad.model.checkpoint import read_checkpoint, safe_load
-from metricad.model.patch_memory import PatchMemory
+from metricad.model.patch_memory import PATCH_TAPS, PatchMemory
 from metricad.model.torch_model import AnomalyNet, model_from_arch
-from metricad.paths import MODEL, RESIZED_MANIFEST
+from metricad.paths import MODEL, PREPARED_MANIFEST, RESIZED_MANIFEST
 
 GLOBAL_BANK = 20000  # vectors drawn from the whole bank for the global score
 
@@ -134,12 +139,38 @@ def unit_screen(model: AnomalyNet, train: torch.Tensor, test: torch.Tensor) -> d
     return {name: maps.flatten(1).amax(1).numpy() for name, maps in units.items()}
 
 
+@torch.inference_mode()
+def side_screen(
+    model: AnomalyNet, train: list[np.ndarray], test: list[np.ndarray], sides: list[int]
+) -> dict[str, np.ndarray]:
+    """{side, or "first x side": the test images' scores} for `--sides`."""
+    maps = {}
+    for side in sides:
+
+        def vectors(photos: list[np.ndarray], side: int = side) -> torch.Tensor:
+            resized = np.stack([resize_rgb(photo, side) for photo in photos])
+            images = torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
+            return patch_features(model, images, list(PATCH_TAPS))
+
+        memory = PatchMemory()
+        memory.fit(vectors(train))
+        maps[side] = torch.cat([memory.distances(v) for v in vectors(test).split(32)])
+    first = maps[sides[0]]
+    scores = {str(side): found.flatten(1).amax(1).numpy() for side, found in maps.items()}
+    for side in sides[1:]:
+        upsampled = F.interpolate(first[:, None], size=maps[side].shape[-2:], mode="bilinear")
+        combined = (upsampled[:, 0] * maps[side]).sqrt()
+        scores[f"{sides[0]} x {side}"] = combined.flatten(1).amax(1).numpy()
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workspace", nargs="?", type=Path, default=Path("."))
     parser.add_argument("--taps", nargs="+", default=["layer1,layer2", "layer2,layer3"])
     parser.add_argument("--random", action="store_true", help="fresh random weights instead")
     parser.add_argument("--units", action="store_true", help="the per-position units instead")
+    parser.add_argument("--sides", type=int, nargs="+", help="the patch pass at these sides")
     parser.add_argument("--model", type=Path, help="default: WORKSPACE/models/model.pt")
     args = parser.parse_args()
     model, _ = read_checkpoint(args.model or args.workspace / MODEL)
@@ -155,6 +186,16 @@ def main() -> None:
     train_rows = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
     test_rows = manifest[manifest["split"] == "test"]
     labels = test_rows["label"].to_numpy()
+    if args.sides:
+        prepared = pd.read_csv(args.workspace / PREPARED_MANIFEST, keep_default_na=False)
+        source = dict(zip(prepared["name"], prepared["path"], strict=True))
+
+        def photos(rows: pd.DataFrame) -> list[np.ndarray]:
+            return [load_rgb(args.workspace / source[name]) for name in rows["name"]]
+
+        found = side_screen(model, photos(train_rows), photos(test_rows), args.sides)
+        print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))
+        return
     if args.units:
         found = unit_screen(model, images(train_rows), images(test_rows))
         print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))

@@ -34,6 +34,14 @@ def test_missing_keys_take_defaults():
             {"train": {"max_shift": 96}, "resize": {"size": 96}},
             "train.max_shift must be below resize.size (96), got 96",
         ),
+        (
+            {"train": {"crop": 64}, "model": {"neck": "avgpool"}, "resize": {"size": 64}},
+            "train.crop must be below resize.size (64) and needs model.neck avgpool",
+        ),
+        (
+            {"train": {"crop": 48}, "resize": {"size": 64}},
+            "got crop 48 with neck flatten",
+        ),
         ({"split": {"validation_fraction": 0.95}}, "split.validation_fraction must be between"),
         ({"epochs": "300"}, "epochs must be an integer"),
         ({"epochs": True}, "epochs must be an integer"),

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision
 
-from metricad.data.batches import augment, shift
+from metricad.data.batches import augment, crop, shift
 from metricad.errors import MetricadError
 from metricad.model.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
 from metricad.model.recipe import batches, learning_rate
@@ -291,6 +291,46 @@ def test_shift_moves_each_image_by_its_own_offset_over_a_reflected_border():
         assert torch.equal(moved, image[:, rows][:, :, cols])
     assert offsets[0] != offsets[1]  # the two images got their own draws
     assert torch.equal(shift(images, 0, torch.Generator()), images)
+
+
+def test_crop_takes_each_image_its_own_square():
+    images = torch.arange(3 * 3 * 6 * 7, dtype=torch.int64).view(3, 3, 6, 7).to(torch.uint8)
+    out = crop(images, 4, torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)
+    tops = torch.randint(0, 3, (3,), generator=generator).tolist()
+    lefts = torch.randint(0, 4, (3,), generator=generator).tolist()
+    assert out.shape == (3, 3, 4, 4) and out.dtype == torch.uint8
+    for image, square, top, left in zip(images, out, tops, lefts, strict=True):
+        assert torch.equal(square, image[:, top : top + 4, left : left + 4])
+    assert len(set(zip(tops, lefts, strict=True))) > 1  # each image its own draw
+
+
+def test_training_on_crops_sees_crops_and_keeps_whole_images_for_the_rest():
+    """train.crop: every training forward pass gets crop-size images; the monitor (like every
+    stage after training) the whole images, through the average-pooling neck."""
+    params = params_from_dict(
+        {
+            "resize": {"size": 32},
+            "model": {"embedding_dim": 16, "neck": "avgpool"},
+            "train": {"batch_size": 4, "seed": 3, "crop": 24, "monitor_every": 1},
+        }
+    )
+    torch.manual_seed(0)
+    model = model_from_arch(arch_from_params(params))
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[-1]))
+    images, labels = _data()
+    history = train(
+        model,
+        images,
+        labels,
+        params.train,
+        1,
+        torch.device("cpu"),
+        (images, labels),
+        progress=False,
+    )
+    assert set(seen) == {24, 32} and seen[0] == 24 and "test_accuracy" in history[-1]
 
 
 def test_learning_rate_warms_up_then_follows_its_schedule():

@@ -115,6 +115,10 @@ class TrainParams:
     # to one pose (resize.framing object_axis, object_band), which they would undo.
     augment: Literal[True, False, "auto"] = True
     max_shift: int = ranged(0, 1024, default=0)  # random shift (reflected border); 0: none
+    # Train on a random square of this side (px) of each resized image, every stage after on
+    # the whole image: the network learns at resize.size's scale for the compute of this
+    # side. 0: whole images. Needs model.neck avgpool (the flatten neck has one input side).
+    crop: int = ranged(0, 4096, default=0)
     # Good images turned into synthetic anomalies in each batch (data/anomalies/): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
     synthetic_anomalies: SyntheticKind = "cutpaste"
@@ -257,6 +261,13 @@ def _check_relations(params: Params) -> None:
         raise MetricadError(
             f"params: train.max_shift must be below resize.size ({params.resize.size}), "
             f"got {params.train.max_shift}"
+        )
+    crop = params.train.crop
+    if crop and (crop >= params.resize.size or params.model.neck != "avgpool"):
+        raise MetricadError(
+            f"params: train.crop must be below resize.size ({params.resize.size}) and needs "
+            f"model.neck avgpool (the flatten neck has one input side), got crop {crop} with "
+            f"neck {params.model.neck}"
         )
     score = params.score
     if score.verdict_score not in score.scores:

@@ -114,6 +114,20 @@ def shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> t
     )
 
 
+def crop(images: torch.Tensor, side: int, generator: torch.Generator) -> torch.Tensor:
+    """A random `side` x `side` square of each image. Offsets are drawn on the CPU from
+    `generator`; the images stay on their device."""
+    size_y, size_x = images.shape[-2:]
+    tops = torch.randint(0, size_y - side + 1, (len(images),), generator=generator)
+    lefts = torch.randint(0, size_x - side + 1, (len(images),), generator=generator)
+    return torch.stack(
+        [
+            images[row, :, top : top + side, left : left + side]
+            for row, (top, left) in enumerate(zip(tops.tolist(), lefts.tolist(), strict=True))
+        ]
+    )
+
+
 def eval_batches(
     images: torch.Tensor, batch_size: int, progress: str | None = None
 ) -> Iterator[tuple[torch.Tensor, int]]:

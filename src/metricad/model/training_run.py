@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from metricad.data.anomalies import corrupt_batch
-from metricad.data.batches import augment, normalize, photometric, shift
+from metricad.data.batches import augment, crop, normalize, photometric, shift
 from metricad.model.recipe import (
     batches,
     learning_rate,
@@ -46,13 +46,16 @@ class TrainingState:
 def transformed_batch(
     x: torch.Tensor, y: torch.Tensor, params: TrainParams, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A batch of uint8 images as the network trains on it: flips and turns, shift, synthetic
-    anomalies (with their masks), lighting; every draw from `generator`, in this order.
+    """A batch of uint8 images as the network trains on it: flips and turns, shift, crop,
+    synthetic anomalies (with their masks), lighting; every draw from `generator`, in this
+    order.
     Returns the images, labels, synthetic masks and which rows are real defects."""
     if params.augment:
         x = augment(x, generator)
     if params.max_shift:
         x = shift(x, params.max_shift, generator)
+    if params.crop:
+        x = crop(x, params.crop, generator)
     real_anomalous = y == 1
     x, y, masks = corrupt_batch(
         x,

@@ -21,7 +21,8 @@ network of the same data (a stored model from the DVC cache), instead of the wor
 `--sides`: the pipeline's patch memory with the source photos resized (as the resize stage
 does, framing `whole` only) to each side instead of resize.size, through the same network
 (its backbone is convolutional; what a network trained at one side sees at another), and the
-geometric mean of each side's map with the first side's.
+geometric mean of each side's map with the first side's; then, per side, the three good test
+photos that score highest beside the defects' median.
 """
 
 from __future__ import annotations
@@ -195,6 +196,13 @@ def main() -> None:
 
         found = side_screen(model, photos(train_rows), photos(test_rows), args.sides)
         print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))
+        names = test_rows["name"].to_numpy()
+        for side, scores in found.items():  # what a good photo scored high shows
+            good = np.flatnonzero(labels == 0)
+            top = good[np.argsort(-scores[good])[:3]]
+            highest = ", ".join(f"{names[i]} {scores[i]:.2f}" for i in top)
+            median = np.median(scores[labels == 1])
+            print(f"  {side}: highest good {highest}; median defect {median:.2f}")
         return
     if args.units:
         found = unit_screen(model, images(train_rows), images(test_rows))

@@ -21,6 +21,7 @@ network of the same data (a stored model from the DVC cache), instead of the wor
 `--sides`: the pipeline's patch memory with the source photos resized (as the resize stage
 does, framing `whole` only) to each side instead of resize.size, through the same network
 (its backbone is convolutional; what a network trained at one side sees at another), and the
+largest mean over 2 x 2 neighbouring positions (a speck of one position counts less), the
 geometric mean of each side's map with the first side's; then, per side, the three good test
 photos that score highest beside the defects' median.
 """
@@ -158,6 +159,9 @@ def side_screen(
         maps[side] = torch.cat([memory.distances(v) for v in vectors(test).split(32)])
     first = maps[sides[0]]
     scores = {str(side): found.flatten(1).amax(1).numpy() for side, found in maps.items()}
+    for side, found in maps.items():  # the largest mean of 2 x 2 neighbouring positions
+        smoothed = F.avg_pool2d(found[:, None], 2, 1)
+        scores[f"{side} 2x2"] = smoothed.flatten(1).amax(1).numpy()
     for side in sides[1:]:
         upsampled = F.interpolate(first[:, None], size=maps[side].shape[-2:], mode="bilinear")
         combined = (upsampled[:, 0] * maps[side]).sqrt()
@@ -197,7 +201,9 @@ def main() -> None:
         found = side_screen(model, photos(train_rows), photos(test_rows), args.sides)
         print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))
         names = test_rows["name"].to_numpy()
-        for side, scores in found.items():  # what a good photo scored high shows
+        for side, scores in found.items():  # which good photos score high
+            if "x" in side:
+                continue
             good = np.flatnonzero(labels == 0)
             top = good[np.argsort(-scores[good])[:3]]
             highest = ", ".join(f"{names[i]} {scores[i]:.2f}" for i in top)

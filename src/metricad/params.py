@@ -263,9 +263,10 @@ def _check_relations(params: Params) -> None:
             f"got {params.train.max_shift}"
         )
     crop = params.train.crop
-    if crop and (crop >= params.resize.size or params.model.neck != "avgpool"):
+    if crop and not (32 <= crop < params.resize.size and params.model.neck == "avgpool"):
         raise MetricadError(
-            f"params: train.crop must be below resize.size ({params.resize.size}) and needs "
+            f"params: train.crop must be 0 or from 32 to below resize.size "
+            f"({params.resize.size}) and needs "
             f"model.neck avgpool (the flatten neck has one input side), got crop {crop} with "
             f"neck {params.model.neck}"
         )

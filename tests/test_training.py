@@ -310,16 +310,18 @@ def test_training_on_crops_sees_crops_and_keeps_whole_images_for_the_rest():
     stage after training) the whole images, through the average-pooling neck."""
     params = params_from_dict(
         {
-            "resize": {"size": 32},
+            "resize": {"size": 40},
             "model": {"embedding_dim": 16, "neck": "avgpool"},
-            "train": {"batch_size": 4, "seed": 3, "crop": 24, "monitor_every": 1},
+            "train": {"batch_size": 4, "seed": 3, "crop": 32, "monitor_every": 1},
         }
     )
     torch.manual_seed(0)
     model = model_from_arch(arch_from_params(params))
     seen = []
     model.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[-1]))
-    images, labels = _data()
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (10, 3, 40, 40), generator=generator, dtype=torch.uint8)
+    labels = torch.tensor([0, 1] * 5)
     history = train(
         model,
         images,
@@ -330,7 +332,7 @@ def test_training_on_crops_sees_crops_and_keeps_whole_images_for_the_rest():
         (images, labels),
         progress=False,
     )
-    assert set(seen) == {24, 32} and seen[0] == 24 and "test_accuracy" in history[-1]
+    assert set(seen) == {32, 40} and seen[0] == 32 and "test_accuracy" in history[-1]
 
 
 def test_learning_rate_warms_up_then_follows_its_schedule():

@@ -200,11 +200,9 @@ def main() -> None:
 
         found = side_screen(model, photos(train_rows), photos(test_rows), args.sides)
         print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))
-        names = test_rows["name"].to_numpy()
-        for side, scores in found.items():  # which good photos score high
-            if "x" in side:
-                continue
-            good = np.flatnonzero(labels == 0)
+        names, good = test_rows["name"].to_numpy(), np.flatnonzero(labels == 0)
+        for side in map(str, args.sides):  # which good photos score high
+            scores = found[side]
             top = good[np.argsort(-scores[good])[:3]]
             highest = ", ".join(f"{names[i]} {scores[i]:.2f}" for i in top)
             median = np.median(scores[labels == 1])

@@ -11,6 +11,7 @@ bits depend on the CPU.
     python scripts/patch_screen.py [WORKSPACE] [--taps layer1,layer2 layer2,layer3] [--random]
     python scripts/patch_screen.py [WORKSPACE] --units [--model MODEL.pt]
     python scripts/patch_screen.py [WORKSPACE] --sides 128 192 256 [--model MODEL.pt]
+    python scripts/patch_screen.py [WORKSPACE] --pools [--taps layer1,layer2 layer2,layer3]
 
 `--random`: the same architecture with fresh random weights (what training adds). `--units`:
 the pipeline's patch memory (layer1 + layer2, per position) with each position's distance in
@@ -24,6 +25,11 @@ does, framing `whole` only) to each side instead of resize.size, through the sam
 largest mean over 2 x 2 neighbouring positions (a speck of one position counts less), the
 geometric mean of each side's map with the first side's; then, per side, the three good test
 photos that score highest beside the defects' median.
+`--pools`: the pipeline's patch memory (its unit included) on each of `--taps`, with the image
+score taken from the map in other ways than its largest position: the largest mean over 2 x 2
+positions, the largest after a Gaussian blur of the map (sigma in positions, as PatchCore
+blurs its map), and the mean of the k largest positions (a speck of one position counts less,
+a defect of several does not); then, per way, the three good test photos that score highest.
 """
 
 from __future__ import annotations
@@ -130,15 +136,60 @@ def unit_screen(model: AnomalyNet, train: torch.Tensor, test: torch.Tensor) -> d
     vectors = [model.patch_vectors(normalize(b)) for b in test.split(64)]
     found = torch.cat([memory.distances(v) for v in vectors])
     left_out = memory.left_out_distances(good)
-    spread, mean, sd = left_out.amax(0), left_out.mean(0), left_out.std(0)
+    # Clamped as PatchMemory.fit clamps: a photo's plain ground never varies (0 / 0).
+    spread, mean = left_out.amax(0).clamp_min(1e-6), left_out.mean(0)
+    sd, high = left_out.std(0).clamp_min(1e-6), left_out.quantile(0.99, dim=0).clamp_min(1e-6)
     units = {
         "none": found,
         "max": found / spread,
         "half power": found / (spread * spread.median()).sqrt(),
-        "99th percentile": found / left_out.quantile(0.99, dim=0),
+        "99th percentile": found / high,
         "z-score": (found - mean) / sd,
     }
     return {name: maps.flatten(1).amax(1).numpy() for name, maps in units.items()}
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, h, w) blurred with a Gaussian of `sigma` positions (reflected border)."""
+    radius = max(1, round(3 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = taps / taps.sum()
+    padded = F.pad(maps[:, None], (radius,) * 4, mode="reflect")
+    rows = F.conv2d(padded, taps.reshape(1, 1, 1, -1))
+    return F.conv2d(rows, taps.reshape(1, 1, -1, 1))[:, 0]
+
+
+def pooled_scores(maps: torch.Tensor) -> dict[str, np.ndarray]:
+    """{way: the image scores} of the distance maps (N, h, w) for `--pools`."""
+    flat = maps.flatten(1)
+    scores = {"max": flat.amax(1), "2x2": F.avg_pool2d(maps[:, None], 2, 1).flatten(1).amax(1)}
+    for sigma in (0.5, 1.0, 2.0, 4.0):
+        scores[f"blur {sigma:g}"] = gaussian_blur(maps, sigma).flatten(1).amax(1)
+    for count in (4, 16, 64):
+        scores[f"top {count}"] = flat.topk(count, dim=1).values.mean(1)
+    return {way: found.numpy() for way, found in scores.items()}
+
+
+@torch.inference_mode()
+def pool_screen(
+    model: AnomalyNet, train: torch.Tensor, test: torch.Tensor, taps: list[str]
+) -> dict[str, np.ndarray]:
+    """`--pools` on one set of taps."""
+    memory = PatchMemory()
+    memory.fit(patch_features(model, train, taps))
+    found = torch.cat([memory.distances(v) for v in patch_features(model, test, taps).split(32)])
+    return pooled_scores(found)
+
+
+def report(found: dict[str, np.ndarray], labels: np.ndarray, names: np.ndarray) -> None:
+    """Each way's AUROC, then its three highest good test photos beside the defects' median."""
+    print(", ".join(f"{way} {roc_auc_score(labels, s):.4f}" for way, s in found.items()))
+    good = np.flatnonzero(labels == 0)
+    for way, scores in found.items():
+        top = good[np.argsort(-scores[good])[:3]]
+        highest = ", ".join(f"{names[i]} {scores[i]:.2f}" for i in top)
+        median = np.median(scores[labels == 1])
+        print(f"  {way}: highest good {highest}; median defect {median:.2f}")
 
 
 @torch.inference_mode()
@@ -176,6 +227,7 @@ def main() -> None:
     parser.add_argument("--random", action="store_true", help="fresh random weights instead")
     parser.add_argument("--units", action="store_true", help="the per-position units instead")
     parser.add_argument("--sides", type=int, nargs="+", help="the patch pass at these sides")
+    parser.add_argument("--pools", action="store_true", help="other image scores of the map")
     parser.add_argument("--model", type=Path, help="default: WORKSPACE/models/model.pt")
     args = parser.parse_args()
     model, _ = read_checkpoint(args.model or args.workspace / MODEL)
@@ -199,14 +251,13 @@ def main() -> None:
             return [load_rgb(args.workspace / source[name]) for name in rows["name"]]
 
         found = side_screen(model, photos(train_rows), photos(test_rows), args.sides)
-        print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))
-        names, good = test_rows["name"].to_numpy(), np.flatnonzero(labels == 0)
-        for side in map(str, args.sides):  # which good photos score high
-            scores = found[side]
-            top = good[np.argsort(-scores[good])[:3]]
-            highest = ", ".join(f"{names[i]} {scores[i]:.2f}" for i in top)
-            median = np.median(scores[labels == 1])
-            print(f"  {side}: highest good {highest}; median defect {median:.2f}")
+        report(found, labels, test_rows["name"].to_numpy())
+        return
+    if args.pools:
+        for taps in args.taps:
+            print(f"{taps}:", flush=True)
+            found = pool_screen(model, images(train_rows), images(test_rows), taps.split(","))
+            report(found, labels, test_rows["name"].to_numpy())
         return
     if args.units:
         found = unit_screen(model, images(train_rows), images(test_rows))

@@ -12,6 +12,7 @@ bits depend on the CPU.
     python scripts/patch_screen.py [WORKSPACE] --units [--model MODEL.pt]
     python scripts/patch_screen.py [WORKSPACE] --sides 128 192 256 [--model MODEL.pt]
     python scripts/patch_screen.py [WORKSPACE] --pools [--taps layer1,layer2 layer2,layer3]
+    python scripts/patch_screen.py [WORKSPACE] --pools --views [--taps layer1,layer2]
 
 `--random`: the same architecture with fresh random weights (what training adds). `--units`:
 the pipeline's patch memory (layer1 + layer2, per position) with each position's distance in
@@ -30,6 +31,9 @@ score taken from the map in other ways than its largest position: the largest me
 positions, the largest after a Gaussian blur of the map (sigma in positions, as PatchCore
 blurs its map), and the mean of the k largest positions (a speck of one position counts less,
 a defect of several does not); then, per way, the three good test photos that score highest.
+`--views`: the map the mean over the 8 flips and quarter turns of the photos (each view with a
+bank of its own, each view's map turned back), printed as the views accumulate, each view's
+own beside it: test-time augmentation of the patch memory.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 # isort: split
 import argparse
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -170,20 +175,42 @@ def pooled_scores(maps: torch.Tensor) -> dict[str, np.ndarray]:
     return {way: found.numpy() for way, found in scores.items()}
 
 
+def _viewed(images: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    turned = torch.rot90(images, turns, dims=(-2, -1))
+    return turned.flip(-1) if flip else turned
+
+
+def _unviewed(maps: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    return torch.rot90(maps.flip(-1) if flip else maps, -turns, dims=(-2, -1))
+
+
 @torch.inference_mode()
-def pool_screen(
-    model: AnomalyNet, train: torch.Tensor, test: torch.Tensor, taps: list[str]
-) -> dict[str, np.ndarray]:
-    """`--pools` on one set of taps."""
-    memory = PatchMemory()
-    memory.fit(patch_features(model, train, taps))
-    found = torch.cat([memory.distances(v) for v in patch_features(model, test, taps).split(32)])
-    return pooled_scores(found)
+def view_maps(
+    model: AnomalyNet, train: torch.Tensor, test: torch.Tensor, taps: list[str], views: int
+) -> Iterator[torch.Tensor]:
+    """The test images' distance maps (N, h, w), one per view of the first `views` of the 8
+    flips and quarter turns (the identity first), each turned back: each view's bank holds the
+    same view of the good training images."""
+    for flip in (False, True):
+        for turns in range(4):
+            if views == 0:
+                return
+            views -= 1
+            memory = PatchMemory()
+            memory.fit(patch_features(model, _viewed(train, turns, flip), taps))
+            vectors = patch_features(model, _viewed(test, turns, flip), taps)
+            found = torch.cat([memory.distances(v) for v in vectors.split(32)])
+            yield _unviewed(found, turns, flip)
+
+
+def aurocs(found: dict[str, np.ndarray], labels: np.ndarray) -> str:
+    """Each way's image AUROC, on one line."""
+    return ", ".join(f"{way} {roc_auc_score(labels, scores):.4f}" for way, scores in found.items())
 
 
 def report(found: dict[str, np.ndarray], labels: np.ndarray, names: np.ndarray) -> None:
     """Each way's AUROC, then its three highest good test photos beside the defects' median."""
-    print(", ".join(f"{way} {roc_auc_score(labels, s):.4f}" for way, s in found.items()))
+    print(aurocs(found, labels))
     good = np.flatnonzero(labels == 0)
     for way, scores in found.items():
         top = good[np.argsort(-scores[good])[:3]]
@@ -228,6 +255,7 @@ def main() -> None:
     parser.add_argument("--units", action="store_true", help="the per-position units instead")
     parser.add_argument("--sides", type=int, nargs="+", help="the patch pass at these sides")
     parser.add_argument("--pools", action="store_true", help="other image scores of the map")
+    parser.add_argument("--views", action="store_true", help="--pools over the 8 views")
     parser.add_argument("--model", type=Path, help="default: WORKSPACE/models/model.pt")
     args = parser.parse_args()
     model, _ = read_checkpoint(args.model or args.workspace / MODEL)
@@ -254,14 +282,23 @@ def main() -> None:
         report(found, labels, test_rows["name"].to_numpy())
         return
     if args.pools:
+        names, train, test = test_rows["name"].to_numpy(), images(train_rows), images(test_rows)
         for taps in args.taps:
             print(f"{taps}:", flush=True)
-            found = pool_screen(model, images(train_rows), images(test_rows), taps.split(","))
-            report(found, labels, test_rows["name"].to_numpy())
+            maps = view_maps(model, train, test, taps.split(","), 8 if args.views else 1)
+            if not args.views:
+                report(pooled_scores(next(maps)), labels, names)
+                continue
+            total = 0
+            for count, found in enumerate(maps, start=1):
+                total = total + found
+                alone = {f"{way} alone": s for way, s in pooled_scores(found).items()}
+                mean = {**pooled_scores(total / count), **alone}
+                print(f"  {count} views: {aurocs(mean, labels)}", flush=True)
         return
     if args.units:
         found = unit_screen(model, images(train_rows), images(test_rows))
-        print(", ".join(f"{name} {roc_auc_score(labels, s):.4f}" for name, s in found.items()))
+        print(aurocs(found, labels))
         return
     for taps in args.taps:
         started = time.perf_counter()

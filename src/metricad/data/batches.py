@@ -106,12 +106,7 @@ def shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> t
     rows = _reflected(size_y, max_shift).to(images.device)
     cols = _reflected(size_x, max_shift).to(images.device)
     padded = images[:, :, rows][:, :, :, cols]
-    return torch.stack(
-        [
-            padded[row, :, top : top + size_y, left : left + size_x]
-            for row, (top, left) in enumerate(offsets.tolist())
-        ]
-    )
+    return _windows(padded, offsets[:, 0].tolist(), offsets[:, 1].tolist(), size_y, size_x)
 
 
 def crop(images: torch.Tensor, side: int, generator: torch.Generator) -> torch.Tensor:
@@ -120,10 +115,17 @@ def crop(images: torch.Tensor, side: int, generator: torch.Generator) -> torch.T
     size_y, size_x = images.shape[-2:]
     tops = torch.randint(0, size_y - side + 1, (len(images),), generator=generator)
     lefts = torch.randint(0, size_x - side + 1, (len(images),), generator=generator)
+    return _windows(images, tops.tolist(), lefts.tolist(), side, side)
+
+
+def _windows(
+    images: torch.Tensor, tops: list[int], lefts: list[int], height: int, width: int
+) -> torch.Tensor:
+    """Of each image, the `height` x `width` window whose corner is its (top, left)."""
     return torch.stack(
         [
-            images[row, :, top : top + side, left : left + side]
-            for row, (top, left) in enumerate(zip(tops.tolist(), lefts.tolist(), strict=True))
+            images[row, :, top : top + height, left : left + width]
+            for row, (top, left) in enumerate(zip(tops, lefts, strict=True))
         ]
     )
 

@@ -43,9 +43,12 @@ def _border(grey: np.ndarray) -> np.ndarray:
     return np.concatenate([edge.ravel() for edge in edges])
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
+def _photo(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+
+
+def _grey(photo: Image.Image) -> np.ndarray:
     """A photo's grey levels (float32), as PIL's "L" weighs its channels."""
-    photo = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
     return np.asarray(photo.convert("L"), dtype=np.float32)
 
 
@@ -77,7 +80,7 @@ def elongation(image: np.ndarray, contrast: int) -> float | None:
     one such object on a plain ground (a border whose middle half of grey levels spans less
     than half `contrast`, and one blob holding most of the darker pixels): a texture's dark
     spots or lines are no object to turn."""
-    grey = _grey(image)
+    grey = _grey(_photo(image))
     border = _border(grey)
     if np.subtract(*np.percentile(border, [75, 25])) >= contrast / 2:
         return None
@@ -106,7 +109,7 @@ def _pose(grey: np.ndarray, contrast: int) -> tuple[float, float, float, float, 
 
 
 def _flattened(turned: Image.Image, ground: float, contrast: int) -> Image.Image:
-    grey = np.asarray(turned.convert("L"), dtype=np.float32)
+    grey = _grey(turned)
     opened = ndimage.binary_opening(grey < ground - contrast)
     inside = _largest(ndimage.binary_dilation(opened, iterations=4))
     pixels = np.asarray(turned, dtype=np.float32) * (GROUND / ground)
@@ -118,8 +121,8 @@ def turned_object(
     image: np.ndarray, mask: np.ndarray | None, settings: ObjectSettings
 ) -> tuple[Image.Image, Image.Image | None]:
     """The photo and its mask (L, 0/255) turned, centred and (`flat`) flattened, as PIL images."""
-    photo = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
-    grey = _grey(image)
+    photo = _photo(image)
+    grey = _grey(photo)
     ground, cx, cy, angle, flip = _pose(grey, settings.contrast)
     height, width = grey.shape
     move = {"center": (cx, cy), "translate": (width / 2 - cx, height / 2 - cy)}

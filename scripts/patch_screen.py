@@ -57,6 +57,7 @@ from metricad.data.images import load_rgb, resize_rgb
 from metricad.model.checkpoint import read_checkpoint, safe_load
 from metricad.model.patch_memory import PATCH_TAPS, PatchMemory
 from metricad.model.torch_model import AnomalyNet, model_from_arch
+from metricad.model.views.dihedral import dihedral_views
 from metricad.paths import MODEL, PREPARED_MANIFEST, RESIZED_MANIFEST
 
 GLOBAL_BANK = 20000  # vectors drawn from the whole bank for the global score
@@ -164,10 +165,15 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(rows, taps.reshape(1, 1, -1, 1))[:, 0]
 
 
+def largest_2x2(maps: torch.Tensor) -> torch.Tensor:
+    """(N,): each map's largest mean over 2 x 2 neighbouring positions."""
+    return F.avg_pool2d(maps[:, None], 2, 1).flatten(1).amax(1)
+
+
 def pooled_scores(maps: torch.Tensor) -> dict[str, np.ndarray]:
     """{way: the image scores} of the distance maps (N, h, w) for `--pools`."""
     flat = maps.flatten(1)
-    scores = {"max": flat.amax(1), "2x2": F.avg_pool2d(maps[:, None], 2, 1).flatten(1).amax(1)}
+    scores = {"max": flat.amax(1), "2x2": largest_2x2(maps)}
     for sigma in (0.5, 1.0, 2.0, 4.0):
         scores[f"blur {sigma:g}"] = gaussian_blur(maps, sigma).flatten(1).amax(1)
     for count in (4, 16, 64):
@@ -175,13 +181,11 @@ def pooled_scores(maps: torch.Tensor) -> dict[str, np.ndarray]:
     return {way: found.numpy() for way, found in scores.items()}
 
 
-def _viewed(images: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
-    turned = torch.rot90(images, turns, dims=(-2, -1))
-    return turned.flip(-1) if flip else turned
-
-
-def _unviewed(maps: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
-    return torch.rot90(maps.flip(-1) if flip else maps, -turns, dims=(-2, -1))
+def _turned_back(maps: torch.Tensor, view: int) -> torch.Tensor:
+    """Maps (N, h, w) of dihedral_views' view number `view` in the unturned image's frame:
+    that view is the image (mirrored from view 4 on) turned `view % 4` quarter turns."""
+    unturned = torch.rot90(maps, -(view % 4), dims=(-2, -1))
+    return unturned.flip(-1) if view >= 4 else unturned
 
 
 @torch.inference_mode()
@@ -189,18 +193,16 @@ def view_maps(
     model: AnomalyNet, train: torch.Tensor, test: torch.Tensor, taps: list[str], views: int
 ) -> Iterator[torch.Tensor]:
     """The test images' distance maps (N, h, w), one per view of the first `views` of the 8
-    flips and quarter turns (the identity first), each turned back: each view's bank holds the
-    same view of the good training images."""
-    for flip in (False, True):
-        for turns in range(4):
-            if views == 0:
-                return
-            views -= 1
-            memory = PatchMemory()
-            memory.fit(patch_features(model, _viewed(train, turns, flip), taps))
-            vectors = patch_features(model, _viewed(test, turns, flip), taps)
-            found = torch.cat([memory.distances(v) for v in vectors.split(32)])
-            yield _unviewed(found, turns, flip)
+    flips and quarter turns (dihedral_views, the identity first), each turned back: each
+    view's bank holds the same view of the good training images."""
+    pairs = zip(dihedral_views(train), dihedral_views(test), strict=True)
+    for view, (good, query) in enumerate(pairs):
+        if view == views:
+            return
+        memory = PatchMemory()
+        memory.fit(patch_features(model, good, taps))
+        vectors = patch_features(model, query, taps)
+        yield _turned_back(torch.cat([memory.distances(v) for v in vectors.split(32)]), view)
 
 
 def aurocs(found: dict[str, np.ndarray], labels: np.ndarray) -> str:
@@ -237,9 +239,8 @@ def side_screen(
         maps[side] = torch.cat([memory.distances(v) for v in vectors(test).split(32)])
     first = maps[sides[0]]
     scores = {str(side): found.flatten(1).amax(1).numpy() for side, found in maps.items()}
-    for side, found in maps.items():  # the largest mean of 2 x 2 neighbouring positions
-        smoothed = F.avg_pool2d(found[:, None], 2, 1)
-        scores[f"{side} 2x2"] = smoothed.flatten(1).amax(1).numpy()
+    for side, found in maps.items():
+        scores[f"{side} 2x2"] = largest_2x2(found).numpy()
     for side in sides[1:]:
         upsampled = F.interpolate(first[:, None], size=maps[side].shape[-2:], mode="bilinear")
         combined = (upsampled[:, 0] * maps[side]).sqrt()

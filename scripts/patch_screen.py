@@ -57,7 +57,7 @@ from metricad.data.images import load_rgb, resize_rgb
 from metricad.model.checkpoint import read_checkpoint, safe_load
 from metricad.model.patch_memory import PATCH_TAPS, PatchMemory
 from metricad.model.torch_model import AnomalyNet, model_from_arch
-from metricad.model.views.dihedral import dihedral_views
+from metricad.model.views.dihedral import dihedral_back, dihedral_views
 from metricad.paths import MODEL, PREPARED_MANIFEST, RESIZED_MANIFEST
 
 GLOBAL_BANK = 20000  # vectors drawn from the whole bank for the global score
@@ -137,7 +137,7 @@ def unit_screen(model: AnomalyNet, train: torch.Tensor, test: torch.Tensor) -> d
     """{unit: the test images' scores} for the units of `--units`."""
     good = torch.cat([model.patch_vectors(normalize(b)) for b in train.split(64)])
     memory = PatchMemory()
-    memory.fit(good)
+    memory.fit([good])
     memory.unit = torch.ones_like(memory.unit)  # raw distances below
     vectors = [model.patch_vectors(normalize(b)) for b in test.split(64)]
     found = torch.cat([memory.distances(v) for v in vectors])
@@ -181,13 +181,6 @@ def pooled_scores(maps: torch.Tensor) -> dict[str, np.ndarray]:
     return {way: found.numpy() for way, found in scores.items()}
 
 
-def _turned_back(maps: torch.Tensor, view: int) -> torch.Tensor:
-    """Maps (N, h, w) of dihedral_views' view number `view` in the unturned image's frame:
-    that view is the image (mirrored from view 4 on) turned `view % 4` quarter turns."""
-    unturned = torch.rot90(maps, -(view % 4), dims=(-2, -1))
-    return unturned.flip(-1) if view >= 4 else unturned
-
-
 @torch.inference_mode()
 def view_maps(
     model: AnomalyNet, train: torch.Tensor, test: torch.Tensor, taps: list[str], views: int
@@ -200,9 +193,9 @@ def view_maps(
         if view == views:
             return
         memory = PatchMemory()
-        memory.fit(patch_features(model, good, taps))
+        memory.fit([patch_features(model, good, taps)])
         vectors = patch_features(model, query, taps)
-        yield _turned_back(torch.cat([memory.distances(v) for v in vectors.split(32)]), view)
+        yield dihedral_back(torch.cat([memory.distances(v) for v in vectors.split(32)]), view)
 
 
 def aurocs(found: dict[str, np.ndarray], labels: np.ndarray) -> str:
@@ -235,7 +228,7 @@ def side_screen(
             return patch_features(model, images, list(PATCH_TAPS))
 
         memory = PatchMemory()
-        memory.fit(vectors(train))
+        memory.fit([vectors(train)])
         maps[side] = torch.cat([memory.distances(v) for v in vectors(test).split(32)])
     first = maps[sides[0]]
     scores = {str(side): found.flatten(1).amax(1).numpy() for side, found in maps.items()}

@@ -115,6 +115,18 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # grid 48 x 48); the average-pooling neck, which takes any side. Bottle's misses are
     # thin (patch_screen.py --sides: its 128 px networks rank them better at 192 px).
     "real-crop": {**REAL, "resize.size": 192, "train.crop": 128, "model.neck": "avgpool"},
+    # Test-time views of the patch memory (model.patch_views auto): a bank for each flip and
+    # quarter turn where training flips and turns (bottle), one view where the framing gives
+    # one pose (screw: the same bytes as `real`); the 8 maps turned back and averaged. On
+    # `real` and on `real-crop` (patch_screen.py --views lifted real-crop's bottle seeds).
+    "real-views": {**REAL, "model.patch_views": "auto"},
+    "real-crop-views": {
+        **REAL,
+        "resize.size": 192,
+        "train.crop": 128,
+        "model.neck": "avgpool",
+        "model.patch_views": "auto",
+    },
     # Each image standardised over its own pixels (model.standardize): screw's good test
     # photos are darker than its training photos.
     "real-std": {**REAL_MAP, "model.standardize": True},

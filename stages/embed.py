@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from metricad.data.batches import load_image_tensor
+from metricad.data.framing import recorded_framing
 from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, write_csv, write_json, write_npy
@@ -40,7 +41,7 @@ def main() -> None:
     make_deterministic(params.train.seed)
     device = select_device(params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
-    model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
+    model = load_checkpoint(MODEL, expected_arch=arch_from_params(params, recorded_framing()))
 
     batch_size, amp, views = (
         params.runtime.inference_batch_size,

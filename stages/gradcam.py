@@ -21,6 +21,7 @@ from metricad.analysis.gradcam import heatmaps_for_images, maps_per_target
 from metricad.analysis.kinds import KINDS
 from metricad.analysis.localization import rows_to_map, score_maps
 from metricad.data.batches import load_image_tensor, load_mask_array
+from metricad.data.framing import recorded_framing
 from metricad.data.manifest import read_manifest, synthetic_rows
 from metricad.errors import run_stage
 from metricad.files import fresh_folder, read_json, write_csv, write_json, write_npy
@@ -52,7 +53,7 @@ def main() -> None:
     cam = params.gradcam
     make_deterministic(params.train.seed)
     device = select_device(params.runtime.device)
-    model = load_checkpoint(MODEL, expected_arch=arch_from_params(params))
+    model = load_checkpoint(MODEL, expected_arch=arch_from_params(params, recorded_framing()))
     real, warnings = rows_to_map(read_manifest(RESIZED_MANIFEST), cam.train_images)
     synthetic_images = torch.from_numpy(np.load(SYNTHETIC_IMAGES))
     rows = pd.concat([real, synthetic_rows(len(synthetic_images))]).reset_index(drop=True)

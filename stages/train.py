@@ -6,9 +6,10 @@ import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; nu
 # isort: split
 from dvclive import Live
 from metricad.data.batches import labels_tensor, load_image_tensor
+from metricad.data.framing import recorded_framing
 from metricad.data.manifest import read_manifest
 from metricad.errors import run_stage
-from metricad.files import read_json, write_json
+from metricad.files import write_json
 from metricad.model.checkpoint import load_backbone_weights, save_checkpoint
 from metricad.model.inference import fit_patch_memory
 from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
@@ -19,7 +20,6 @@ from metricad.params import load_params
 from metricad.paths import (
     LIVE_DIR,
     MODEL,
-    RESIZED_FRAMING,
     RESIZED_MANIFEST,
     TRAIN_STATE,
     TRAIN_SUMMARY,
@@ -31,7 +31,7 @@ def main() -> None:
     params = load_params()
     # The framing the resize stage gave the photos (resize.framing auto: the one it chose):
     # train.augment auto follows it, and the checkpoint records it for predict.
-    framing = read_json(RESIZED_FRAMING)["framing"]
+    framing = recorded_framing()
     make_deterministic(params.train.seed)
     device = select_device(params.runtime.device)
     manifest = read_manifest(RESIZED_MANIFEST)
@@ -44,7 +44,7 @@ def main() -> None:
     images, labels = load_image_tensor(train_rows), labels_tensor(train_rows)
     monitor = (load_image_tensor(test_rows), labels_tensor(test_rows))
 
-    model = model_from_arch(arch_from_params(params))
+    model = model_from_arch(arch_from_params(params, framing))
     load_backbone_weights(model, params.model.weights)
     fingerprint = resume_fingerprint(params, images, labels)
     resume = load_training_state(TRAIN_STATE, fingerprint, params.epochs)

@@ -318,6 +318,7 @@ def test_the_resume_fingerprint_covers_the_code_training_runs():
         "files.py",
         "data/images.py",
         "params.py",
+        "paths.py",
         "registry.py",
         "validation.py",
     }

@@ -17,7 +17,7 @@ from metricad.model.torch_model import (
     build_model,
     model_from_arch,
 )
-from metricad.model.views import view_outputs, view_probabilities
+from metricad.model.views import view_probabilities
 from metricad.model.views.dihedral import dihedral_views
 from metricad.params import params_from_dict
 
@@ -170,16 +170,16 @@ def test_every_flip_and_turn_of_an_image_has_the_same_dihedral_views():
     drawn = augment(images[:1].repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
     assert {v.numpy().tobytes() for v in drawn} == {v[:1].numpy().tobytes() for v in views}
     with torch.no_grad():
-        embedded = view_outputs(model, images, "dihedral")[0]
+        embedded = model.embed_and_scores(images, "dihedral")[0]
         assert embedded.shape == (3, 8, 16)
         # single: the network's own embedding (one view), the identity view of dihedral.
-        single = view_outputs(model, images, "single")[0]
+        single = model.embed_and_scores(images, "single")[0]
         assert single.shape == (3, 1, 16)
         np.testing.assert_array_equal(single[:, 0], model.embed(images))
         np.testing.assert_array_equal(embedded[:, 0], model.embed(images))
         ordered = embedded.sort(dim=1).values
         for view in views[1:]:
-            turned = view_outputs(model, view, "dihedral")[0]
+            turned = model.embed_and_scores(view, "dihedral")[0]
             np.testing.assert_allclose(turned.sort(dim=1).values, ordered, atol=1e-5)
             assert not torch.allclose(turned[:, 0], embedded[:, 0], atol=1e-3)
         probabilities = view_probabilities(model, embedded)

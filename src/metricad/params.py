@@ -27,6 +27,8 @@ SyntheticKind = Literal["none", "cutpaste", "scar", "noise", "perlin", "mixed"]
 ScoreName = Literal["softmax", "knn", "gaussian", "map", "patch"]
 SourceName = Literal["synthetic", "mvtec", "folder", "csv"]
 Views = Literal["single", "dihedral"]
+# model.patch_views: a view set, or auto (dihedral where training flips and turns its images).
+PatchViews = Literal[Views, "auto"]
 Framing = Literal["whole", "object_axis", "object_band", "auto"]
 
 SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (scikit-learn's t-SNE) takes no larger seed
@@ -95,6 +97,9 @@ class ModelParams:
     # the checkpoint): an image score (`patch`) and a heat map (`patch`) from the distance to
     # the nearest at each position (model/patch_memory.py; for photos framed to one pose).
     patch_memory: bool = False
+    # The views of each image the memory keeps a bank of (model/views/), their maps averaged:
+    # single | dihedral | auto (dihedral where training flips and turns its images).
+    patch_views: PatchViews = "single"
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ class EmbedParams:
     """embed: how an image becomes its embedding, for every stage after training and predict."""
 
     # single: the image as it is (the article's). dihedral: its 8 flips and quarter turns, the
-    # views training augments with; scored by the mean of its views' scores (model/views.py).
+    # views training augments with; scored by the mean of its views' scores (model/views/).
     views: Views = "single"
 
 

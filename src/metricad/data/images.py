@@ -142,17 +142,24 @@ def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
     # Box only when both sides shrink; a side that grows needs interpolation.
     shrinking = size <= height and size <= width
     resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-    resized = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).resize(
-        (size, size), resample
-    )
+    resized = pil_photo(image).resize((size, size), resample)
     return np.asarray(resized, dtype=np.uint8).copy()
+
+
+def pil_photo(image: np.ndarray) -> Image.Image:
+    """A uint8 HxWx3 array as a PIL image (RGB)."""
+    return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+
+
+def pil_mask(mask: np.ndarray) -> Image.Image:
+    """A bool HxW mask as a PIL image (L, 0 / 255)."""
+    return Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """Resize a bool HxW mask to size x size with nearest neighbour, so it stays strictly binary."""
     _check_size(size)
-    as_gray = Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
-    return np.asarray(as_gray.resize((size, size), Image.Resampling.NEAREST)) > 127
+    return np.asarray(pil_mask(mask).resize((size, size), Image.Resampling.NEAREST)) > 127
 
 
 def save_png(array: np.ndarray, path: str | Path) -> None:

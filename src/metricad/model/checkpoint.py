@@ -80,7 +80,7 @@ def save_checkpoint(
     (`framing`: the one the resize stage chose, as trained_with)."""
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
-        "arch": arch_from_params(params),
+        "arch": arch_from_params(params, framing),
         "classes": list(CLASSES),
         "params": trained_with(params, framing),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -112,8 +112,8 @@ def read_checkpoint(
         raise MetricadError(f"{path}: not a metricad checkpoint (run `dvc repro train`)")
     arch = checkpoint.get("arch")
     if isinstance(arch, dict):
-        # Written before model.standardize or model.patch_memory existed: without them.
-        arch = {"standardize": False, "patch_memory": False, **arch}
+        # Written before model.standardize, patch_memory or patch_views existed: without them.
+        arch = {"standardize": False, "patch_memory": False, "patch_views": "single", **arch}
     if not isinstance(arch, dict) or set(arch) != set(arch_from_params(Params())):
         raise MetricadError(f"{path}: the checkpoint's architecture record is incomplete")
     if expected_arch is not None:
@@ -134,9 +134,13 @@ def _load_state(model: torch.nn.Module, state: Any, path: str | Path) -> None:
         raise MetricadError(f"{path}: the checkpoint holds no state_dict")
     bank = state.get("patches.bank")
     if isinstance(model, AnomalyNet) and model.patches is not None and bank is not None:
+        if bank.dim() == 3:  # written before the banks per view: one view's
+            bank = bank[None]
+            old = {"patches.unit": state["patches.unit"][None]} if "patches.unit" in state else {}
+            state = {**state, "patches.bank": bank, **old}
         model.patches.hold(bank.shape)  # the bank's size is the data's (patch_memory.py)
         # Written before the per-position unit existed: its distances were in the unit 1.
-        state = {"patches.unit": torch.ones(bank.shape[0]), **state}
+        state = {"patches.unit": torch.ones(bank.shape[:2]), **state}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     if missing:

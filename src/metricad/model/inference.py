@@ -10,7 +10,7 @@ import torch
 
 from metricad.data.batches import eval_batches, normalize
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import VIEWS, view_outputs, view_probabilities
+from metricad.model.views import VIEWS, view_probabilities
 from metricad.runtime import memory_format_for
 
 
@@ -62,7 +62,7 @@ def embed_and_score(
     label = "embed" if progress else None
     for x, count in _normalized_batches(model, images, batch_size, device, label):
         with _autocast(device, amp):
-            embedding, scores = view_outputs(model, x, views)
+            embedding, scores = model.embed_and_scores(x, views)
         embedding = embedding.float()
         probabilities.append(view_probabilities(model, embedding)[:count].cpu())
         embeddings.append(embedding[:count].cpu())
@@ -90,7 +90,8 @@ def network_maps(
 ) -> dict[str, np.ndarray]:
     """The network's own heat maps of each uint8 image by name (N, H, W) in [0, 1], float32,
     in eval mode (AnomalyNet.heat_maps: `segmentation`, `patch`; none for a network without
-    either; the image as it is: a map belongs to one view)."""
+    either; the segmentation map of the image as it is, the patch map over its memory's
+    views)."""
     maps: dict[str, list[torch.Tensor]] = {}
     for x, count in _normalized_batches(model, images, batch_size, device, None):
         with _autocast(device, amp):
@@ -105,15 +106,20 @@ def network_maps(
 
 @torch.inference_mode()
 def fit_patch_memory(
-    model: AnomalyNet, good: torch.Tensor, batch_size: int, device: torch.device
+    model: AnomalyNet,
+    good: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
 ) -> None:
-    """Fill the network's patch memory with the patch vectors of the good training images
-    (uint8, N x 3 x H x W), in eval mode: what PatchCore calls training, after the weights."""
-    vectors = [
-        model.patch_vectors(x)[:count].cpu()
-        for x, count in _normalized_batches(model, good, batch_size, device, None)
-    ]
-    model.patches.fit(torch.cat(vectors))
+    """Fill the network's patch memory with the patch vectors of each of its views
+    (model.patch_views) of the good training images (uint8, N x 3 x H x W), in eval mode: what
+    PatchCore calls training, after the weights."""
+    view_set = VIEWS[model.patches.view_set]
+    vectors: list[list[torch.Tensor]] = [[] for _ in range(view_set.count)]
+    for x, count in _normalized_batches(model, good, batch_size, device, None):
+        for view, pixels in enumerate(view_set.of(x)):
+            vectors[view].append(model.patch_vectors(pixels)[:count].cpu())
+    model.patches.fit([torch.cat(view) for view in vectors])
     model.to(device)
 
 

@@ -28,6 +28,7 @@ TRAINING_CODE = (
     "model/heads",
     "model/segmentation.py",
     "model/patch_memory.py",
+    "model/views",  # imported by torch_model (the patch memory's views)
     "data/anomalies",
     "data/batches.py",
     "data/framing",  # train.augment auto asks the framing
@@ -52,6 +53,9 @@ def resume_fingerprint(params: Params, images: torch.Tensor, labels: torch.Tenso
     of a shorter run is where a longer one passes, and the longer run continues from it.
     """
     settings = trained_with(params)
+    # The patch memory's views come after the weights (its banks are fitted on the finished
+    # network): another choice continues the finished state.
+    del settings["model"]["patch_views"]
     if not schedule_depends_on_epochs(params.train):
         del settings["epochs"]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())

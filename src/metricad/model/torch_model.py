@@ -15,9 +15,11 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from metricad.data.framing import training_augments
 from metricad.model.heads import HEADS, CosineHead
 from metricad.model.patch_memory import PATCH_TAPS, PatchMemory
 from metricad.model.segmentation import SEGMENTATION_TAPS, SegmentationHead, map_image_score
+from metricad.model.views import VIEWS
 from metricad.params import Params
 
 CLASSES = ("good", "anomalous")
@@ -183,35 +185,70 @@ class AnomalyNet(nn.Module):
 
     def patch_vectors(self, images: torch.Tensor) -> torch.Tensor:
         """The patch memory's vectors (N, C, H/4, W/4) of normalised images."""
-        return PatchMemory.features(self.encoder.with_taps(images)[1])
+        return PatchMemory.features(self._taps_through_patches(images))
+
+    def _taps_through_patches(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The PATCH_TAPS maps of normalised images, the backbone run only as far as they."""
+        taps, x = {}, self.encoder.standardize(images)
+        for name, module in self.encoder.backbone.named_children():
+            x = module(x)
+            if name in PATCH_TAPS:
+                taps[name] = x
+            if len(taps) == len(PATCH_TAPS):
+                return taps
+        raise AssertionError("the backbone lacks a patch tap")
+
+    def patch_distances(
+        self, images: torch.Tensor, known: dict[int, dict[str, torch.Tensor]] | None = None
+    ) -> torch.Tensor:
+        """(N, h, w): the patch memory's distances of normalised images, the mean over the
+        views it holds a bank of, each view's map in the image's frame (PatchMemory). `known`:
+        backbone taps already computed, by view number (the first view is the image itself)."""
+        view_set, maps = VIEWS[self.patches.view_set], []
+        for view, pixels in enumerate(view_set.of(images)):
+            taps = (known or {}).get(view) or self._taps_through_patches(pixels)
+            distances = self.patches.distances(PatchMemory.features(taps), view)
+            maps.append(view_set.back(distances, view))
+        return PatchMemory.view_mean(maps)
 
     def embed_and_scores(
-        self, images: torch.Tensor
+        self, images: torch.Tensor, views: str = "single"
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The embedding (N, D) and the network's own image scores (N,), of one backbone pass:
-        `map` (the segmentation head's map, map_image_score) and `patch` (the patch memory's
-        largest distance), each where the network has the part."""
-        if self.segmenter is None and self.patches is None:
-            return self.embed(images), {}
-        embedding, taps = self.encoder.with_taps(images)
+        """The embedding of each of the `views` (N, V, D) of normalised images (model/views/,
+        in the set's order) and the network's own image scores (N,): `map` (the mean of the
+        views' map_image_score of the segmentation map) and `patch` (the largest of the patch
+        memory's distances, over its own views), each where the network has the part. One
+        backbone pass per view; the memory's views share them when the sets are the same."""
+        embeddings, map_scores, known = [], [], {}
+        shared = self.patches is not None and self.patches.view_set == views
+        for view, pixels in enumerate(VIEWS[views].of(images)):
+            if self.segmenter is None and self.patches is None:
+                embeddings.append(self.embed(pixels))
+                continue
+            embedding, taps = self.encoder.with_taps(pixels)
+            embeddings.append(embedding)
+            if self.segmenter is not None:
+                segmentation = self._upsampled_map(self._segmentation_logits(taps), pixels)
+                map_scores.append(map_image_score(segmentation))
+            if view == 0 or shared:
+                known[view] = taps
         scores = {}
-        if self.segmenter is not None:
-            segmentation = self._upsampled_map(self._segmentation_logits(taps), images)
-            scores["map"] = map_image_score(segmentation)
+        if map_scores:
+            scores["map"] = torch.stack(map_scores).mean(dim=0)
         if self.patches is not None:
-            distances = self.patches.distances(PatchMemory.features(taps))
-            scores["patch"] = distances.flatten(1).amax(dim=1)
-        return embedding, scores
+            scores["patch"] = self.patch_distances(images, known).flatten(1).amax(dim=1)
+        return torch.stack(embeddings, dim=1), scores
 
     def heat_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The network's own maps (N, H, W) in [0, 1], of one backbone pass: `segmentation`
-        and `patch` (PatchMemory.heat_map), each where the network has the part."""
+        """The network's own maps (N, H, W) in [0, 1] of normalised images: `segmentation` (of
+        the image as it is) and `patch` (PatchMemory.heat_map of patch_distances), each where
+        the network has the part."""
         _, taps = self.encoder.with_taps(images)
         maps = {}
         if self.segmenter is not None:
             maps["segmentation"] = self._upsampled_map(self._segmentation_logits(taps), images)
         if self.patches is not None:
-            distances = self.patches.distances(PatchMemory.features(taps))
+            distances = self.patch_distances(images, {0: taps})
             maps["patch"] = self.patches.heat_map(distances, images.shape[-2:])
         return maps
 
@@ -226,6 +263,7 @@ def build_model(
     segmentation: bool = False,
     standardize: bool = False,
     patch_memory: bool = False,
+    patch_views: str = "single",
     **head_settings: Any,
 ) -> AnomalyNet:
     """Build the network from its architecture description (the checkpoint's `arch`); the
@@ -242,13 +280,15 @@ def build_model(
         encoder,
         metric_head,
         SegmentationHead() if segmentation else None,
-        PatchMemory() if patch_memory else None,
+        PatchMemory(patch_views) if patch_memory else None,
     )
 
 
-def arch_from_params(params: Params) -> dict[str, Any]:
+def arch_from_params(params: Params, framing: str | None = None) -> dict[str, Any]:
     """Everything needed to rebuild the network, as recorded in the checkpoint: every head's
-    settings among them (`<head>_<setting>`), so the record has one shape whatever the head."""
+    settings among them (`<head>_<setting>`), so the record has one shape whatever the head;
+    model.patch_views auto as the framing (`framing`: the resize stage's choice, None:
+    resize.framing) resolves it (patch_views_for)."""
     model = params.model
     head_settings = {
         f"{name}_{key}": value
@@ -268,7 +308,17 @@ def arch_from_params(params: Params) -> dict[str, Any]:
         "segmentation": model.segmentation,
         "standardize": model.standardize,
         "patch_memory": model.patch_memory,
+        "patch_views": patch_views_for(params, framing),
     }
+
+
+def patch_views_for(params: Params, framing: str | None = None) -> str:
+    """The view set of model.patch_views, auto resolved: dihedral where training flips and
+    turns its images (train.augment, auto following the framing), else single."""
+    views = params.model.patch_views
+    if views == "auto":
+        views = "dihedral" if training_augments(params, framing) else "single"
+    return views
 
 
 def model_from_arch(arch: dict[str, Any]) -> AnomalyNet:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from metricad.data.anomalies import kind_for_training, makes_anomalies
 from metricad.data.batches import eval_batches, normalize
-from metricad.data.framing import FRAMINGS
+from metricad.data.framing import training_augments
 from metricad.errors import MetricadError
 from metricad.model.recipe import batches
 from metricad.model.torch_model import AnomalyNet
@@ -52,9 +52,7 @@ def settings_for_data(
             "training split holds only good images, so the two-class head has nothing to "
             "separate; set train.synthetic_anomalies (e.g. cutpaste) or the fraction above 0"
         )
-    augment = train_params.augment
-    if augment == "auto":
-        augment = not FRAMINGS.trait(framing or params.resize.framing, "one_pose")
+    augment = training_augments(params, framing)
     batch_size = min(train_params.batch_size, n_images)
     if batch_size < train_params.batch_size:
         warnings.append(

@@ -8,7 +8,7 @@ from torch import nn
 
 from metricad.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from metricad.model.torch_model import AnomalyNet
-from metricad.model.views import view_outputs, view_probabilities
+from metricad.model.views import view_probabilities
 from metricad.scoring.head import ScoringHead
 
 
@@ -25,7 +25,7 @@ class ScoringNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = (images.float() / 255.0 - self.mean) / self.std
-        embedding, own = view_outputs(self.model, x, self.views)
+        embedding, own = self.model.embed_and_scores(x, self.views)
         prob_anomalous = view_probabilities(self.model, embedding)[:, 1]
         values, normalized, anomalous = self.head(embedding, prob_anomalous, own)
         return embedding, *values.unbind(dim=1), normalized, anomalous

@@ -21,10 +21,21 @@ from metricad.data.framing.base import FRAMINGS
 from metricad.data.framing.object_axis import elongation
 from metricad.data.images import Framer
 from metricad.errors import MetricadError
-from metricad.params import ResizeParams
+from metricad.files import read_json
+from metricad.params import Params, ResizeParams
+from metricad.paths import RESIZED_FRAMING
 from metricad.registry import import_entries
 
-__all__ = ["AUTO", "FRAMINGS", "chosen_framing", "framed", "framer", "resolved"]
+__all__ = [
+    "AUTO",
+    "FRAMINGS",
+    "chosen_framing",
+    "framed",
+    "framer",
+    "recorded_framing",
+    "resolved",
+    "training_augments",
+]
 
 import_entries(__name__, __path__)
 
@@ -60,6 +71,21 @@ def resolved(resize: ResizeParams, photos: Iterable[np.ndarray]) -> tuple[Resize
         return resize, "set in params"
     name, why = chosen_framing(photos, resize.object_band.contrast)
     return replace(resize, framing=name), why
+
+
+def recorded_framing() -> str:
+    """The framing the resize stage used (its data/resized/framing.json: `auto`'s choice)."""
+    return read_json(RESIZED_FRAMING)["framing"]
+
+
+def training_augments(params: Params, framing: str | None = None) -> bool:
+    """Whether training flips and turns its images: train.augment, auto following the framing
+    (`framing`: the resize stage's choice, None: resize.framing): not after one that turns
+    every object to one pose."""
+    augment = params.train.augment
+    if augment == AUTO:
+        return not FRAMINGS.trait(framing or params.resize.framing, "one_pose")
+    return bool(augment)
 
 
 def framed(

@@ -14,6 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from metricad.data.framing.base import FRAMINGS
+from metricad.data.images import pil_mask, pil_photo
 from metricad.errors import MetricadError
 from metricad.validation import ranged
 
@@ -41,10 +42,6 @@ def _largest(mask: np.ndarray) -> np.ndarray:
 def _border(grey: np.ndarray) -> np.ndarray:
     edges = [grey[:BORDER], grey[-BORDER:], grey[:, :BORDER], grey[:, -BORDER:]]
     return np.concatenate([edge.ravel() for edge in edges])
-
-
-def _photo(image: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
 
 
 def _grey(photo: Image.Image) -> np.ndarray:
@@ -80,7 +77,7 @@ def elongation(image: np.ndarray, contrast: int) -> float | None:
     one such object on a plain ground (a border whose middle half of grey levels spans less
     than half `contrast`, and one blob holding most of the darker pixels): a texture's dark
     spots or lines are no object to turn."""
-    grey = _grey(_photo(image))
+    grey = _grey(pil_photo(image))
     border = _border(grey)
     if np.subtract(*np.percentile(border, [75, 25])) >= contrast / 2:
         return None
@@ -121,7 +118,7 @@ def turned_object(
     image: np.ndarray, mask: np.ndarray | None, settings: ObjectSettings
 ) -> tuple[Image.Image, Image.Image | None]:
     """The photo and its mask (L, 0/255) turned, centred and (`flat`) flattened, as PIL images."""
-    photo = _photo(image)
+    photo = pil_photo(image)
     grey = _grey(photo)
     ground, cx, cy, angle, flip = _pose(grey, settings.contrast)
     height, width = grey.shape
@@ -130,8 +127,7 @@ def turned_object(
     turned = photo.rotate(angle, resample=Image.BICUBIC, fillcolor=fill, **move)
     turned_mask = None
     if mask is not None:
-        as_grey = Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
-        turned_mask = as_grey.rotate(angle, resample=Image.NEAREST, fillcolor=0, **move)
+        turned_mask = pil_mask(mask).rotate(angle, resample=Image.NEAREST, fillcolor=0, **move)
     if flip:
         turned = turned.transpose(Image.FLIP_LEFT_RIGHT)
         if turned_mask is not None:

@@ -3,7 +3,9 @@
 turns, the views training augments with). An image's embedding is always (V, D), V views;
 the scores are fitted on every view of the good training images and an image's score is the
 mean of its views' scores (scoring/head.py), so with `dihedral` a texture's score no longer
-depends on which way up it lies. Adding a view set: docs/architecture.md.
+depends on which way up it lies; a patch memory (model.patch_memory) keeps a bank per view and
+averages its views' maps in the image's frame (`ViewSet.back`). The network runs the views
+(AnomalyNet.embed_and_scores). Adding a view set: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -18,22 +20,9 @@ from metricad.registry import import_entries
 if TYPE_CHECKING:  # torch_model loads torchvision, which the params check must not wait for
     from metricad.model.torch_model import AnomalyNet
 
-__all__ = ["VIEWS", "ViewSet", "view_outputs", "view_probabilities"]
+__all__ = ["VIEWS", "ViewSet", "view_probabilities"]
 
 import_entries(__name__, __path__)
-
-
-def view_outputs(
-    model: AnomalyNet, images: torch.Tensor, views: str
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The embeddings (N, V, D) of normalised images (N, C, H, W), one per view of the set
-    `views`, in the set's order, and the network's own image scores by name (N,), each the
-    mean of the views' (AnomalyNet.embed_and_scores): one backbone pass per view."""
-    outputs = [model.embed_and_scores(view) for view in VIEWS[views].of(images)]
-    embeddings = torch.stack([embedding for embedding, _ in outputs], dim=1)
-    names = outputs[0][1]
-    scores = {name: torch.stack([own[name] for _, own in outputs]).mean(dim=0) for name in names}
-    return embeddings, scores
 
 
 def view_probabilities(model: AnomalyNet, embeddings: torch.Tensor) -> torch.Tensor:

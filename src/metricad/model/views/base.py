@@ -13,11 +13,14 @@ from metricad.registry import Registry
 @dataclass(frozen=True)
 class ViewSet:
     """`count` views of a batch of images (N, C, H, W): `of` returns them as a list, each a
-    batch of the same shape. `identity`: the only view is the image itself (predict then
-    reuses the embedding of the Grad-CAM pass)."""
+    batch of the same shape; `back` turns maps (N, h, w) of the view numbered `view` (in
+    `of`'s order) back into the image's own frame (the patch memory averages its views'
+    maps there). `identity`: the only view is the image itself (predict then reuses the
+    embedding of the Grad-CAM pass)."""
 
     count: int
     of: Callable[[torch.Tensor], list[torch.Tensor]]
+    back: Callable[[torch.Tensor, int], torch.Tensor]
     identity: bool = False
 
 

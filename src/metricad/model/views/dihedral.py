@@ -18,4 +18,12 @@ def dihedral_views(images: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
-VIEWS.register("dihedral")(ViewSet(8, dihedral_views))
+def dihedral_back(maps: torch.Tensor, view: int) -> torch.Tensor:
+    """Maps (N, h, w) of view number `view` of dihedral_views in the unturned image's frame:
+    the quarter turns undone, then the mirror."""
+    mirrored, turns = divmod(view, 4)
+    unturned = torch.rot90(maps, -turns, dims=(-2, -1))
+    return unturned.flip(-1) if mirrored else unturned
+
+
+VIEWS.register("dihedral")(ViewSet(8, dihedral_views, dihedral_back))

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from metricad.model.views.base import VIEWS, ViewSet
 
-VIEWS.register("single")(ViewSet(1, lambda images: [images], identity=True))
+VIEWS.register("single")(ViewSet(1, lambda images: [images], lambda maps, _: maps, identity=True))

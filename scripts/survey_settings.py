@@ -127,6 +127,19 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "model.neck": "avgpool",
         "model.patch_views": "auto",
     },
+    # One recipe for both kinds of part (the candidate for `real`): where the pose is free
+    # (bottle) real-crop-views' training at 192 px's scale through 128 px squares, the
+    # average-pooling neck and the 8 views' banks; after a framing to one pose (screw) no
+    # square (it would move each part), the photos at the crop's side, 128 px, the flatten
+    # neck and one view: `real`'s bytes there (train.crop, model.neck auto, model.patch_views
+    # auto).
+    "real-auto": {
+        **REAL,
+        "resize.size": 192,
+        "train.crop": 128,
+        "model.neck": "auto",
+        "model.patch_views": "auto",
+    },
     # Each image standardised over its own pixels (model.standardize): screw's good test
     # photos are darker than its training photos.
     "real-std": {**REAL_MAP, "model.standardize": True},

@@ -69,7 +69,9 @@ def main() -> None:
         amp=params.runtime.amp,
     )
     maps, peaks = maps.numpy().astype(np.float32), peaks.numpy()
-    masks = np.concatenate([load_mask_array(real, params.resize.size), np.load(SYNTHETIC_MASKS)])
+    masks = np.concatenate(
+        [load_mask_array(real, model.encoder.input_size), np.load(SYNTHETIC_MASKS)]
+    )
     scored = score_maps(rows, maps, masks, peaks, cam)
     for warning in warnings + scored.warnings:
         print(f"warning: {warning}")

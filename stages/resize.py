@@ -1,11 +1,12 @@
 """Stage `resize`: each photo framed (resize.framing: the photo as it is, or the object turned to
-one pose; auto: chosen from the good training photos and recorded) and resized to resize.size,
-images area/bilinear, masks framed alike and nearest."""
+one pose; auto: chosen from the good training photos and recorded) and resized to resize.size
+(train.crop's side after a framing to one pose: data/framing resized_side), images
+area/bilinear, masks framed alike and nearest."""
 
 import metricad.numerics  # noqa: F401  (first: pins CPU kernels and threads; numerics.py)
 
 # isort: split
-from metricad.data.framing import framer, resolved
+from metricad.data.framing import framer, resized_side, resolved
 from metricad.data.images import load_rgb, resize_dataset
 from metricad.data.manifest import read_manifest, write_manifest
 from metricad.errors import run_stage
@@ -20,7 +21,8 @@ def main() -> None:
     good = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
     resize, why = resolved(params.resize, (load_rgb(path) for path in good["path"]))
     print(f"resize: framing {resize.framing} ({why})")
-    resized = resize_dataset(manifest, resize.size, fresh_folder(RESIZED_DIR), frame=framer(resize))
+    side = resized_side(params, resize.framing)
+    resized = resize_dataset(manifest, side, fresh_folder(RESIZED_DIR), frame=framer(resize))
     write_manifest(resized, RESIZED_MANIFEST)
     write_json(RESIZED_FRAMING, {"framing": resize.framing, "why": why})
 

@@ -17,7 +17,7 @@ from metricad.data.images import load_mask, load_rgb, resize_dataset, resize_rgb
 from metricad.errors import MetricadError
 from metricad.model.checkpoint import trained_with
 from metricad.model.inference import embed_and_score
-from metricad.model.torch_model import build_model
+from metricad.model.torch_model import arch_from_params, build_model
 from metricad.model.training import settings_for_data
 from metricad.params import params_from_dict
 from metricad.scoring.head import ScoringHead
@@ -202,3 +202,25 @@ def test_augment_auto_skips_flips_and_turns_after_a_framing_to_one_pose():
     assert augment("whole", "auto") is True and augment("object_band", True) is True
     with pytest.raises(MetricadError, match="train.augment must be one of True, False, 'auto'"):
         params_from_dict({"train": {"augment": "sometimes"}})
+
+
+def test_after_a_framing_to_one_pose_the_crop_is_the_side_and_the_neck_flattens():
+    """train.crop after object_band: no random squares (they would move each part of the
+    object), the photos resized to the crop's side; model.neck auto follows the crop."""
+
+    def side_neck_crop(framing: str) -> tuple[int, str, int]:
+        params = params_from_dict(
+            {
+                "resize": {"framing": "auto", "size": 192},
+                "train": {"crop": 128},
+                "model": {"neck": "auto"},
+            }
+        )
+        arch = arch_from_params(params, framing)
+        crop = settings_for_data(params, 8, 0, framing)[0].crop
+        return arch["input_size"], arch["neck"], crop
+
+    assert side_neck_crop("whole") == (192, "avgpool", 128)
+    assert side_neck_crop("object_band") == (128, "flatten", 0)
+    plain = params_from_dict({"model": {"neck": "auto"}})
+    assert arch_from_params(plain, "whole")["neck"] == "flatten"  # no crop: one input side

@@ -36,7 +36,8 @@ def test_missing_keys_take_defaults():
         ),
         (
             {"train": {"crop": 64}, "model": {"neck": "avgpool"}, "resize": {"size": 64}},
-            "train.crop must be 0 or from 32 to below resize.size (64) and needs model.neck",
+            "train.crop must be 0 or from 32 to below resize.size (64) and needs model.neck "
+            "avgpool or auto",
         ),
         (
             {"train": {"crop": 16}, "model": {"neck": "avgpool"}, "resize": {"size": 64}},

@@ -84,8 +84,9 @@ class ModelParams:
     embedding_dim: int = ranged(2, 8192, default=512)
     head: Literal["adacos", "arcface"] = "adacos"
     # flatten: the article's neck, a Linear over the whole layer4 map (built for one image
-    # size); avgpool: the layer4 map averaged over its positions first.
-    neck: Literal["flatten", "avgpool"] = "flatten"
+    # size); avgpool: the layer4 map averaged over its positions first; auto: avgpool where
+    # training takes random squares (train.crop), else flatten.
+    neck: Literal["flatten", "avgpool", "auto"] = "flatten"
     dropout: float = ranged(0.0, 0.99, default=0.5)
     # A segmentation head over layer1..layer3, trained on the synthetic anomalies' masks:
     # a per-pixel anomaly map (the `segmentation` heat map) and its image score (`map`).
@@ -122,7 +123,9 @@ class TrainParams:
     max_shift: int = ranged(0, 1024, default=0)  # random shift (reflected border); 0: none
     # Train on a random square of this side (px) of each resized image, every stage after on
     # the whole image: the network learns at resize.size's scale for the compute of this
-    # side. 0: whole images. Needs model.neck avgpool (the flatten neck has one input side).
+    # side. 0: whole images. Needs model.neck avgpool or auto (the flatten neck has one input
+    # side). After a framing to one pose, where a square would move each part of the object,
+    # every photo is resized to this side instead and trained whole.
     crop: int = ranged(0, 4096, default=0)
     # Good images turned into synthetic anomalies in each batch (data/anomalies/): the way to
     # train on good images only (split.anomalous_train_fraction: 0).
@@ -268,12 +271,12 @@ def _check_relations(params: Params) -> None:
             f"got {params.train.max_shift}"
         )
     crop = params.train.crop
-    if crop and not (32 <= crop < params.resize.size and params.model.neck == "avgpool"):
+    if crop and not (32 <= crop < params.resize.size and params.model.neck != "flatten"):
         raise MetricadError(
             f"params: train.crop must be 0 or from 32 to below resize.size "
             f"({params.resize.size}) and needs "
-            f"model.neck avgpool (the flatten neck has one input side), got crop {crop} with "
-            f"neck {params.model.neck}"
+            f"model.neck avgpool or auto (the flatten neck has one input side), got crop {crop} "
+            f"with neck {params.model.neck}"
         )
     score = params.score
     if score.verdict_score not in score.scores:

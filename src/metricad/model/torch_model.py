@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from metricad.data.framing import training_augments
+from metricad.data.framing import resized_side, training_augments, training_crop
 from metricad.model.heads import HEADS, CosineHead
 from metricad.model.patch_memory import PATCH_TAPS, PatchMemory
 from metricad.model.segmentation import SEGMENTATION_TAPS, SegmentationHead, map_image_score
@@ -287,8 +287,9 @@ def build_model(
 def arch_from_params(params: Params, framing: str | None = None) -> dict[str, Any]:
     """Everything needed to rebuild the network, as recorded in the checkpoint: every head's
     settings among them (`<head>_<setting>`), so the record has one shape whatever the head;
-    model.patch_views auto as the framing (`framing`: the resize stage's choice, None:
-    resize.framing) resolves it (patch_views_for)."""
+    the side, model.neck auto and model.patch_views auto as the framing (`framing`: the resize
+    stage's choice, None: resize.framing) resolves them (resized_side, neck_for,
+    patch_views_for)."""
     model = params.model
     head_settings = {
         f"{name}_{key}": value
@@ -298,10 +299,10 @@ def arch_from_params(params: Params, framing: str | None = None) -> dict[str, An
     }
     return {
         "backbone": "resnet18",
-        "input_size": params.resize.size,
+        "input_size": resized_side(params, framing),
         "embedding_dim": model.embedding_dim,
         "head": model.head,
-        "neck": model.neck,
+        "neck": neck_for(params, framing),
         "num_classes": len(CLASSES),
         "dropout": model.dropout,
         **head_settings,
@@ -310,6 +311,13 @@ def arch_from_params(params: Params, framing: str | None = None) -> dict[str, An
         "patch_memory": model.patch_memory,
         "patch_views": patch_views_for(params, framing),
     }
+
+
+def neck_for(params: Params, framing: str | None = None) -> str:
+    """model.neck, auto resolved: avgpool where training takes random squares, else flatten."""
+    if params.model.neck == "auto":
+        return "avgpool" if training_crop(params, framing) else "flatten"
+    return params.model.neck
 
 
 def patch_views_for(params: Params, framing: str | None = None) -> str:

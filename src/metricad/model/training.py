@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from metricad.data.anomalies import kind_for_training, makes_anomalies
 from metricad.data.batches import eval_batches, normalize
-from metricad.data.framing import training_augments
+from metricad.data.framing import training_augments, training_crop
 from metricad.errors import MetricadError
 from metricad.model.recipe import batches
 from metricad.model.torch_model import AnomalyNet
@@ -27,7 +27,7 @@ def settings_for_data(
     """The training params this data set allows, and a warning for each one changed.
 
     train.augment auto follows the framing (`framing`: the one the resize stage chose, None:
-    resize.framing).
+    resize.framing); so does train.crop, none after a framing to one pose.
     A batch larger than the training set is the training set. With no defect image in
     training although the params ask for some (fraction > 0, but each defect type has too
     few images to spare one), training uses synthetic anomalies instead. Fewer than two
@@ -52,7 +52,7 @@ def settings_for_data(
             "training split holds only good images, so the two-class head has nothing to "
             "separate; set train.synthetic_anomalies (e.g. cutpaste) or the fraction above 0"
         )
-    augment = training_augments(params, framing)
+    augment, crop = training_augments(params, framing), training_crop(params, framing)
     batch_size = min(train_params.batch_size, n_images)
     if batch_size < train_params.batch_size:
         warnings.append(
@@ -60,7 +60,11 @@ def settings_for_data(
             f"images ({n_images}); used {batch_size}"
         )
     settings = replace(
-        train_params, synthetic_anomalies=kind, batch_size=batch_size, augment=augment
+        train_params,
+        synthetic_anomalies=kind,
+        batch_size=batch_size,
+        augment=augment,
+        crop=crop,
     )
     return settings, warnings
 

@@ -32,9 +32,12 @@ __all__ = [
     "chosen_framing",
     "framed",
     "framer",
+    "one_pose",
     "recorded_framing",
+    "resized_side",
     "resolved",
     "training_augments",
+    "training_crop",
 ]
 
 import_entries(__name__, __path__)
@@ -78,13 +81,32 @@ def recorded_framing() -> str:
     return read_json(RESIZED_FRAMING)["framing"]
 
 
+def one_pose(params: Params, framing: str | None = None) -> bool:
+    """Whether the framing turns every object to one pose (`framing`: the resize stage's
+    choice, None: resize.framing)."""
+    return bool(FRAMINGS.trait(framing or params.resize.framing, "one_pose"))
+
+
+def training_crop(params: Params, framing: str | None = None) -> int:
+    """The side of training's random squares (train.crop): 0 after a framing to one pose,
+    where a random square would move each part of the object (resized_side takes its side)."""
+    return 0 if one_pose(params, framing) else params.train.crop
+
+
+def resized_side(params: Params, framing: str | None = None) -> int:
+    """The side every stage sees: resize.size, or train.crop's after a framing to one pose
+    (the whole photo at the crop's side: the compute the crop was chosen for)."""
+    crop = params.train.crop
+    return crop if crop and one_pose(params, framing) else params.resize.size
+
+
 def training_augments(params: Params, framing: str | None = None) -> bool:
     """Whether training flips and turns its images: train.augment, auto following the framing
     (`framing`: the resize stage's choice, None: resize.framing): not after one that turns
     every object to one pose."""
     augment = params.train.augment
     if augment == AUTO:
-        return not FRAMINGS.trait(framing or params.resize.framing, "one_pose")
+        return not one_pose(params, framing)
     return bool(augment)
 
 

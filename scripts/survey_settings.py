@@ -39,12 +39,12 @@ REAL_BAND = {
     "resize.object_band.flat": True,
 }
 SCORES_WITH_PATCH = ["softmax", "knn", "gaussian", "map", "patch"]
-# The recipe for real photos (setting real; README "Your own photos"), one for every
-# category: REAL_MAP's training, the framing chosen from the good training photos (an
-# elongated dark part is turned to one pose and its band kept; anything else stays whole),
-# flips and quarter turns in training only where the framing left the pose free, the patch
-# memory, one view, and the `patch` score as the verdict.
-REAL = {
+# The first recipe for one and every category (setting real-128): REAL_MAP's training, the
+# framing chosen from the good training photos (an elongated dark part is turned to one pose
+# and its band kept; anything else stays whole), flips and quarter turns in training only
+# where the framing left the pose free, the patch memory, one view, and the `patch` score as
+# the verdict.
+REAL_128 = {
     **REAL_MAP,
     "resize.framing": "auto",
     "resize.object_band.flat": True,
@@ -53,6 +53,20 @@ REAL = {
     "embed.views": "single",
     "score.scores": SCORES_WITH_PATCH,
     "score.verdict_score": "patch",
+}
+# The recipe for real photos (setting real; README "Your own photos"): REAL_128 where the
+# framing turns each part to one pose (screw: the same bytes); where the pose is free (bottle)
+# 192 px photos learnt through random 128 px squares, the average-pooling neck, and the patch
+# memory's banks of the 8 flips and quarter turns, their maps turned back and averaged. Each
+# follows the framing (train.crop, model.neck auto, model.patch_views auto): after a framing
+# to one pose no square (it would move each part), the photos at the crop's side, 128 px,
+# the flatten neck and one view.
+REAL = {
+    **REAL_128,
+    "resize.size": 192,
+    "train.crop": 128,
+    "model.neck": "auto",
+    "model.patch_views": "auto",
 }
 # Settings: params overrides on the committed params.yaml (the article protocol, default recipe).
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -102,6 +116,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "real": REAL,
     # The recipe with half of each defect type in training (the article protocol).
     "real-article": {**REAL, "split.anomalous_train_fraction": 0.5},
+    # The recipe before it learnt bottle at 192 px (128 px, one view everywhere), and the same
+    # with half of each defect type in training; their cells ran as `real` and `real-article`.
+    "real-128": REAL_128,
+    "real-128-article": {**REAL_128, "split.anomalous_train_fraction": 0.5},
     # The first real recipe, and screens of it, one change each (bottle and screw only).
     "real-map": REAL_MAP,
     "real-map-article": {**REAL_MAP, "split.anomalous_train_fraction": 0.5},
@@ -114,30 +132,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # 192 px photos in training, every stage after on the whole photo (the patch memory's
     # grid 48 x 48); the average-pooling neck, which takes any side. Bottle's misses are
     # thin (patch_screen.py --sides: its 128 px networks rank them better at 192 px).
-    "real-crop": {**REAL, "resize.size": 192, "train.crop": 128, "model.neck": "avgpool"},
+    "real-crop": {**REAL_128, "resize.size": 192, "train.crop": 128, "model.neck": "avgpool"},
     # Test-time views of the patch memory (model.patch_views auto): a bank for each flip and
     # quarter turn where training flips and turns (bottle), one view where the framing gives
-    # one pose (screw: the same bytes as `real`); the 8 maps turned back and averaged. On
-    # `real` and on `real-crop` (patch_screen.py --views lifted real-crop's bottle seeds).
-    "real-views": {**REAL, "model.patch_views": "auto"},
+    # one pose (screw: the same bytes as `real-128`); the 8 maps turned back and averaged. On
+    # `real-128` and on `real-crop` (patch_screen.py --views lifted real-crop's bottle seeds).
+    "real-views": {**REAL_128, "model.patch_views": "auto"},
     "real-crop-views": {
-        **REAL,
+        **REAL_128,
         "resize.size": 192,
         "train.crop": 128,
         "model.neck": "avgpool",
-        "model.patch_views": "auto",
-    },
-    # One recipe for both kinds of part (the candidate for `real`): where the pose is free
-    # (bottle) real-crop-views' training at 192 px's scale through 128 px squares, the
-    # average-pooling neck and the 8 views' banks; after a framing to one pose (screw) no
-    # square (it would move each part), the photos at the crop's side, 128 px, the flatten
-    # neck and one view: `real`'s bytes there (train.crop, model.neck auto, model.patch_views
-    # auto).
-    "real-auto": {
-        **REAL,
-        "resize.size": 192,
-        "train.crop": 128,
-        "model.neck": "auto",
         "model.patch_views": "auto",
     },
     # Each image standardised over its own pixels (model.standardize): screw's good test

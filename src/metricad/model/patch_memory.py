@@ -4,7 +4,7 @@ backbone. The good training images' feature vectors at each position of layer1 a
 a quarter of the input's side) are kept; an image's distance at a position is the distance to
 the nearest kept vector at that position or one of its 8 neighbours, so it suits photos framed
 to one pose (resize.framing), in units of how much the good images vary at that position (the
-`unit`). With several views of each image (embed.views: model/views/), each view has its own
+`unit`). With several views of each image (model.patch_views: model/views/), each view has its own
 bank of that view of the good images, and an image's distances are the mean of its views'
 maps, each turned back into the image's frame (test-time augmentation: one view's noise
 averages out, a defect seen in every view does not). Its image score (`patch`) is the
@@ -64,8 +64,8 @@ class PatchMemory(nn.Module):
 
     def fit(self, good: Sequence[torch.Tensor]) -> None:
         """Keep the patch vectors (N, C, h, w) of the good training images, one tensor per
-        view of the memory's view set, in its order. Each
-        one's leave-one-out distances (to the others, view by view) set each position's unit:
+        view of the memory's view set, in its order. Each one's leave-one-out distances (to
+        the others, view by view) set each position's unit:
         the geometric mean of the position's spread (its largest leave-one-out distance) and
         the median spread, so positions where good images differ (edges, a part's ends, its
         pose's slack) count less, while one where they never differ (a flat ground) does not

@@ -116,12 +116,19 @@ class Encoder(nn.Module):
 
     def with_taps(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The embedding and the maps of the backbone layers in TAPS by name, one pass."""
+        taps = self.taps(images, (*TAPS, BACKBONE_LAYERS[-1]))
+        return self.neck(taps.pop(BACKBONE_LAYERS[-1])), taps
+
+    def taps(self, images: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """The maps of the backbone layers in `names`, the backbone run only as far as they."""
         taps, x = {}, self.standardize(images)
         for name, module in self.backbone.named_children():
             x = module(x)
-            if name in TAPS:
+            if name in names:
                 taps[name] = x
-        return self.neck(x), taps
+            if len(taps) == len(names):
+                return taps
+        raise ValueError(f"the backbone has no layer among {names}")
 
 
 class AnomalyNet(nn.Module):
@@ -185,18 +192,7 @@ class AnomalyNet(nn.Module):
 
     def patch_vectors(self, images: torch.Tensor) -> torch.Tensor:
         """The patch memory's vectors (N, C, H/4, W/4) of normalised images."""
-        return PatchMemory.features(self._taps_through_patches(images))
-
-    def _taps_through_patches(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The PATCH_TAPS maps of normalised images, the backbone run only as far as they."""
-        taps, x = {}, self.encoder.standardize(images)
-        for name, module in self.encoder.backbone.named_children():
-            x = module(x)
-            if name in PATCH_TAPS:
-                taps[name] = x
-            if len(taps) == len(PATCH_TAPS):
-                return taps
-        raise AssertionError("the backbone lacks a patch tap")
+        return PatchMemory.features(self.encoder.taps(images, PATCH_TAPS))
 
     def patch_distances(
         self, images: torch.Tensor, known: dict[int, dict[str, torch.Tensor]] | None = None
@@ -206,7 +202,7 @@ class AnomalyNet(nn.Module):
         backbone taps already computed, by view number (the first view is the image itself)."""
         view_set, maps = VIEWS[self.patches.view_set], []
         for view, pixels in enumerate(view_set.of(images)):
-            taps = (known or {}).get(view) or self._taps_through_patches(pixels)
+            taps = (known or {}).get(view) or self.encoder.taps(pixels, PATCH_TAPS)
             distances = self.patches.distances(PatchMemory.features(taps), view)
             maps.append(view_set.back(distances, view))
         return PatchMemory.view_mean(maps)
@@ -242,8 +238,8 @@ class AnomalyNet(nn.Module):
     def heat_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The network's own maps (N, H, W) in [0, 1] of normalised images: `segmentation` (of
         the image as it is) and `patch` (PatchMemory.heat_map of patch_distances), each where
-        the network has the part."""
-        _, taps = self.encoder.with_taps(images)
+        the network has the part. The backbone runs only as far as the parts' taps."""
+        taps = self.encoder.taps(images, TAPS if self.segmenter is not None else PATCH_TAPS)
         maps = {}
         if self.segmenter is not None:
             maps["segmentation"] = self._upsampled_map(self._segmentation_logits(taps), images)

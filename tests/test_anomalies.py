@@ -10,7 +10,7 @@ import torch
 from metricad.data.anomalies import ANOMALIES, corrupt_batch, synthesize, synthetic_sample
 from metricad.data.anomalies.cutpaste import cutpaste
 from metricad.data.anomalies.mixed import MIXED
-from metricad.data.anomalies.perlin import foreground, perlin
+from metricad.data.anomalies.perlin import foreground, perlin, perlin_noise
 from metricad.data.anomalies.scar import scar
 from metricad.params import SyntheticKind
 
@@ -114,6 +114,41 @@ def test_the_foreground_is_the_object_or_the_whole_texture():
     radius = (axis[:, None] ** 2 + axis[None, :] ** 2).sqrt()
     assert object_mask[radius < 16].all() and not object_mask[radius > 22].any()
     assert foreground(_texture()).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_foreground_is_widened_by_a_plain_9_by_9_maximum(seed):
+    image = _object_on_background(seed=seed)
+    pixels = image.float()
+    sides = (pixels[:, :4], pixels[:, -4:], pixels[:, :, :4], pixels[:, :, -4:])
+    border = torch.cat([side.flatten(1) for side in sides], dim=1)
+    background = border.median(dim=1).values[:, None, None]
+    differs = (pixels - background).abs().amax(dim=0) > 30
+    widened = torch.nn.functional.max_pool2d(differs[None, None].float(), 9, 1, 4)[0, 0] > 0
+    assert torch.equal(foreground(image), widened)
+
+
+@pytest.mark.parametrize(("size", "cells"), [(96, 2), (128, 4), (192, 8), (50, 8)])
+def test_perlin_noise_is_the_lattice_gradients_interpolated(size, cells):
+    # The noise written the plain way (each pixel's corner gradients by a broadcast gather):
+    # perlin_noise must give the same bits, or every cell trained on Perlin anomalies moves.
+    noise = perlin_noise(size, cells, torch.Generator().manual_seed(size + cells))
+    generator = torch.Generator().manual_seed(size + cells)
+    angles = 2 * torch.pi * torch.rand(cells + 1, cells + 1, generator=generator)
+    gradients = torch.stack((angles.cos(), angles.sin()), dim=-1)
+    position = (torch.arange(size, dtype=torch.float32) + 0.5) * cells / size
+    cell = position.floor().long().clamp(max=cells - 1)
+    fy, fx = (position - cell)[:, None], (position - cell)[None, :]
+    corners = {
+        (dy, dx): gradients[cell[:, None] + dy, cell[None, :] + dx][..., 0] * (fy - dy)
+        + gradients[cell[:, None] + dy, cell[None, :] + dx][..., 1] * (fx - dx)
+        for dy in (0, 1)
+        for dx in (0, 1)
+    }
+    u, v = (t * t * t * (t * (t * 6 - 15) + 10) for t in (fy, fx))
+    top = corners[0, 0] * (1 - v) + corners[0, 1] * v
+    bottom = corners[1, 0] * (1 - v) + corners[1, 1] * v
+    assert torch.equal(noise, (top * (1 - u) + bottom * u) * 2**0.5)
 
 
 @pytest.mark.parametrize("seed", range(10))

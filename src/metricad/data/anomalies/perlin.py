@@ -33,10 +33,12 @@ def perlin_noise(size: int, cells: int, generator: torch.Generator) -> torch.Ten
     position = (torch.arange(size, dtype=torch.float32) + 0.5) * cells / size
     cell = position.floor().long().clamp(max=cells - 1)
     offset = position - cell
-    fy, fx, iy, ix = offset[:, None], offset[None, :], cell[:, None], cell[None, :]
+    fy, fx = offset[:, None], offset[None, :]
 
     def corner(dy: int, dx: int) -> torch.Tensor:
-        gradient = gradients[iy + dy, ix + dx]
+        # Rows, then columns: two index_selects, not a broadcast (size, size) gather (50x
+        # slower on the CPU); the same values.
+        gradient = gradients.index_select(0, cell + dy).index_select(1, cell + dx)
         return gradient[..., 0] * (fy - dy) + gradient[..., 1] * (fx - dx)
 
     def fade(t: torch.Tensor) -> torch.Tensor:
@@ -60,7 +62,9 @@ def foreground(image: torch.Tensor) -> torch.Tensor:
     )
     background = border.median(dim=1).values[:, None, None]
     differs = (pixels - background).abs().amax(dim=0) > FOREGROUND_DISTANCE
-    widened = F.max_pool2d(differs[None, None].float(), 9, 1, 4)[0, 0] > 0
+    # A 9 x 9 maximum as a 9 x 1 then a 1 x 9 one: the same pixels, a quarter of the work.
+    rows = F.max_pool2d(differs[None, None].float(), (9, 1), 1, (4, 0))
+    widened = F.max_pool2d(rows, (1, 9), 1, (0, 4))[0, 0] > 0
     share = float(widened.float().mean())
     if not FOREGROUND_SHARE[0] <= share <= FOREGROUND_SHARE[1]:
         return torch.ones_like(widened)

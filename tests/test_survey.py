@@ -130,13 +130,16 @@ def test_the_readmes_real_photo_command_is_the_real_setting():
 
 def test_the_readmes_real_photo_figures_are_the_real_cells():
     """README's "Real photos" quotes the `real` recipe over seeds 0-2 as docs/results.md's
-    real-image table renders it from the cells: each category's verdict and bottle's patch
-    map (pixel AUROC / AUPRO)."""
+    real-image table renders it from the cells: each category's verdict, bottle's patch map
+    (pixel AUROC / AUPRO) and bottle's verdict with the article protocol (`real-article`)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     paragraph = " ".join(readme.split("**Real photos**", 1)[1].split("\n\n", 1)[0].split())
     quoted = 0
     for row in survey_doc.real_rows(ROOT / "surveys" / "real")[2:]:
         category, setting, _, seeds, *figures = (cell.strip() for cell in row.split("|")[1:-1])
+        if (category, setting) == ("bottle", "real-article"):
+            assert f"article protocol, bottle {figures[5].split(' (')[0]}" in paragraph
+            quoted += 1
         if setting != "real":
             continue
         assert seeds == "0-2", f"{category}: the `real` cells are of seeds {seeds}"
@@ -145,4 +148,4 @@ def test_the_readmes_real_photo_figures_are_the_real_cells():
             _, pixel_auroc, aupro = figures[8].split(" / ")
             assert f"patch map {pixel_auroc} / {aupro}" in paragraph
         quoted += 1
-    assert quoted == 2, "README quotes `real` on bottle and screw"
+    assert quoted == 3, "README quotes `real` on bottle and screw, `real-article` on bottle"

@@ -14,20 +14,26 @@ category=${1:-screw} setting=${2:-real} seed=${3:-1} epochs=${4:-100}
 repo=$(git rev-parse --show-toplevel)
 cd "$repo"
 [ -x .venv/bin/python ] || { echo "error: no .venv here: run make venv first" >&2; exit 1; }
-[ -d ../shared/realdata/"$category" ] || {
-    echo "error: ../shared/realdata/$category: no such category" >&2; exit 1; }
 clone=$(mktemp -d)/repo
 git clone -q "$repo" "$clone"
 ln -s "$repo/.venv" "$clone/.venv"
 (cd "$clone" && .venv/bin/dvc cache dir --local "$repo/.dvc/cache")
 bare() { PYTHONPATH=src .venv/bin/python benchmarks/step_rate.py --shapes 96x16 --repeats 3; }
+# The cell's params as scripts/survey.py writes them (its data overrides and their check).
 (cd "$clone/scripts" && PYTHONPATH=../src ../.venv/bin/python -c "
 import yaml
+from survey import data_overrides
 from survey_settings import cell_params
-base = yaml.safe_load(open('../params.yaml'))
-data = {'data.source': 'mvtec', 'data.root': '$repo/../shared/realdata', 'data.category': '$category'}
-yaml.safe_dump(cell_params(base, '$setting', $seed, $epochs, data), open('../params.yaml', 'w'), sort_keys=False)
-")
+from metricad.errors import run_stage
+
+def write_params():
+    data = data_overrides('$category', '$repo/../shared/realdata')
+    base = yaml.safe_load(open('../params.yaml'))
+    params = cell_params(base, '$setting', $seed, $epochs, data)
+    yaml.safe_dump(params, open('../params.yaml', 'w'), sort_keys=False)
+
+run_stage(write_params)
+") || { rm -rf "$(dirname "$clone")"; exit 1; }
 echo "commit $(git -C "$clone" rev-parse --short HEAD), $category $setting seed $seed, $epochs epochs"
 bare
 start=$(date +%s)

@@ -10,7 +10,7 @@ import torch
 from metricad.data.anomalies import ANOMALIES, corrupt_batch, synthesize, synthetic_sample
 from metricad.data.anomalies.cutpaste import cutpaste
 from metricad.data.anomalies.mixed import MIXED
-from metricad.data.anomalies.perlin import foreground, perlin, perlin_noise
+from metricad.data.anomalies.perlin import FOREGROUND_DISTANCE, foreground, perlin, perlin_noise
 from metricad.data.anomalies.scar import scar
 from metricad.params import SyntheticKind
 
@@ -123,7 +123,7 @@ def test_the_foreground_is_widened_by_a_plain_9_by_9_maximum(seed):
     sides = (pixels[:, :4], pixels[:, -4:], pixels[:, :, :4], pixels[:, :, -4:])
     border = torch.cat([side.flatten(1) for side in sides], dim=1)
     background = border.median(dim=1).values[:, None, None]
-    differs = (pixels - background).abs().amax(dim=0) > 30
+    differs = (pixels - background).abs().amax(dim=0) > FOREGROUND_DISTANCE
     widened = torch.nn.functional.max_pool2d(differs[None, None].float(), 9, 1, 4)[0, 0] > 0
     assert torch.equal(foreground(image), widened)
 
@@ -139,12 +139,10 @@ def test_perlin_noise_is_the_lattice_gradients_interpolated(size, cells):
     position = (torch.arange(size, dtype=torch.float32) + 0.5) * cells / size
     cell = position.floor().long().clamp(max=cells - 1)
     fy, fx = (position - cell)[:, None], (position - cell)[None, :]
-    corners = {
-        (dy, dx): gradients[cell[:, None] + dy, cell[None, :] + dx][..., 0] * (fy - dy)
-        + gradients[cell[:, None] + dy, cell[None, :] + dx][..., 1] * (fx - dx)
-        for dy in (0, 1)
-        for dx in (0, 1)
-    }
+    corners = {}
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        gradient = gradients[cell[:, None] + dy, cell[None, :] + dx]
+        corners[dy, dx] = gradient[..., 0] * (fy - dy) + gradient[..., 1] * (fx - dx)
     u, v = (t * t * t * (t * (t * 6 - 15) + 10) for t in (fy, fx))
     top = corners[0, 0] * (1 - v) + corners[0, 1] * v
     bottom = corners[1, 0] * (1 - v) + corners[1, 1] * v

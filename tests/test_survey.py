@@ -138,6 +138,7 @@ def test_the_readmes_real_photo_figures_are_the_real_cells():
     for row in survey_doc.real_rows(ROOT / "surveys" / "real")[2:]:
         category, setting, _, seeds, *figures = (cell.strip() for cell in row.split("|")[1:-1])
         if (category, setting) == ("bottle", "real-article"):
+            assert seeds == "0-2", f"the `real-article` cells are of seeds {seeds}"
             assert f"article protocol, bottle {figures[5].split(' (')[0]}" in paragraph
             quoted += 1
         if setting != "real":

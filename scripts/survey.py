@@ -1,10 +1,14 @@
 """A survey over seeds, settings and epoch counts that resumes: the pipeline itself
 (`dvc repro`) once per cell, each finished cell written to its own committed file.
 
-    python scripts/survey.py [--out surveys/epochs] [--settings article article-recipe good-only]
+    python scripts/survey.py [--out surveys/demo] [--settings article article-recipe good-only]
         [--seeds 0 1 2 3 4] [--epochs 300 500 1000]
     python scripts/survey.py --category bottle --settings real --seeds 0 1 2 --epochs 150
-    python -m metricad.compare --survey surveys/epochs --rows train.seed   # the table
+    python -m metricad.compare --survey surveys/demo --rows train.seed   # the table
+
+The demo's cells go to surveys/demo/; surveys/epochs/ holds the cells of the earlier demo
+(96 px, defects of the default size, 300 epochs: the committed params of their commits),
+kept with the findings made on them (docs/results.md).
 
 `--category NAME` runs a real MVTec AD category from `--root` (../shared/realdata: bottle,
 screw) instead of the demo, its cells under surveys/real/<category>/.
@@ -102,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python scripts/survey.py", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--out", type=Path, help="default surveys/epochs, surveys/real/<category>")
+    parser.add_argument("--out", type=Path, help="default surveys/demo, surveys/real/<category>")
     parser.add_argument("--category", help="a real MVTec AD category under --root")
     parser.add_argument("--root", default="../shared/realdata")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
@@ -111,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     data = data_overrides(args.category, args.root)
     if args.out is None:
-        args.out = Path("surveys/real", args.category) if args.category else Path("surveys/epochs")
+        args.out = Path("surveys/real", args.category) if args.category else Path("surveys/demo")
     if git("status", "--porcelain", "--", *MEASURED):
         raise MetricadError(
             f"uncommitted changes in {', '.join(MEASURED)}: a survey measures a commit; "

@@ -140,6 +140,21 @@ def test_defects_alter_exactly_the_masked_pixels(category, defect):
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
+def test_defect_scale_draws_the_defects_larger(category):
+    # data.synthetic.defect_scale: each defect's size times the scale, so about its square in
+    # area (the demo's 1.5 keeps its defects as large at 64 px as they are at 96 px at 1).
+    for defect in DEFECTS[category]:
+        areas = [
+            sum(
+                render_sample(category, defect, 0, index, 256, defect_scale=scale).mask.sum()
+                for index in range(3)
+            )
+            for scale in (1.0, 1.5)
+        ]
+        assert 2.0 < areas[1] / areas[0] < 2.5, (defect, areas)
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
 def test_good_samples_have_no_mask(category):
     sample = render_sample(category, "good", seed=0, index=0, image_size=SIZE)
     assert sample.mask is None and np.array_equal(sample.image, sample.clean)
@@ -260,6 +275,7 @@ def test_replaces_its_own_tree_but_never_other_folders(tmp_path):
         ({"counts": {"cut": 1.5}}, "cut"),
         ({"seed": -1}, "seed"),
         ({"image_size": 8}, "image_size"),
+        ({"defect_scale": 0.0}, "defect_scale"),
     ],
 )
 def test_argument_errors(tmp_path, arguments, message):

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from metricad.data.batches import augment, crop, shift
 from metricad.errors import MetricadError
 from metricad.model.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
-from metricad.model.recipe import batches, learning_rate
+from metricad.model.recipe import batches, learning_rate, weight_average
+from metricad.model.resnet import BACKBONE_LAYERS, resnet18_layers
 from metricad.model.resume import load_training_state, resume_fingerprint, save_training_state
 from metricad.model.torch_model import arch_from_params, model_from_arch
 from metricad.model.training import train
@@ -227,6 +229,49 @@ def test_broken_checkpoint_files(tmp_path, content):
         load_checkpoint(path)
     with pytest.raises(MetricadError, match="not found"):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_resnet18_layers_are_torchvisions_bit_for_bit():
+    """metricad's own ResNet-18 (no torchvision import) draws torchvision's initial weights from
+    the same seed, leaves the generator where torchvision does, and computes the same bits."""
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet18(weights=None)
+    after_reference = torch.random.get_rng_state()
+    torch.manual_seed(3)
+    ours = torch.nn.Sequential(resnet18_layers())
+    assert torch.equal(torch.random.get_rng_state(), after_reference)
+    expected = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+    state = ours.state_dict()
+    assert list(state) == list(expected)
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
+    images = torch.randn(4, 3, 64, 64)
+    features = torch.nn.Sequential(*[getattr(reference, name) for name in BACKBONE_LAYERS])
+    for mode in (True, False):
+        features.train(mode), ours.train(mode)
+        assert torch.equal(ours(images), features(images))
+
+
+def test_weight_average_is_torchs_ema_bit_for_bit():
+    """The weight average's lean update gives what torch's AveragedModel with its EMA gives,
+    parameters and buffers (BatchNorm statistics and step counts), step after step."""
+    torch.manual_seed(0)
+    model = _fresh_model()
+    ours = weight_average(model, 0.9)
+    reference = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(images, labels), labels).backward()
+        optimizer.step()
+        ours.update_parameters(model)
+        reference.update_parameters(model)
+    expected = reference.state_dict()
+    assert list(ours.state_dict()) == list(expected)
+    for key, value in ours.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    assert int(ours.n_averaged) == 3
 
 
 def test_local_resnet18_weights_file(tmp_path):

@@ -71,7 +71,7 @@ class ResizeParams:
     ENTRIES = "metricad.data.framing:FRAMINGS"
 
     framing: Framing = "whole"
-    size: int = ranged(32, 2048, default=96)
+    size: int = ranged(32, 2048, default=64)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class TrainParams:
     compile: bool = False  # torch.compile of the training step: it does not pay on the CPU
     # Epochs between passes over the test split (logged, never used for choices); the last
     # epoch is always monitored.
-    monitor_every: int = ranged(1, 100000, default=10)
+    monitor_every: int = ranged(1, 100000, default=20)
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ class EvaluateParams:
 class Params:
     """params.yaml: every section."""
 
-    epochs: int = ranged(1, 100000, default=300)
+    epochs: int = ranged(1, 100000, default=200)
     data: DataParams = _hosting(DataParams)
     split: SplitParams = field(default_factory=SplitParams)
     resize: ResizeParams = _hosting(ResizeParams)

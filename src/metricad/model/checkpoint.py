@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
 from metricad.errors import MetricadError
 from metricad.files import atomic_path
@@ -177,6 +176,8 @@ def load_backbone_weights(model: AnomalyNet, weights: str) -> None:
 
 
 def _download_imagenet_weights() -> dict[str, torch.Tensor]:
+    import torchvision  # here only: its import costs every stage 1.7 s (resnet.py)
+
     entry = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
     try:
         return entry.get_state_dict(progress=True)

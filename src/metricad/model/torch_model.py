@@ -7,23 +7,21 @@ Pure torch modules, no file I/O (weights and checkpoints live in checkpoint.py).
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from metricad.data.framing import resized_side, training_augments, training_crop
 from metricad.model.heads import HEADS, CosineHead
 from metricad.model.patch_memory import PATCH_TAPS, PatchMemory
+from metricad.model.resnet import BACKBONE_LAYERS, resnet18_layers
 from metricad.model.segmentation import SEGMENTATION_TAPS, SegmentationHead, map_image_score
 from metricad.model.views import VIEWS
 from metricad.params import Params
 
 CLASSES = ("good", "anomalous")
-BACKBONE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 # The backbone maps the segmentation head and the patch memory read.
 TAPS = tuple(sorted({*SEGMENTATION_TAPS, *PATCH_TAPS}))
 # Variance floor of ImageStandardization, in units of the normalised input (about 1 per image).
@@ -85,10 +83,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.input_size = input_size
         self.standardize = ImageStandardization() if standardize else nn.Identity()
-        resnet = torchvision.models.resnet18(weights=None)
-        self.backbone = nn.Sequential(
-            OrderedDict((name, getattr(resnet, name)) for name in BACKBONE_LAYERS)
-        )
+        self.backbone = nn.Sequential(resnet18_layers())
         # Probe the output shape in eval mode: a train-mode pass would move BatchNorm statistics.
         self.backbone.eval()
         with torch.no_grad():

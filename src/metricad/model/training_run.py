@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel
 
 from metricad.data.anomalies import corrupt_batch
 from metricad.data.batches import augment, crop, normalize, photometric, shift
 from metricad.model.recipe import (
+    WeightAverage,
     batches,
     learning_rate,
     make_optimizer,
@@ -77,7 +77,7 @@ class TrainingRun:
     model: AnomalyNet
     forward: torch.nn.Module  # the model, or its torch.compile'd wrapper
     optimizer: torch.optim.Optimizer
-    average: AveragedModel | None
+    average: WeightAverage | None
     shuffle_rng: torch.Generator
     history: list[dict[str, float]] = field(default_factory=list)
 

@@ -66,10 +66,16 @@ def _to_uint8(image: FloatImage) -> np.ndarray:
 
 
 def render_sample(
-    category: str, kind: str, seed: int, index: int, image_size: int, split: str = "train"
+    category: str,
+    kind: str,
+    seed: int,
+    index: int,
+    image_size: int,
+    split: str = "train",
+    defect_scale: float = 1.0,
 ) -> Sample:
     """Render image `index` of `kind` ("good" or a defect name) in `split` ("train" or "test"),
-    deterministic in its arguments."""
+    deterministic in its arguments; a defect `defect_scale` times its default size."""
     drawn = _category(category)
     # Good test images draw from their own key: under the train key, test/good/000.png was a
     # copy of train/good/000.png, and every score was measured on images seen in training.
@@ -79,14 +85,14 @@ def render_sample(
     clean = drawn.base(rng, image_size)
     if kind == DEFECT_FREE:
         return Sample(_to_uint8(clean), _to_uint8(clean), None)
-    altered = drawn.defects[kind](clean, rng)
+    altered = drawn.defects[kind](clean, rng, defect_scale)
     # Filled: where an alteration's profile crosses zero inside the defect is still defect.
     mask = ndimage.binary_fill_holes(np.abs(altered - clean).max(axis=2) > _MASK_THRESHOLD)
     return Sample(_to_uint8(clean), _to_uint8(altered), mask)
 
 
 def _check_arguments(
-    category: str, seed: int, image_size: int, counts: dict[str, int] | None
+    category: str, seed: int, image_size: int, counts: dict[str, int] | None, defect_scale: float
 ) -> dict[str, int]:
     """Validate the arguments; return the full counts (defaults overridden by `counts`)."""
     defects = _category(category).defects
@@ -96,6 +102,8 @@ def _check_arguments(
         raise MetricadError(
             f"synthetic image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}"
         )
+    if not defect_scale > 0:
+        raise MetricadError(f"synthetic defect_scale must be positive, got {defect_scale!r}")
     full = DEFAULT_GOOD_COUNTS | dict.fromkeys(defects, DEFAULT_DEFECT_COUNT)
     for key, value in (counts or {}).items():
         if key not in full:
@@ -122,6 +130,7 @@ def generate(
     image_size: int = 256,
     counts: dict[str, int] | None = None,
     progress: bool = True,
+    defect_scale: float = 1.0,
 ) -> None:
     """Write root/category/{train,test,ground_truth}/... in MVTec AD's layout.
 
@@ -129,7 +138,7 @@ def generate(
     in a hidden temporary folder and renamed into place when complete; an existing tree is
     replaced only if it was written by this function (it carries the MARKER file) or is empty.
     """
-    full = _check_arguments(category, seed, image_size, counts)
+    full = _check_arguments(category, seed, image_size, counts, defect_scale)
     root = Path(root)
     target = root / category
     if target.exists() and not _replaceable(target):
@@ -150,13 +159,19 @@ def generate(
     building.mkdir(parents=True)
     try:
         for split, kind, index in tqdm(jobs, desc="synthetic", disable=not progress):
-            sample = render_sample(category, kind, seed, index, image_size, split)
+            sample = render_sample(category, kind, seed, index, image_size, split, defect_scale)
             save_png(sample.image, building / split / kind / f"{index:03d}.png")
             if sample.mask is not None:
                 save_png(sample.mask, building / "ground_truth" / kind / f"{index:03d}_mask.png")
         write_json(
             building / MARKER,
-            {"category": category, "counts": full, "image_size": image_size, "seed": seed},
+            {
+                "category": category,
+                "counts": full,
+                "defect_scale": defect_scale,
+                "image_size": image_size,
+                "seed": seed,
+            },
         )
         if target.exists():
             os.replace(target, retired)

@@ -102,23 +102,23 @@ def _broken(
     return image + notch[..., None] * (shards[..., None] - image)
 
 
-def _bottle_broken_large(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _bottle_broken_large(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A large piece broken out of the lip, reaching into the neck and onto the shoulder."""
     # Centred towards the lip's inner edge: the dark neck is little changed, so the visible
     # notch would otherwise sit mostly on the shoulder.
-    return _broken(image, rng, rng.uniform(0.045, 0.065), _MOUTH, _LIP - 0.04)
+    return _broken(image, rng, rng.uniform(0.045, 0.065) * scale, _MOUTH, _LIP - 0.04)
 
 
-def _bottle_broken_small(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _bottle_broken_small(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A small chip out of the lip."""
-    return _broken(image, rng, rng.uniform(0.025, 0.035), _MOUTH + 0.05, _LIP - 0.03)
+    return _broken(image, rng, rng.uniform(0.025, 0.035) * scale, _MOUTH + 0.05, _LIP - 0.03)
 
 
-def _bottle_contamination(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _bottle_contamination(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A foreign particle on the glass shoulder: dark dirt, rust or a whitish flake, uneven in
     tone, with a darker rim."""
     size = image.shape[0]
-    reach = rng.uniform(0.025, 0.042) * size
+    reach = rng.uniform(0.025, 0.042) * size * scale
     # Far enough inside the outer edge that the whole particle (up to 1.4 reaches) is on glass.
     geometry = _bottle_geometry(image)
     cy, cx = _on_bottle(rng, geometry, _LIP + 0.1, 1 - 1.5 * reach / geometry[2])

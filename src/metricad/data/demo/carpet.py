@@ -63,10 +63,10 @@ def _carpet(rng: np.random.Generator, size: int) -> FloatImage:
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def _carpet_color(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _carpet_color(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A dye stain soaked into the pile: the tufts stay visible through a strong other hue."""
     size = image.shape[0]
-    weight = blob_weight(rng, size, rng.uniform(0.035, 0.06) * size, 0.02 * size)
+    weight = blob_weight(rng, size, rng.uniform(0.035, 0.06) * size * scale, 0.02 * size * scale)
     stains = np.array(
         [
             [0.55, 0.12, 0.10],  # red wine
@@ -80,16 +80,17 @@ def _carpet_color(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     return stained(image, weight, contrasting(rng, image, stains), (0.75, 0.9), rng)
 
 
-def _carpet_cut(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _carpet_cut(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A straight slit through the pile: the dark backing shows, cut fibre ends light its rims."""
-    core, rim = slit(rng, image.shape[0], (0.1, 0.16), 0.02, (2.0, 2.8), (0.3, 0.5, 0.3, 2.5, 1.2))
+    profile = (0.3, 0.5, 0.3, 2.5, 1.2)
+    core, rim = slit(rng, image.shape[0], (0.1, 0.16), 0.02, (2.0, 2.8), profile, scale)
     return image * (1 - 0.85 * core[..., None] + 0.25 * rim[..., None])
 
 
-def _carpet_hole(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _carpet_hole(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A small round gap in the pile: near-black backing inside, a shadowed, frayed rim."""
     size = image.shape[0]
-    radius = rng.uniform(0.022, 0.034) * size
+    radius = rng.uniform(0.022, 0.034) * size * scale
     gap = blob_weight(rng, size, radius, 0.25 * radius)
     # The tufts around the gap lean into it: a soft shadow a little past its edge.
     shadow = np.clip(ndimage.gaussian_filter(gap, 0.3 * radius) - gap, 0, 1)[..., None]
@@ -98,11 +99,11 @@ def _carpet_hole(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     return (image + gap * (backing - image)) * (1 - 0.5 * shadow)
 
 
-def _carpet_metal(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _carpet_metal(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A small metallic speck lying on the pile: steel grey, brushed bright-to-dark across it,
     a white specular highlight towards the light, a dark edge and a faint contact shadow."""
     size = image.shape[0]
-    radius = rng.uniform(0.025, 0.035) * size
+    radius = rng.uniform(0.025, 0.035) * size * scale
     weight = blob_weight(rng, size, radius, 0.2 * radius)
     y, x = pixel_grid(size)
     cy, cx = ndimage.center_of_mass(weight)
@@ -118,18 +119,17 @@ def _carpet_metal(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     return (image + weight * (metal - image)) * (1 - 0.6 * shadow)
 
 
-def _carpet_thread(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _carpet_thread(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A loose thread of another colour lying on the pile: a thin wavy line, round in section
     (lit from one side) over a faint shadow."""
     size = image.shape[0]
-    scale = size / 256.0
-    length = rng.uniform(0.18, 0.28) * size
+    length = rng.uniform(0.18, 0.28) * size * scale
     distance, side, u = bent_line(rng, size, length, 0.25)
     # Waves along the bent line: shift the signed distance by a sine of the position along it.
     wave = 0.05 * length * np.sin(2 * np.pi * rng.uniform(1.0, 2.0) * u + rng.uniform(0, 6.3))
     signed = side * distance - wave
     distance = np.abs(signed)
-    half_width = rng.uniform(1.3, 1.8) * max(scale, 0.5)
+    half_width = rng.uniform(1.3, 1.8) * max(size / 256.0, 0.5) * scale
     body = smoothstep(half_width + 0.6, half_width - 0.4, distance)[..., None]
     t = np.clip(signed / half_width, -1, 1)
     shade = (0.8 + 0.3 * np.sqrt(1 - t**2) - 0.15 * t)[..., None]

@@ -69,10 +69,10 @@ def _leather(rng: np.random.Generator, size: int) -> FloatImage:
     return np.clip(tone, 0.0, 1.0).astype(np.float32)
 
 
-def _color(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _color(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A stain of another hue (dark red, blue-grey, whitish or near black) with a soft edge."""
     size = image.shape[0]
-    weight = blob_weight(rng, size, rng.uniform(0.035, 0.06) * size, 0.02 * size)
+    weight = blob_weight(rng, size, rng.uniform(0.035, 0.06) * size * scale, 0.02 * size * scale)
     stains = np.array(
         [[0.42, 0.10, 0.09], [0.22, 0.25, 0.36], [0.78, 0.70, 0.58], [0.16, 0.09, 0.06]],
         np.float32,
@@ -80,18 +80,19 @@ def _color(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     return stained(image, weight, stains[rng.integers(len(stains))], (0.7, 0.9), rng)
 
 
-def _cut(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _cut(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A thin dark slit, tapering at both ends, with a lighter rim."""
-    core, rim = slit(rng, image.shape[0], (0.08, 0.13), 0.12, (1.0, 1.6), (0.4, 0.6, 0.2, 3.2, 1.5))
+    profile = (0.4, 0.6, 0.2, 3.2, 1.5)
+    core, rim = slit(rng, image.shape[0], (0.08, 0.13), 0.12, (1.0, 1.6), profile, scale)
     return image * (1 - 0.8 * core[..., None] + 0.3 * rim[..., None])
 
 
-def _fold(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _fold(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A longer soft crease band: grain pressed flat, dark on one side and light on the other,
     with a thin dark line along the ridge."""
     size = image.shape[0]
-    distance, side, u = bent_line(rng, size, rng.uniform(0.18, 0.28) * size, 0.2)
-    half_width = rng.uniform(0.025, 0.04) * size
+    distance, side, u = bent_line(rng, size, rng.uniform(0.18, 0.28) * size * scale, 0.2)
+    half_width = rng.uniform(0.025, 0.04) * size * scale
     t = np.clip(side * distance / half_width, -1.0, 1.0)
     envelope = ((1 - t**2) ** 2 * np.clip(np.sin(np.pi * u), 0, 1) ** 0.6)[..., None]
     smoothed = ndimage.gaussian_filter(image, (0.006 * size, 0.006 * size, 0))
@@ -100,11 +101,11 @@ def _fold(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     return pressed * (1 + profile[..., None] * envelope)
 
 
-def _glue(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _glue(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A glossy drop: grain flattened, lighter and slightly yellow, with a specular spot."""
     size = image.shape[0]
-    radius = rng.uniform(0.035, 0.055) * size
-    weight = blob_weight(rng, size, radius, 0.015 * size)[..., None]
+    radius = rng.uniform(0.035, 0.055) * size * scale
+    weight = blob_weight(rng, size, radius, 0.015 * size * scale)[..., None]
     flat = ndimage.gaussian_filter(image, (0.012 * size, 0.012 * size, 0))
     # Lighter and yellower, with a slightly darker rim where the drop's edge refracts.
     rim = 1 - 0.6 * (4 * weight * (1 - weight))
@@ -118,10 +119,10 @@ def _glue(image: FloatImage, rng: np.random.Generator) -> FloatImage:
     return image + rng.uniform(0.8, 0.95) * weight * (glossy - image)
 
 
-def _poke(image: FloatImage, rng: np.random.Generator) -> FloatImage:
+def _poke(image: FloatImage, rng: np.random.Generator, scale: float) -> FloatImage:
     """A small dark round hole with a bright raised ring."""
     size = image.shape[0]
-    radius = rng.uniform(0.012, 0.02) * size
+    radius = rng.uniform(0.012, 0.02) * size * scale
     cy, cx = defect_centre(rng, size, 2 * radius)
     y, x = pixel_grid(size)
     rho = np.hypot(y - cy, x - cx)

@@ -11,7 +11,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 FloatImage = np.ndarray  # HxWx3 intensities in [0, 1]
-Defect = Callable[[FloatImage, np.random.Generator], FloatImage]
+# A defect: the image, the generator, and the scale of its size (1: as drawn at any image size;
+# data.synthetic.defect_scale).
+Defect = Callable[[FloatImage, np.random.Generator, float], FloatImage]
 
 
 def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,14 +113,14 @@ def slit(
     bend: float,
     width: tuple[float, float],
     profile: tuple[float, float, float, float, float],
+    scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The core and rim weights of a slit along a bent line, tapering at both ends: `length`
     (fraction of the side) and `width` (pixels at 256 px, at least half a pixel) are drawn
-    from their ranges; `profile` = (taper exponent, core outer and inner edge, rim outer and
-    inner edge), the edges in widths and half-widths."""
-    scale = size / 256.0
-    distance, _, u = bent_line(rng, size, rng.uniform(*length) * size, bend)
-    full = rng.uniform(*width) * max(scale, 0.5)
+    from their ranges, both times `scale`; `profile` = (taper exponent, core outer and inner
+    edge, rim outer and inner edge), the edges in widths and half-widths."""
+    distance, _, u = bent_line(rng, size, rng.uniform(*length) * size * scale, bend)
+    full = rng.uniform(*width) * max(size / 256.0, 0.5) * scale
     taper, outer, inner, rim_outer, rim_inner = profile
     half_width = full * np.clip(np.sin(np.pi * u), 0, 1) ** taper
     core = smoothstep(half_width + outer * full, half_width - inner * full, distance)

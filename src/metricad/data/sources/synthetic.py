@@ -21,10 +21,20 @@ class SyntheticSettings:
 
     seed: int = ranged(0, SEED_MAX, default=0)
     image_size: int = ranged(32, 2048, default=256)
+    # The defects' size, times their default (a share of the image): larger defects stay
+    # visible in smaller resized images.
+    defect_scale: float = ranged(0.25, 4.0, default=1.5)
 
 
 @SOURCES.register("synthetic", settings=SyntheticSettings)
 def synthetic_source(data: DataParams, workspace: Path) -> pd.DataFrame:
     root = workspace / "synthetic"
-    demo.generate(root, data.category, data.synthetic.seed, data.synthetic.image_size)
+    settings = data.synthetic
+    demo.generate(
+        root,
+        data.category,
+        settings.seed,
+        settings.image_size,
+        defect_scale=settings.defect_scale,
+    )
     return scan_mvtec(root, data.category)

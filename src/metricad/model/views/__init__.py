@@ -17,7 +17,7 @@ import torch
 from metricad.model.views.base import VIEWS, ViewSet
 from metricad.registry import import_entries
 
-if TYPE_CHECKING:  # torch_model loads torchvision, which the params check must not wait for
+if TYPE_CHECKING:  # torch_model builds the network, which the params check must not wait for
     from metricad.model.torch_model import AnomalyNet
 
 __all__ = ["VIEWS", "ViewSet", "view_probabilities"]

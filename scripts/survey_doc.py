@@ -1,12 +1,14 @@
 """Rewrite docs/results.md's survey tables from the committed cells (scripts/survey.py):
-the epoch summary between its `<!-- survey summary -->` markers (seeds 0-4), the figures of
-each row between `<!-- seed spread -->` markers, wherever they are (the rows, setting | epochs |
-seeds "a-b", are the doc's choice), every per-seed table it quotes under a
-`#### setting=..., epochs=...` heading, and the real-image table between
+the demo's (surveys/demo/) summary over every seed between `<!-- demo survey -->` markers
+and its seed-spread rows between `<!-- demo spread -->` markers; the earlier 96 px demo's
+(surveys/epochs/) epoch summary between `<!-- survey summary -->` markers (seeds 0-4), the
+figures of each row between `<!-- seed spread -->` markers, wherever they are (the rows,
+setting | epochs | seeds "a-b", are the doc's choice), every per-seed table it quotes under a
+`#### setting=..., epochs=...` heading; and the real-image table between
 `<!-- real images -->` markers (one row per category and setting of surveys/real/).
 
-    python scripts/survey_doc.py [--survey surveys/epochs] [--real surveys/real]
-        [--doc docs/results.md]
+    python scripts/survey_doc.py [--demo surveys/demo] [--survey surveys/epochs]
+        [--real surveys/real] [--doc docs/results.md]
 
 The prose around the tables is not touched: read it again after new cells land.
 tests/test_survey.py fails when the doc and the cells disagree.
@@ -26,6 +28,8 @@ from metricad.report.tables import benchmark_tables
 
 SUMMARY_START, SUMMARY_END = "<!-- survey summary -->", "<!-- end of survey summary -->"
 SPREAD_START, SPREAD_END = "<!-- seed spread -->", "<!-- end of seed spread -->"
+DEMO_START, DEMO_END = "<!-- demo survey -->", "<!-- end of demo survey -->"
+DEMO_SPREAD_START, DEMO_SPREAD_END = "<!-- demo spread -->", "<!-- end of demo spread -->"
 REAL_START, REAL_END = "<!-- real images -->", "<!-- end of real images -->"
 REAL_SCORES = ("softmax", "knn", "gaussian", "map", "patch")
 OWN_MAPS = ("segmentation", "patch")  # the network's own heat maps
@@ -135,18 +139,28 @@ def _block(lines: list[str], start: str, end: str) -> tuple[int, int]:
     return lines.index(start), lines.index(end)
 
 
-def refreshed(doc: str, survey: Path, real: Path) -> str:
-    lines = doc.splitlines()
-    start, end = _block(lines, REAL_START, REAL_END)
-    lines[start + 1 : end] = real_rows(real)
-    _block(lines, SPREAD_START, SPREAD_END)
+def _refresh_spread(lines: list[str], survey: Path, start_marker: str, end_marker: str) -> None:
+    """Every row between the markers (wherever they are) rewritten from `survey`'s cells."""
+    _block(lines, start_marker, end_marker)
     spread_rows = False
     for number, line in enumerate(lines):
-        if line in (SPREAD_START, SPREAD_END):
-            spread_rows = line == SPREAD_START
+        if line in (start_marker, end_marker):
+            spread_rows = line == start_marker
         elif spread_rows and line.startswith("|") and not line.startswith(("| setting", "|---")):
             setting, epochs, seeds = (cell.strip() for cell in line.split("|")[1:4])
             lines[number] = spread_row(survey, setting, int(epochs), seeds)
+
+
+def refreshed(doc: str, survey: Path, real: Path, demo: Path) -> str:
+    lines = doc.splitlines()
+    start, end = _block(lines, REAL_START, REAL_END)
+    lines[start + 1 : end] = real_rows(real)
+    start, end = _block(lines, DEMO_START, DEMO_END)
+    lines[start + 1 : end] = render_summary_markdown(
+        benchmark_tables(survey_experiments(demo), ROW_PARAM), ROW_PARAM
+    )
+    _refresh_spread(lines, demo, DEMO_SPREAD_START, DEMO_SPREAD_END)
+    _refresh_spread(lines, survey, SPREAD_START, SPREAD_END)
     start, end = _block(lines, SUMMARY_START, SUMMARY_END)
     summary = render_summary_markdown(
         benchmark_tables(survey_experiments(survey, range(5)), ROW_PARAM), ROW_PARAM
@@ -173,12 +187,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python scripts/survey_doc.py", description=__doc__.split("\n\n")[0]
     )
+    parser.add_argument("--demo", type=Path, default=Path("surveys/demo"))
     parser.add_argument("--survey", type=Path, default=Path("surveys/epochs"))
     parser.add_argument("--real", type=Path, default=Path("surveys/real"))
     parser.add_argument("--doc", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args()
     doc = args.doc.read_text(encoding="utf-8")
-    new = refreshed(doc, args.survey, args.real)
+    new = refreshed(doc, args.survey, args.real, args.demo)
     args.doc.write_text(new, encoding="utf-8")
     print(f"{args.doc}: {'rewritten' if new != doc else 'already up to date'}")
 

@@ -106,12 +106,13 @@ def test_every_committed_cell_ran_its_settings_on_its_commits_params():
 def test_results_doc_shows_the_committed_cells():
     """docs/results.md's survey tables are what the committed cells give, line for line: the
     seed-spread rows, the epoch summary and every per-seed table it quotes, as
-    `compare --survey surveys/epochs` renders them, and the real-image table from
-    surveys/real/. A cell committed without the doc, or a
+    `compare --survey surveys/epochs` renders them, the demo's summary and seed-spread rows
+    from surveys/demo/, and the real-image table from surveys/real/. A cell committed without the doc, or a
     figure typed by hand, fails (`python scripts/survey_doc.py` rewrites them)."""
     doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert doc.count("\n#### setting=") >= 3, "docs/results.md quotes no per-seed tables"
-    assert survey_doc.refreshed(doc, ROOT / "surveys" / "epochs", ROOT / "surveys" / "real") == doc
+    surveys = ROOT / "surveys"
+    assert survey_doc.refreshed(doc, surveys / "epochs", surveys / "real", surveys / "demo") == doc
 
 
 def test_the_readmes_real_photo_command_is_the_real_setting():

@@ -25,6 +25,7 @@ TRAINING_CODE = (
     "model/training_run.py",
     "model/recipe.py",
     "model/torch_model.py",
+    "model/resnet.py",
     "model/heads",
     "model/segmentation.py",
     "model/patch_memory.py",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import GIT, GRID, make_project, run_cmd, shown_experiments, venv_env
+from helpers import GIT, TINY, make_project, run_cmd, shown_experiments, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def grid(tmp_path_factory) -> dict:
     """The base project pushed to a bare git remote and a DVC folder remote, then the grid
     queued in it: the three categories at seed 0 and leather at seed 1, run by two workers."""
     root = tmp_path_factory.mktemp("grid")
-    project = make_project(root, GRID)
+    project = make_project(root, TINY)
     run_cmd(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
     run_cmd(["dvc", "remote", "add", "-d", "storage", str(root / "dvc-remote")], project)
     run_cmd(["git", "remote", "add", "origin", str(root / "remote.git")], project)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import GIT, GRID, make_project, run_cmd, shown_experiments
+from helpers import GIT, TINY, make_project, run_cmd, shown_experiments
 
 pytestmark = pytest.mark.slow
 
@@ -163,7 +163,7 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
     url = f"ssh://127.0.0.1:{sshd['port']}{storage}"
 
     # Once: the project with its DVC remote, on the git remote every machine clones.
-    project = make_project(root, GRID)
+    project = make_project(root, TINY)
     run_cmd(["git", "init", "-q", "--bare", str(root / "remote.git")], root)
     run_cmd(["dvc", "remote", "add", "-d", "storage", url], project)
     run_cmd(["git", "remote", "add", "origin", str(root / "remote.git")], project)

@@ -107,8 +107,8 @@ def test_results_doc_shows_the_committed_cells():
     """docs/results.md's survey tables are what the committed cells give, line for line: the
     seed-spread rows, the epoch summary and every per-seed table it quotes, as
     `compare --survey surveys/epochs` renders them, the demo's summary and seed-spread rows
-    from surveys/demo/, and the real-image table from surveys/real/. A cell committed without the doc, or a
-    figure typed by hand, fails (`python scripts/survey_doc.py` rewrites them)."""
+    from surveys/demo/, and the real-image table from surveys/real/. A cell committed without
+    the doc, or a figure typed by hand, fails (`python scripts/survey_doc.py` rewrites them)."""
     doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert doc.count("\n#### setting=") >= 3, "docs/results.md quotes no per-seed tables"
     surveys = ROOT / "surveys"

@@ -1,6 +1,7 @@
 """Bare training steps of the network at other image sizes and batches: what a smaller or
-larger demo would cost, as a ratio against the demo's own step (96 px, batch 16) measured in
-the same process, interleaved with it, best of `--repeats`.
+larger demo would cost, as a ratio against the reference step (96 px, batch 16: the yardstick
+of the issues' machine speeds, the demo's size until it became 64 px) measured in the same
+process, interleaved with it, best of `--repeats`.
 
 Usage (from the repo root): python benchmarks/step_rate.py [--shapes 96x16 80x16 64x16 96x32]
     [--repeats 3] [--steps 4]
@@ -9,7 +10,8 @@ A step is AnomalyNet + AdaCos forward, cross entropy, backward and a fused Adam 
 batch already in memory (no augmentation, no monitor): the kernels' cost alone. Threads and
 kernels are the pinned ones of params.yaml (runtime.threads, runtime.cpu_kernels), and so is the
 network (model.*), the photo whole: the issues' reference rates (23.5 img/s at 96 px) are the
-demo's network, so run it where params.yaml is the committed demo's.
+demo's network, so run it where params.yaml is the committed demo's (its 96 px network is
+the same since the demo became 64 px: only resize.size and the data changed).
 """
 
 import metricad.numerics  # noqa: F401  (first: the pinned kernels and threads of every stage)

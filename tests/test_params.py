@@ -14,7 +14,7 @@ def test_committed_params_are_valid_demo_defaults():
     params = load_params("params.yaml")
     assert params.data.source == "synthetic"
     assert params.model.weights == "none"
-    assert params.epochs == 200
+    assert params.epochs == 150
 
 
 def test_missing_keys_take_defaults():

@@ -151,3 +151,16 @@ def test_the_readmes_real_photo_figures_are_the_real_cells():
             assert f"patch map {pixel_auroc} / {aupro}" in paragraph
         quoted += 1
     assert quoted == 3, "README quotes `real` on bottle and screw, `real-article` on bottle"
+
+
+def test_the_readmes_seed_figure_is_the_demos_cells():
+    """README's "One run is a draw" quotes the committed demo (`article`, at the committed epoch
+    count) over seeds 0-9 as docs/results.md's demo seed-spread row renders it from the cells:
+    the Gaussian AUROC's mean ± sd and its minimum."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = " ".join(readme.split("**One run is a draw", 1)[1].split("\n\n", 1)[0].split())
+    epochs = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["epochs"]
+    row = survey_doc.spread_row(ROOT / "surveys" / "demo", "article", epochs, "0-9")
+    gaussian, minimum = (cell.strip() for cell in row.split("|")[4:6])
+    assert "Over seeds 0-9 the article protocol" in paragraph
+    assert f"test Gaussian AUROC of **{gaussian}**, every seed at {minimum[:5]}" in paragraph

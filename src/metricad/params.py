@@ -232,7 +232,7 @@ class EvaluateParams:
 class Params:
     """params.yaml: every section."""
 
-    epochs: int = ranged(1, 100000, default=200)
+    epochs: int = ranged(1, 100000, default=150)
     data: DataParams = _hosting(DataParams)
     split: SplitParams = field(default_factory=SplitParams)
     resize: ResizeParams = _hosting(ResizeParams)

@@ -21,9 +21,13 @@ git clone -q "$repo" "$clone"
 ln -s "$repo/.venv" "$clone/.venv"
 cd "$clone"
 .venv/bin/dvc cache dir --local "$work/cache"
+# step_rate's lines to stderr, the 96 px rate to stdout (not `tee /dev/stderr`: reopening a
+# redirected stderr truncates its file).
 bare() {
-    PYTHONPATH=src .venv/bin/python benchmarks/step_rate.py --shapes 96x16 --repeats 3 |
-        tee /dev/stderr | awk '/96 px, batch  16:/ {print $5}'
+    local out
+    out=$(PYTHONPATH=src .venv/bin/python benchmarks/step_rate.py --shapes 96x16 --repeats 3)
+    echo "$out" >&2
+    awk '/96 px, batch  16:/ {print $5}' <<< "$out"
 }
 echo "commit $(git rev-parse --short HEAD)"
 before=$(bare)

@@ -79,12 +79,12 @@ def segmentation_loss(
 class WeightAverage(AveragedModel):
     """torch's AveragedModel with its exponential moving average (get_ema_multi_avg_fn) of
     every parameter and buffer, the same bits and the same state_dict; its update lists the
-    pairs of tensors once, not at every step (2.9 ms a step instead of 5.8 on the 2-core
-    development machine: 1.3 % of the demo's training step)."""
+    pairs of tensors once, grouped by dtype, not at every step, and hands them to torch's own
+    update (2.9 ms a step instead of 5.8 on the 2-core development machine: 1.3 % of the
+    demo's training step)."""
 
     def __init__(self, model: AnomalyNet, decay: float) -> None:
         super().__init__(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-        self.decay = decay
         self._pairs_of: int | None = None  # id() of the model: a Module attribute would be a child
         self._pairs: dict[torch.dtype, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
 
@@ -100,13 +100,8 @@ class WeightAverage(AveragedModel):
                 pair = self._pairs.setdefault(mine.dtype, ([], []))
                 pair[0].append(mine.detach())
                 pair[1].append(theirs.detach())
-        with torch.no_grad():
-            for dtype, (mine, theirs) in self._pairs.items():
-                if dtype.is_floating_point:
-                    torch._foreach_lerp_(mine, theirs, 1 - self.decay)
-                else:  # BatchNorm's step counts: get_ema_multi_avg_fn's own formula
-                    for kept, new in zip(mine, theirs, strict=True):
-                        kept.copy_(kept * self.decay + new * (1 - self.decay))
+        for mine, theirs in self._pairs.values():
+            self.multi_avg_fn(mine, theirs, self.n_averaged)
         self.n_averaged += 1
 
 

@@ -18,10 +18,10 @@ venv: $(STAMP)
 repro: $(STAMP)
 	dvc repro
 
-# Two workers, one per core of the 2-core machines this runs on (each builds the shared tiny
-# run once): 8.4 minutes instead of 10.7 there (docs/speed.md).
+# Two workers, one per core of the 2-core machines this runs on; the tests of the shared tiny
+# run on one of them, which builds it once (tests/conftest.py).
 test: $(STAMP)
-	$(PYTHON) -m pytest -n 2
+	$(PYTHON) -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src stages tests

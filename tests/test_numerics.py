@@ -77,6 +77,7 @@ def _steps(tmp_path: Path, mode: str, env: dict[str, str]) -> list[str]:
     return done.stdout.split()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not is_x86(), reason="the pinned kernels are x86-64's AVX2")
 def test_pinned_steps_give_the_same_bytes_on_every_machine_like_setting(tmp_path):
     results = {name: _steps(tmp_path, "pinned", env) for name, env in OTHER_MACHINES.items()}
@@ -122,3 +123,20 @@ def test_every_stage_pins_before_numpy_and_torch_load():
             if line.startswith(("import ", "from ")) and "__future__" not in line
         ]
         assert imports[0].startswith("import metricad.numerics"), script
+
+
+def test_deterministic_kernels_are_asked_for_without_loading_the_compiler():
+    """make_deterministic sets torch's switch for deterministic kernels, as
+    torch.use_deterministic_algorithms does, without importing torch._dynamo (1.6 s a stage)."""
+    check = (
+        "import sys, torch\n"
+        "from metricad.runtime import make_deterministic\n"
+        "make_deterministic(0)\n"
+        "print(torch.are_deterministic_algorithms_enabled(),"
+        " torch.is_deterministic_algorithms_warn_only_enabled(),"
+        " 'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["True", str(torch.cuda.is_available()), "False"]

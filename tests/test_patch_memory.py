@@ -167,6 +167,7 @@ def test_the_patch_score_and_map_reach_the_head_predict_and_the_exported_module(
     )
 
 
+@pytest.mark.slow
 def test_the_onnx_file_carries_the_patch_score_of_8_views(tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

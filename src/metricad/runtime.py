@@ -28,7 +28,9 @@ def make_deterministic(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     # Some CUDA kernels have no deterministic version; warn there instead of failing.
-    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
+    # torch.use_deterministic_algorithms sets this switch and torch.compile's copy of it, whose
+    # config loads torch._dynamo: 1.6 s a stage. Nothing here compiles: the switch alone.
+    torch._C._set_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     torch.backends.cudnn.benchmark = False
 
 

@@ -33,7 +33,10 @@ echo "commit $(git rev-parse --short HEAD)"
 before=$(bare)
 start=$(date +%s.%N)
 PATH=$PWD/.venv/bin:$PATH dvc repro 2>&1 |
-    while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done > "$work/repro.log"
+    while IFS= read -r line; do
+        # a progress bar redraws with carriage returns: keep what follows the last one
+        printf '%s %s\n' "$(date +%s.%N)" "${line##*$'\r'}"
+    done > "$work/repro.log"
 end=$(date +%s.%N)
 after=$(bare)
 # A stage's time: from its "Running stage" line to the next one's (the last: to the end).

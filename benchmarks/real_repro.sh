@@ -38,7 +38,10 @@ echo "commit $(git -C "$clone" rev-parse --short HEAD), $category $setting seed 
 bare
 start=$(date +%s)
 (cd "$clone" && PATH=$PWD/.venv/bin:$PATH dvc repro --no-run-cache 2>&1 |
-    while IFS= read -r line; do printf '%s %s\n' "$(date +%T)" "$line"; done > repro.log)
+    while IFS= read -r line; do
+        # a progress bar redraws with carriage returns: keep what follows the last one
+        printf '%s %s\n' "$(date +%T)" "${line##*$'\r'}"
+    done > repro.log)
 echo "dvc repro: $(( $(date +%s) - start )) s"
 grep -E "Running stage" "$clone/repro.log"
 bare

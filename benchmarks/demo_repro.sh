@@ -39,9 +39,16 @@ PATH=$PWD/.venv/bin:$PATH dvc repro 2>&1 |
     done > "$work/repro.log"
 end=$(date +%s.%N)
 after=$(bare)
-# A stage's time: from its "Running stage" line to the next one's (the last: to the end).
-awk -v end="$end" '/Running stage/ {if (name) printf "  %-12s %6.1f s\n", name, $1 - t; name = $4; t = $1}
-    END {printf "  %-12s %6.1f s\n", name, end - t}' "$work/repro.log" | tr -d "':"
+# A stage's time: from its "Running stage" line to the next one's (the last: to the end). A
+# stage whose inputs came out the same bytes and whose outputs are committed (tsne, evaluate)
+# is skipped, as in the user's `make repro`: listed as such.
+awk -v end="$end" '/Running stage|didn.t change, skipping/ {
+        if (name) printf "  %-12s %6.1f s\n", name, $1 - t
+        name = ""
+    }
+    /Running stage/ {name = $4; t = $1}
+    /didn.t change, skipping/ {printf "  %-12s skipped (its inputs the same bytes)\n", $3}
+    END {if (name) printf "  %-12s %6.1f s\n", name, end - t}' "$work/repro.log" | tr -d "':"
 awk -v s="$start" -v e="$end" -v b="$before" -v a="$after" 'BEGIN {
     seconds = e - s
     printf "dvc repro: %.1f s; bare 96 px step %s img/s before, %s after\n", seconds, b, a

@@ -20,11 +20,12 @@ class ScoringNet(nn.Module):
     def __init__(self, model: AnomalyNet, head: ScoringHead, views: str = "single") -> None:
         super().__init__()
         self.model, self.head, self.views = model.eval(), head.eval(), views
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        # Not `mean`: the ONNX graph keeps buffer names, and torch's mean op's output has it.
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = (images.float() / 255.0 - self.mean) / self.std
+        x = (images.float() / 255.0 - self.pixel_mean) / self.pixel_std
         embedding, own = self.model.embed_and_scores(x, self.views)
         prob_anomalous = view_probabilities(self.model, embedding)[:, 1]
         values, normalized, anomalous = self.head(embedding, prob_anomalous, own)

@@ -16,7 +16,7 @@ from metricad.paths import METRICS_DIR, PREPARED_DIR, PREPARED_MANIFEST
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(without_torch=True)
     data, split = params.data, params.split
     source = SOURCES[data.source]
     owned = PREPARED_DIR.resolve()

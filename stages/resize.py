@@ -16,7 +16,7 @@ from metricad.paths import PREPARED_MANIFEST, RESIZED_DIR, RESIZED_FRAMING, RESI
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(without_torch=True)
     manifest = read_manifest(PREPARED_MANIFEST)
     good = manifest[(manifest["split"] == "train") & (manifest["label"] == 0)]
     resize, why = resolved(params.resize, (load_rgb(path) for path in good["path"]))

@@ -25,7 +25,7 @@ from metricad.report.plots import save_figure, tsne_figure
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(without_torch=True)
     embeddings = per_image(np.load(EMBEDDINGS))
     predictions = read_csv(PREDICTIONS)
     synthetic = per_image(np.load(SYNTHETIC_EMBEDDINGS))

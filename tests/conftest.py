@@ -6,6 +6,7 @@ import it (`from conftest import make_mvtec_tree`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # Before torch loads, here and in every stage the tests run: idle OpenMP threads sleep instead
@@ -117,8 +118,8 @@ def _in_mode(rgb: np.ndarray, mode: str) -> Image.Image:
 
 
 # Shared fixtures that cost a minute to build, once per worker that uses them: the shared tiny
-# run, and test_segmentation.py's trained network.
-BUILT_ONCE = ("tiny_run", "trained")
+# run, the queued grid, and test_segmentation.py's trained network.
+BUILT_ONCE = ("tiny_run", "grid", "trained")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the group marks added here
@@ -149,3 +150,54 @@ def tiny_run(tmp_path_factory):
     project = make_project(root, TINY)
     first = run_cmd(["dvc", "repro"], project)
     return {"project": project, "first": first}
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """An sshd on 127.0.0.1 for the SSH remote (tests/sshd.py), or {"unavailable": why}."""
+    from sshd import SshdUnavailable, serving_sshd
+
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(serving_sshd(tmp_path_factory.mktemp("sshd") / "server"))
+        except SshdUnavailable as reason:
+            server = {"unavailable": str(reason)}
+        yield server
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory, sshd):
+    """A grid queued over two demo categories at tiny params and run by two workers, on the
+    first machine of docs/grid.md's "Several machines": where an sshd runs, the project's DVC
+    remote is on it (its address committed before the grid ran, this machine's login set), for
+    tests/test_ssh_remote.py to push from. The project, its `dvc exp show` data, the remote's
+    folder and this machine's login."""
+    from helpers import (
+        GIT,
+        GRID_CATEGORIES,
+        TINY,
+        make_project,
+        run_cmd,
+        run_queue,
+        shown_experiments,
+    )
+    from sshd import login
+
+    root = tmp_path_factory.mktemp("grid")
+    project = make_project(root, TINY)
+    storage, machine = root / "dvc-remote", None
+    if "port" in sshd:
+        url = f"ssh://127.0.0.1:{sshd['port']}{storage}"
+        run_cmd(["dvc", "remote", "add", "-d", "storage", url], project)
+        run_cmd([*GIT, "commit", "-qam", "DVC remote over SSH"], project)
+        machine = login(root, "worker", sshd, project)
+    categories = ",".join(GRID_CATEGORIES)
+    run_cmd(["dvc", "exp", "run", "--queue", "-S", f"data.category={categories}"], project)
+    run_queue(project, len(GRID_CATEGORIES), root / "queue-start.log")
+    return {
+        "root": root,
+        "project": project,
+        "shown": shown_experiments(project),
+        "storage": storage,
+        "login": machine,
+    }

@@ -8,8 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +74,9 @@ def make_project(tmp_path: Path, params: dict) -> Path:
 
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+# The grid's categories (conftest's `grid`); leather, the default, runs in every other
+# end-to-end test.
+GRID_CATEGORIES = ("bottle", "carpet")
 
 
 DETAILED = (
@@ -94,3 +99,65 @@ def shown_experiments(project: Path) -> dict[str, dict]:
         }
         rev["data"]["committed"] = {p: {"data": json.loads(raw)} for p, raw in committed.items()}
     return {name: rev["data"] for name, rev in experiments.items()}
+
+
+def run_queue(project: Path, count: int, log: Path, timeout_s: float = 900) -> None:
+    """Start the queue's two workers and wait until its `count` experiments succeeded; no
+    worker outlives the call (a failure would leave it running)."""
+    try:
+        _start_queue_workers(project, log)
+        _wait_for_queue(project, count, log, timeout_s)
+    finally:
+        run_cmd(["dvc", "queue", "stop", "--kill"], project, check=False)
+
+
+def _start_queue_workers(project: Path, log: Path) -> None:
+    """`dvc queue start`, its output to a file: the workers it spawns inherit the command's
+    stdout, so with captured pipes it would return only when the last worker exits."""
+    with log.open("a", encoding="utf-8") as out:
+        subprocess.run(
+            ["dvc", "queue", "start", "--jobs", "2"],
+            cwd=project,
+            env=venv_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=True,
+        )
+
+
+def _queue_report(project: Path, status: str) -> str:
+    """The queue's status and every worker's log, for a failure message."""
+    logs = sorted((project / ".dvc" / "tmp" / "exps" / "celery").glob("*.out"))
+    return status + "".join(f"\n--- {log.name}:\n{log.read_text()[-3000:]}" for log in logs)
+
+
+def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> None:
+    """Poll `dvc queue status` until `count` tasks succeeded; on a failure show its log.
+
+    Workers that stop while tasks are still queued (treeverse/dvc#10562) are started again,
+    once no worker has been seen for 30 s (a worker just spawned takes seconds to show)."""
+    deadline = time.monotonic() + timeout_s
+    workers_seen = time.monotonic()
+    while True:
+        status = run_cmd(["dvc", "queue", "status"], project).stdout
+        # Rows: "<task> <name> <created, with a space> <status>"; then "Worker status: N active,
+        # M idle".
+        lines = [line for line in status.splitlines()[1:] if line.strip()]
+        tasks = {
+            line.split()[1]: line.split()[-1] for line in lines if not line.startswith("Worker")
+        }
+        failed = [name for name, state in tasks.items() if state == "Failed"]
+        if failed:
+            logs = run_cmd(["dvc", "queue", "logs", failed[0]], project, check=False)
+            pytest.fail(f"queued experiment {failed[0]} failed:\n{logs.stdout}\n{logs.stderr}")
+        if len(tasks) == count and set(tasks.values()) == {"Success"}:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"queue not done after {timeout_s} s:\n{_queue_report(project, status)}")
+        if "Worker status: 0 active, 0 idle" not in status:
+            workers_seen = time.monotonic()
+        elif "Queued" in tasks.values() and time.monotonic() - workers_seen > 30:
+            _start_queue_workers(project, log)
+            workers_seen = time.monotonic()
+        time.sleep(10)  # each `dvc queue status` costs about a CPU second, taken from the runs

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -14,8 +16,8 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
-    roc_curve,
 )
+from sklearn.metrics import roc_curve as sklearn_roc_curve
 
 from metricad.analysis.metrics import (
     classification_metrics,
@@ -25,6 +27,7 @@ from metricad.analysis.metrics import (
     roc_curve_table,
     roc_curves,
 )
+from metricad.analysis.roc import roc_auc, roc_curve
 
 # Six images; at threshold 0.5 image 1 (good, 0.6) is a false alarm and image 4 (cut, 0.4) is
 # missed: 2 errors. Image 5 sits exactly on the threshold and counts as anomalous (>=).
@@ -142,7 +145,7 @@ def test_json_float() -> None:
 
 def test_roc_curve_table_matches_sklearn() -> None:
     table = roc_curve_table(HAND_LABELS, HAND_PROBS)
-    fpr, tpr, thresholds = roc_curve(HAND_LABELS, HAND_PROBS)
+    fpr, tpr, thresholds = sklearn_roc_curve(HAND_LABELS, HAND_PROBS)
     assert list(table.columns) == ["fpr", "tpr", "threshold"]
     np.testing.assert_allclose(table["fpr"], fpr, atol=1e-6)
     np.testing.assert_allclose(table["tpr"], tpr, atol=1e-6)
@@ -190,3 +193,27 @@ def test_confusion_table() -> None:
 def test_confusion_table_rejects_probabilities() -> None:
     with pytest.raises(ValueError, match="predictions"):
         confusion_table(HAND_LABELS, HAND_PROBS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(2, 80).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.booleans(), min_size=n, max_size=n).filter(lambda t: 0 < sum(t) < n),
+            st.lists(st.integers(0, 6), min_size=n, max_size=n),  # ties
+            st.lists(st.floats(-1e3, 1e3, width=32), min_size=n, max_size=n),
+            st.sampled_from([np.float64, np.float32]),
+            st.booleans(),
+        )
+    )
+)
+def test_roc_curve_and_auroc_are_sklearns_bit_for_bit(case) -> None:
+    """evaluate and gradcam compute these without sklearn.metrics (its import is 2 s a stage):
+    the same floats, ties and collinear points included, float32 heat as well."""
+    truth, tied, spread, dtype, with_ties = case
+    labels = np.array(truth, dtype=bool if dtype is np.float32 else int)
+    scores = np.array(tied if with_ties else spread, dtype=dtype)
+    theirs = sklearn_roc_curve(labels, scores)
+    for mine, expected in zip(roc_curve(labels, scores), theirs, strict=True):
+        np.testing.assert_array_equal(mine, expected)
+    assert roc_auc(labels, scores) == roc_auc_score(labels, scores)

@@ -46,15 +46,16 @@ torch.save(model.state_dict(), buffer)
 print(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(),
     hashlib.md5(buffer.getvalue()).hexdigest())
 """
-# What another machine, or a user's shell, may hold.
+# What another machine, or a user's shell, may hold. Settings that pinning overrides the same
+# way share a process (each costs 7-10 s of imports); the first line of the failure names it.
 OTHER_MACHINES = {
     "host defaults": {},
     "no vector kernels": {"ATEN_CPU_CAPABILITY": "default"},
-    "AVX-512 kernels": {"ATEN_CPU_CAPABILITY": "avx512"},
     "one thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    "eight threads": {"OMP_NUM_THREADS": "8"},
-    "oneDNN and MKL left set": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "COMPATIBLE"},
-    "MKL and OpenBLAS left set": {
+    "AVX-512 kernels, eight threads": {"ATEN_CPU_CAPABILITY": "avx512", "OMP_NUM_THREADS": "8"},
+    "oneDNN, MKL and OpenBLAS left set": {
+        "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
+        "MKL_CBWR": "COMPATIBLE",
         "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
         "OPENBLAS_CORETYPE": "SkylakeX",
     },

@@ -1,6 +1,9 @@
 """params.yaml validation: every mistake is one MetricadError line that names the key."""
 
 import dataclasses
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,43 @@ def _keys(tree: dict, prefix: str = "") -> set[str]:
     for key, value in tree.items():
         keys |= _keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
     return keys
+
+
+def test_without_torch_the_heads_and_scores_settings_wait_for_the_stages_that_load_it():
+    """prepare, resize and tsne read params without the registries that import torch: the
+    entries' own subsections there pass unchecked; everything else is checked as always."""
+    deferred = {"score": {"knn": {"k": "many"}}, "model": {"arcface": {"margin": -1}}}
+    params = params_from_dict(deferred, without_torch=True)
+    assert params.score.scores == ["softmax", "knn", "gaussian"]
+    assert not hasattr(params.score, "knn")  # unset: no stage without torch reads it
+    for section, message in (("score", "score.knn.k must be"), ("model", "model.arcface.margin")):
+        with pytest.raises(MetricadError, match=message):
+            params_from_dict({section: deferred[section]})
+    for values, message in (
+        ({"score": {"knn": 3}}, "unknown key 'score.knn'"),  # a subsection, or a typo
+        ({"score": {"threshold_quantil": 0.9}}, "unknown key 'score.threshold_quantil'"),
+        ({"data": {"folder": {"goood": "ok"}}}, "unknown key 'data.folder.goood'"),
+        ({"resize": {"size": 8}}, "resize.size must be between 32"),
+    ):
+        with pytest.raises(MetricadError, match=re.escape(message)):
+            params_from_dict(values, without_torch=True)
+
+
+def test_prepare_resize_and_tsne_load_no_torch():
+    check = (
+        "import runpy, sys\n"
+        "from metricad.params import load_params\n"
+        "for stage in ('prepare', 'resize', 'tsne'):\n"
+        "    runpy.run_path(f'stages/{stage}.py')\n"  # its imports, not its main()
+        "load_params('params.yaml', without_torch=True)\n"
+        "print(sorted(m for m in ('torch', 'metricad.model.heads', 'metricad.scoring')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"

@@ -179,28 +179,25 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
     resumed = run_cmd(["dvc", "repro", "train"], project)
     assert f"continuing from the state of epoch {interrupted_at}" in resumed.stdout
-    resumed_weights = torch.load(project / "models" / "model.pt", weights_only=True)
     live_log = project / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv"
-    resumed_log = live_log.read_text()
     # The live log of the resumed run has every epoch once, the ones before the kill included.
-    assert [line.split("\t")[0] for line in resumed_log.splitlines()] == ["step", *"123456"]
-
-    state.unlink()
-    run_cmd(["dvc", "repro", "--force", "train"], project)
-    uninterrupted = torch.load(project / "models" / "model.pt", weights_only=True)
-    for key, tensor in uninterrupted["state_dict"].items():
-        assert torch.equal(tensor, resumed_weights["state_dict"][key]), key
-    assert live_log.read_text() == resumed_log
+    assert [line.split("\t")[0] for line in live_log.read_text().splitlines()] == [
+        "step",
+        *"123456",
+    ]
 
     # A longer run continues the finished one (nothing in the recipe depends on the epoch
-    # count) and ends with the bytes of a run that long from the start.
+    # count). Killed, resumed and continued, it ends with the bytes and the log of a run that
+    # long from the start.
     params_file = project / "params.yaml"
     params_file.write_text(params_file.read_text().replace("epochs: 6", "epochs: 8", 1))
     continued = run_cmd(["dvc", "repro", "train"], project)
     assert "continuing from the state of epoch 6" in continued.stdout
     continued_weights = torch.load(project / "models" / "model.pt", weights_only=True)
+    continued_log = live_log.read_text()
     state.unlink()
     run_cmd(["dvc", "repro", "--force", "train"], project)
     fresh = torch.load(project / "models" / "model.pt", weights_only=True)
+    assert live_log.read_text() == continued_log
     for key, tensor in fresh["state_dict"].items():
         assert torch.equal(tensor, continued_weights["state_dict"][key]), key

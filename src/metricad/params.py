@@ -247,6 +247,10 @@ class Params:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 
+# The sections whose registries are torch modules (the heads', the scores'): importing them
+# loads torch (load_params' `without_torch`).
+TORCH_HOSTS = (ModelParams, ScoreParams)
+
 # Keys that moved, for a one-line hint to old params files: train.* before the runtime
 # section, the score stage's before theirs, entry settings before their subsections.
 MOVED = {
@@ -261,8 +265,9 @@ MOVED = {
 }
 
 
-def _check_relations(params: Params) -> None:
-    """Checks that involve more than one key or the file system."""
+def _check_relations(params: Params, without_torch: bool) -> None:
+    """Checks that involve more than one key or the file system (without torch: those that
+    need no registry of TORCH_HOSTS)."""
     # data.root is checked by the stage that reads it, against the source's needs
     # (data.sources.source_root).
     if params.train.max_shift >= params.resize.size:
@@ -284,9 +289,13 @@ def _check_relations(params: Params) -> None:
             f"params: score.verdict_score is {score.verdict_score!r}, which "
             f"score.scores does not list ({', '.join(score.scores)})"
         )
-    scores = hosted_registry(ScoreParams)
-    for name in score.scores:
-        part = scores.trait(name, "needs")  # the model.<part> the network computes it with
+    # the model.<part> each score's network computes it with (the scores' registry)
+    needs = (
+        {}
+        if without_torch
+        else {n: hosted_registry(ScoreParams).trait(n, "needs") for n in score.scores}
+    )
+    for name, part in needs.items():
         if part is not None and not getattr(params.model, part):
             raise MetricadError(
                 f"params: score.scores lists {name!r}, which the network computes with "
@@ -300,17 +309,25 @@ def _check_relations(params: Params) -> None:
         )
 
 
-def params_from_dict(values: Any) -> Params:
-    """Validate a nested mapping (as read from params.yaml) into Params."""
+def params_from_dict(values: Any, *, without_torch: bool = False) -> Params:
+    """Validate a nested mapping (as read from params.yaml) into Params (`without_torch`:
+    load_params')."""
     if not isinstance(values, dict):
         raise MetricadError("params: the file must hold a mapping of sections")
-    params = build(Params, values, moved=MOVED)
-    _check_relations(params)
+    deferred = frozenset(TORCH_HOSTS) if without_torch else frozenset()
+    params = build(Params, values, moved=MOVED, deferred=deferred)
+    _check_relations(params, without_torch)
     return params
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml; every problem is a MetricadError naming the key."""
+def load_params(path: str | Path = "params.yaml", *, without_torch: bool = False) -> Params:
+    """Read and validate params.yaml; every problem is a MetricadError naming the key.
+
+    `without_torch`: for the stages that need neither torch nor the heads' and scores' own
+    settings (prepare, resize, tsne: each starts 2-3 s sooner): the registries of TORCH_HOSTS
+    are not imported, so their entries' subsections (model.<head>, score.<score>) are left
+    unchecked, and unset in the Params returned. Every stage that loads torch checks them;
+    in the pipeline, train does, right after resize."""
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -320,4 +337,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as error:
         reason = str(error).replace("\n", " ")
         raise MetricadError(f"{path}: not valid YAML: {reason}") from None
-    return params_from_dict(values if values is not None else {})
+    return params_from_dict(values if values is not None else {}, without_torch=without_torch)

@@ -96,7 +96,14 @@ def _key(name: Any) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
 
 
-def _convert(key: str, value: Any, kind: Any, meta: Any, moved: dict[str, str] | None) -> Any:
+def _convert(
+    key: str,
+    value: Any,
+    kind: Any,
+    meta: Any,
+    moved: dict[str, str] | None,
+    deferred: frozenset[type],
+) -> Any:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(kind)
@@ -109,7 +116,8 @@ def _convert(key: str, value: Any, kind: Any, meta: Any, moved: dict[str, str] |
         if not isinstance(value, list) or not value:
             raise MetricadError(f"params: {key} must be a non-empty list, got {_shown(value)}")
         items = [
-            _convert(f"{key}[{n}]", item, item_kind, {}, moved) for n, item in enumerate(value)
+            _convert(f"{key}[{n}]", item, item_kind, {}, moved, deferred)
+            for n, item in enumerate(value)
         ]
         if len(set(items)) < len(items):
             raise MetricadError(f"params: {key} lists a value twice: {_shown(value)}")
@@ -117,7 +125,7 @@ def _convert(key: str, value: Any, kind: Any, meta: Any, moved: dict[str, str] |
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise MetricadError(f"params: {key} must be a section (a mapping), got {_shown(value)}")
-        return build(kind, value, key + ".", moved)
+        return build(kind, value, key + ".", moved, deferred)
     if origin is Literal:
         if value not in typing.get_args(kind):
             raise MetricadError(f"params: {key} must be {_type_name(kind)}, got {_shown(value)}")
@@ -153,30 +161,38 @@ def _convert(key: str, value: Any, kind: Any, meta: Any, moved: dict[str, str] |
 
 
 def build(
-    cls: type, values: dict[str, Any], prefix: str = "", moved: dict[str, str] | None = None
+    cls: type,
+    values: dict[str, Any],
+    prefix: str = "",
+    moved: dict[str, str] | None = None,
+    deferred: frozenset[type] = frozenset(),
 ) -> Any:
     """`cls` (a dataclass tree; each section completed with its entries' subsections) from a
     plain mapping, every value checked against its field's type and range, a missing section
     built from its defaults; `moved`: {old dotted key: new one}, hinted when an old key is
-    given."""
-    cls = completed(cls)
+    given. `deferred`: hosting sections left uncompleted, their registries not imported: a
+    subsection there is taken for an entry's settings and left unchecked (and unbuilt)."""
+    defer = cls in deferred
+    cls = cls if defer else completed(cls)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in values:
-        if key not in names:
+        if key not in names and not (defer and isinstance(values[key], dict)):
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             if f"{prefix}{key}" in (moved or {}):
                 hint = f" (it moved: {moved[f'{prefix}{key}']})"
             raise MetricadError(f"params: unknown key '{prefix}{_key(key)}'{hint}")
     kwargs = {
-        f.name: _convert(prefix + f.name, values[f.name], hints[f.name], f.metadata, moved)
+        f.name: _convert(
+            prefix + f.name, values[f.name], hints[f.name], f.metadata, moved, deferred
+        )
         for f in dataclasses.fields(cls)
         if f.name in values
     }
     for f in dataclasses.fields(cls):
         if f.name not in kwargs and dataclasses.is_dataclass(hints[f.name]):
-            kwargs[f.name] = build(hints[f.name], {}, f"{prefix}{f.name}.", moved)
+            kwargs[f.name] = build(hints[f.name], {}, f"{prefix}{f.name}.", moved, deferred)
     return cls(**kwargs)
 
 

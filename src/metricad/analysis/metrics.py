@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
+
+from metricad.analysis.roc import roc_auc, roc_curve
 
 GOOD = "good"
 ANOMALOUS = "anomalous"
@@ -86,7 +87,7 @@ def classification_metrics(
         "precision": json_float(precision) if truth.any() else None,
         "recall": json_float(recall) if truth.any() else None,
         "f1": json_float(f1) if truth.any() else None,
-        "auroc": json_float(roc_auc_score(truth, prob)) if both_classes else None,
+        "auroc": json_float(roc_auc(truth, prob)) if both_classes else None,
         "specificity": _share(pred[truth == 0] == 0),
         "recall_per_defect": {
             name: _share(pred[defect_names == name] == 1)
@@ -98,7 +99,7 @@ def classification_metrics(
 def roc_curve_table(labels: np.ndarray, prob_anomalous: np.ndarray) -> pd.DataFrame:
     """ROC curve points as columns `fpr`, `tpr`, `threshold` (rounded to 6 decimals).
 
-    sklearn's first threshold is +inf (the "flag nothing" point); it is written as 1.0 for a
+    The first threshold is +inf (the "flag nothing" point); it is written as 1.0 for a
     probability, or just above the highest score for an unbounded score (a distance), so the
     file stays valid JSON/CSV. With only one class present, or a NaN score (one that could
     not be computed), the curve is undefined and the frame is empty (the three columns, no
@@ -142,7 +143,7 @@ def auroc_by_defect(labels: np.ndarray, scores: np.ndarray, defects: Sequence[st
     def auroc(chosen: np.ndarray) -> float | None:
         if np.unique(truth[chosen]).size < 2 or np.isnan(scores[chosen]).any():
             return None
-        return json_float(roc_auc_score(truth[chosen], scores[chosen]))
+        return json_float(roc_auc(truth[chosen], scores[chosen]))
 
     good = names == GOOD
     return {

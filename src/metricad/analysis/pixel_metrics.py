@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from sklearn.metrics import roc_auc_score
+
+from metricad.analysis.roc import roc_auc
 
 # Ground-truth regions are 8-connected: pixels touching at a corner belong to one defect.
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -99,7 +100,7 @@ def pixel_auroc(heatmaps: np.ndarray, masks: np.ndarray) -> float | None:
     heat, mask = checked_stacks(heatmaps, masks)
     if mask.all() or not mask.any():
         return None
-    return float(roc_auc_score(mask.ravel(), heat.ravel()))
+    return roc_auc(mask.ravel(), heat.ravel())
 
 
 def _pro_curve(heat: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -104,7 +104,10 @@ def network_maps(
     }
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: the memory's tensors stay in the network, and code that traces
+# it later (the ONNX export) refuses inference-mode tensors (the exporter then falls back to a
+# strict trace four times slower).
+@torch.no_grad()
 def fit_patch_memory(
     model: AnomalyNet,
     good: torch.Tensor,

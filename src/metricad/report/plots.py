@@ -123,7 +123,9 @@ def gallery_figure(
         axes.axis("off")
     for axes, panel, caption in zip(axes_grid.flat, panels, captions, strict=False):
         axes.imshow(panel)
-        axes.set_title(caption, fontsize=7)
+        # y given: matplotlib skips lifting the title over the axis' tick labels (the axes
+        # are off: it stays at 1.0), a search that took most of a gallery's drawing time.
+        axes.set_title(caption, fontsize=7, y=1.0)
     if not panels:
         axes_grid[0, 0].text(0, 0.5, empty_text, fontsize=10)
     figure.suptitle(title, fontsize=10)

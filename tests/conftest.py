@@ -170,8 +170,8 @@ def grid(tmp_path_factory, sshd):
     """A grid queued over two demo categories at tiny params and run by two workers, on the
     first machine of docs/grid.md's "Several machines": where an sshd runs, the project's DVC
     remote is on it (its address committed before the grid ran, this machine's login set), for
-    tests/test_ssh_remote.py to push from. The project, its `dvc exp show` data, the remote's
-    folder and this machine's login."""
+    tests/test_ssh_remote.py to push from. {"root", "project", "shown": its `dvc exp show`
+    data, "storage": the remote's folder, "login": this machine's (None without an sshd)}."""
     from helpers import (
         GIT,
         GRID_CATEGORIES,

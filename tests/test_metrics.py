@@ -216,4 +216,5 @@ def test_roc_curve_and_auroc_are_sklearns_bit_for_bit(case) -> None:
     theirs = sklearn_roc_curve(labels, scores)
     for mine, expected in zip(roc_curve(labels, scores), theirs, strict=True):
         np.testing.assert_array_equal(mine, expected)
+        np.testing.assert_array_equal(np.signbit(mine), np.signbit(expected))  # -0.0 too
     assert roc_auc(labels, scores) == roc_auc_score(labels, scores)

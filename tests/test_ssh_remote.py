@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import run_cmd, shown_experiments
+from helpers import GRID_CATEGORIES, run_cmd, shown_experiments
 from sshd import login, user
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
     (experiment,) = [
         name
         for name, data in grid["shown"].items()
-        if data["params"]["params.yaml"]["data"]["data"]["category"] == "bottle"
+        if data["params"]["params.yaml"]["data"]["data"]["category"] == GRID_CATEGORIES[0]
     ]
 
     # The git remote every machine clones: the project with its DVC remote's address.
@@ -82,6 +82,6 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
     assert (storage / "files" / "md5" / md5[:2] / md5[2:]).is_file()
     assert _cached(reporter, md5).read_bytes() == _cached(worker, md5).read_bytes()
     log = sshd["log"].read_text()
+    assert f"Accepted publickey for {user()} from 127.0.0.1" in log, log
     for machine in (grid["login"], reporter_login):
-        assert f"Accepted publickey for {user()} from 127.0.0.1" in log, log
         assert machine["fingerprint"] in log, log

@@ -326,7 +326,8 @@ def load_params(path: str | Path = "params.yaml", *, without_torch: bool = False
     `without_torch`: for the stages that need neither torch nor the heads' and scores' own
     settings (prepare, resize, tsne: each starts 2-3 s sooner): the registries of TORCH_HOSTS
     are not imported, so their entries' subsections (model.<head>, score.<score>) are left
-    unchecked, and unset in the Params returned. Every stage that loads torch checks them;
+    unchecked, and unset in the Params returned, and so is whether each listed score's network
+    part (a segmentation head, a patch memory) is on. Every stage that loads torch checks them;
     in the pipeline, train does, right after resize."""
     path = Path(path)
     try:

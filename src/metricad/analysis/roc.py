@@ -6,8 +6,8 @@ to sklearn's, bit for bit.
 The same arithmetic: scores sorted high to low, one point per distinct score (its last tie),
 exact float64 counts of true and false positives there, the points on a straight line between
 two others dropped, (0, 0) added under an infinite threshold, rates divided by the totals, the
-area by the trapezoidal rule. The order inside a tie does not matter: a point counts a whole
-tie."""
+area by the trapezoidal rule. A point counts a whole tie; its threshold is the tie's last
+score in the input order, as sklearn's stable descending sort gives it."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ import numpy as np
 
 def roc_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate, threshold) from the highest threshold (+inf:
-    flag nothing) down; `truth` 1 or True for positive, both classes present, scores finite."""
-    scores = np.asarray(scores).ravel()
-    order = np.argsort(scores, kind="stable")[::-1]
+    flag nothing) down; `truth` 1 or True for positive, both classes present, scores finite
+    (ValueError otherwise, as sklearn)."""
+    scores, truth = np.asarray(scores).ravel(), np.asarray(truth).ravel()
+    if truth.size != scores.size or not np.isfinite(scores).all():
+        raise ValueError(f"ROC: {truth.size} labels and {scores.size} finite scores expected")
+    # High to low, ties in their order (a tie's last image gives the threshold: -0.0 or 0.0)
+    order = scores.size - 1 - np.argsort(scores[::-1], kind="stable")[::-1]
     ranked = scores[order]
-    positive = (np.asarray(truth).ravel()[order] == 1).astype(np.float64)
+    positive = (truth[order] == 1).astype(np.float64)
     ends = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # each tie's last image
     true_positives = np.cumsum(positive)[ends]
     false_positives = 1 + ends.astype(np.float64) - true_positives

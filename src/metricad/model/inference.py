@@ -104,9 +104,10 @@ def network_maps(
     }
 
 
-# no_grad, not inference_mode: the memory's tensors stay in the network, and code that traces
-# it later (the ONNX export) refuses inference-mode tensors (the exporter then falls back to a
-# strict trace four times slower).
+# no_grad, not inference_mode: the memory's tensors stay in the network, and a trace of it in
+# the same process (the ONNX export of a network fitted in memory, as the tests do; a loaded
+# checkpoint has none) refuses inference-mode tensors: the exporter falls back to its strict
+# trace, four times slower.
 @torch.no_grad()
 def fit_patch_memory(
     model: AnomalyNet,

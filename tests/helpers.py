@@ -101,6 +101,15 @@ def shown_experiments(project: Path) -> dict[str, dict]:
     return {name: rev["data"] for name, rev in experiments.items()}
 
 
+def shown_value(data: dict, kind: str, path: str, key: str) -> object:
+    """A dotted `key` of one experiment's shown_experiments data: its `kind` ("params",
+    "metrics", "committed") of file `path`."""
+    value = data[kind][path]["data"]
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
 def run_queue(project: Path, count: int, log: Path, timeout_s: float = 900) -> None:
     """Start the queue's two workers and wait until its `count` experiments succeeded; no
     worker outlives the call (a failure would leave it running)."""

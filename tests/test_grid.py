@@ -8,16 +8,9 @@ import json
 import sys
 
 import pytest
-from helpers import GRID_CATEGORIES, run_cmd
+from helpers import GRID_CATEGORIES, run_cmd, shown_value
 
 pytestmark = pytest.mark.slow
-
-
-def _value(data: dict, kind: str, path: str, key: str) -> object:
-    value = data[kind][path]["data"]
-    for part in key.split("."):
-        value = value[part]
-    return value
 
 
 def _rows(markdown: str) -> tuple[list[str], dict[tuple[str, str], list[str]]]:
@@ -45,7 +38,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     grid_table = tables[0]
     assert list(grid_table["rows"]) == list(GRID_CATEGORIES)
     by_category = {
-        _value(data, "params", "params.yaml", "data.category"): data for data in shown.values()
+        shown_value(data, "params", "params.yaml", "data.category"): data for data in shown.values()
     }
     checked = {
         "image AUROC softmax": ("metrics/evaluate.json", "scores.softmax.auroc"),
@@ -59,7 +52,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
     }
     assert set(grid_table["columns"]) == set(checked)
     for column, (path, key) in checked.items():
-        values = [_value(by_category[c], "committed", path, key) for c in GRID_CATEGORIES]
+        values = [shown_value(by_category[c], "committed", path, key) for c in GRID_CATEGORIES]
         assert [grid_table["rows"][c][column] for c in GRID_CATEGORIES] == values, column
         numbers = [v for v in values if v is not None]
         assert grid_table["mean"][column] == pytest.approx(sum(numbers) / len(numbers))
@@ -82,7 +75,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
         table = tables[f"data.category={category}"]
         assert list(table["rows"]) == ["0"]
         for column, (path, key) in checked.items():
-            value = _value(by_category[category], "committed", path, key)
+            value = shown_value(by_category[category], "committed", path, key)
             assert table["rows"]["0"][column] == value, (category, column)
             assert table["mean"][column] == value and table["sd"][column] is None, column
 
@@ -97,7 +90,7 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
         ("train", "committed", "metrics/train.json", "best_test_accuracy_epoch"),
     ]:
         for name, cell in zip(names, table[source, key], strict=True):
-            value = _value(shown[name], kind, path, key)
+            value = shown_value(shown[name], kind, path, key)
             assert _same(cell, value), f"{key} of {name}: table {cell}, dvc {value}"
     page = (out / "compare.html").read_text()
     assert page.count("data:image/png;base64,") >= len(shown) * 3  # the t-SNE maps at least
@@ -110,9 +103,9 @@ def test_category_grid_report_has_a_row_per_category_and_matches_exp_show(grid):
         ), sorted(data["metrics"])
         evaluated = data["committed"]["metrics/evaluate.json"]["data"]
         assert (
-            _value(data, "metrics", "metrics/scores/knn.json", "auroc")
+            shown_value(data, "metrics", "metrics/scores/knn.json", "auroc")
             == (evaluated["scores"]["knn"]["auroc"])
         )
         # DVCLive's per-epoch log, committed with every experiment, ends at the last epoch.
-        epochs = _value(data, "params", "params.yaml", "epochs")
-        assert _value(data, "committed", "dvclive/metrics.json", "step") == epochs
+        epochs = shown_value(data, "params", "params.yaml", "epochs")
+        assert shown_value(data, "committed", "dvclive/metrics.json", "step") == epochs

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import GRID_CATEGORIES, run_cmd, shown_experiments
+from helpers import GRID_CATEGORIES, run_cmd, shown_experiments, shown_value
 from sshd import login, user
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def test_experiment_pushed_over_ssh_is_pulled_and_reported_the_same_on_a_second_
     (experiment,) = [
         name
         for name, data in grid["shown"].items()
-        if data["params"]["params.yaml"]["data"]["data"]["category"] == GRID_CATEGORIES[0]
+        if shown_value(data, "params", "params.yaml", "data.category") == GRID_CATEGORIES[0]
     ]
 
     # The git remote every machine clones: the project with its DVC remote's address.

@@ -289,18 +289,15 @@ def _check_relations(params: Params, without_torch: bool) -> None:
             f"params: score.verdict_score is {score.verdict_score!r}, which "
             f"score.scores does not list ({', '.join(score.scores)})"
         )
-    # the model.<part> each score's network computes it with (the scores' registry)
-    needs = (
-        {}
-        if without_torch
-        else {n: hosted_registry(ScoreParams).trait(n, "needs") for n in score.scores}
-    )
-    for name, part in needs.items():
-        if part is not None and not getattr(params.model, part):
-            raise MetricadError(
-                f"params: score.scores lists {name!r}, which the network computes with "
-                f"model.{part}, but model.{part} is false"
-            )
+    if not without_torch:
+        scores = hosted_registry(ScoreParams)
+        for name in score.scores:
+            part = scores.trait(name, "needs")  # the model.<part> its network computes it with
+            if part is not None and not getattr(params.model, part):
+                raise MetricadError(
+                    f"params: score.scores lists {name!r}, which the network computes with "
+                    f"model.{part}, but model.{part} is false"
+                )
     weights = params.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise MetricadError(

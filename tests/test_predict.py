@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,14 @@ import pytest
 import torch
 from conftest import make_mvtec_tree
 from helpers import run_cmd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from metricad import predict
 from metricad.data.images import load_rgb
 from metricad.errors import run_stage
 from metricad.export import export_onnx
-from metricad.files import read_csv
+from metricad.files import read_csv, write_csv
 from metricad.model.inference import embed_and_score, softmax_score
 from metricad.scoring.scorer_file import load_scoring, read_scoring, save_scoring
 from metricad.serving.detector import Detector
@@ -41,6 +44,23 @@ def _predict_here(capsys, *args: str) -> str:
     return capsys.readouterr().err
 
 
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.lists(st.floats(allow_nan=False), min_size=1, max_size=40))
+def test_a_written_table_reads_back_every_float_bit_for_bit(tmp_path, values):
+    """predictions.csv's scores are the pipeline's bytes only if the CSV round trip keeps every
+    bit (sign of zero, subnormals, infinities), without pandas' deprecated float_precision."""
+    written = np.array(values, dtype=np.float64)
+    write_csv(tmp_path / "table.csv", pd.DataFrame({"path": "a,b", "score": written}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = read_csv(tmp_path / "table.csv")
+    assert (table["path"] == "a,b").all()
+    read = table["score"].to_numpy(dtype=np.float64)
+    np.testing.assert_array_equal(read.view(np.uint64), written.view(np.uint64))
+
+
 def _pipeline_scores(project: Path) -> pd.DataFrame:
     """What the evaluate stage scores, per test image: the stored scoring applied to the
     embed stage's embeddings, keyed by <defect>/<file name>."""
@@ -59,7 +79,7 @@ def test_predict_on_the_test_images_gives_the_pipelines_scores_bit_for_bit(tiny_
     test_folder = project / "data/prepared/synthetic/leather/test"
     done = _predict(project, str(test_folder), "--out", str(tmp_path / "out"))
     assert done.stdout.strip().splitlines()[-1].startswith("predict: ")
-    table = pd.read_csv(tmp_path / "out/predictions.csv", float_precision="round_trip")
+    table = read_csv(tmp_path / "out/predictions.csv")
     table.index = ["/".join(Path(p).parts[-2:]) for p in table["path"]]
     expected = _pipeline_scores(project)
     # The folder also holds the defect images the split put in training.
@@ -79,7 +99,7 @@ def test_new_images_of_another_size_and_a_broken_file(tiny_run, tmp_path):
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.png: not an image" in errors[0]
-    table = pd.read_csv(tmp_path / "out/predictions.csv", float_precision="round_trip")
+    table = read_csv(tmp_path / "out/predictions.csv")
     assert len(table) == 5 and list(table.columns) == [
         "path",
         "softmax",

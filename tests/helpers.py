@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,14 +142,29 @@ def _queue_report(project: Path, status: str) -> str:
     return status + "".join(f"\n--- {log.name}:\n{log.read_text()[-3000:]}" for log in logs)
 
 
+def _finished_in_worker_logs(project: Path) -> int:
+    """How many tasks the queue's workers have logged as ended (succeeded or raised): read
+    between `dvc queue status` calls, which cost about a CPU second each, taken from the runs."""
+    logs = (project / ".dvc" / "tmp" / "exps" / "celery").glob("*.out")
+    ended = re.compile(r"run_exp\[[^\]]*\] (?:succeeded|raised)")
+    return sum(len(ended.findall(log.read_text(errors="replace"))) for log in logs)
+
+
 def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> None:
-    """Poll `dvc queue status` until `count` tasks succeeded; on a failure show its log.
+    """Wait until `count` tasks succeeded, by `dvc queue status` whenever a worker's log shows
+    a task ended and every 30 s; on a failure show its log.
 
     Workers that stop while tasks are still queued (treeverse/dvc#10562) are started again,
     once no worker has been seen for 30 s (a worker just spawned takes seconds to show)."""
     deadline = time.monotonic() + timeout_s
-    workers_seen = time.monotonic()
+    workers_seen = asked_at = time.monotonic()
+    ended = -1
     while True:
+        now_ended = _finished_in_worker_logs(project)
+        if now_ended == ended and time.monotonic() < asked_at + 30:
+            time.sleep(2)
+            continue
+        ended, asked_at = now_ended, time.monotonic()
         status = run_cmd(["dvc", "queue", "status"], project).stdout
         # Rows: "<task> <name> <created, with a space> <status>"; then "Worker status: N active,
         # M idle".
@@ -169,4 +185,3 @@ def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> N
         elif "Queued" in tasks.values() and time.monotonic() - workers_seen > 30:
             _start_queue_workers(project, log)
             workers_seen = time.monotonic()
-        time.sleep(10)  # each `dvc queue status` costs about a CPU second, taken from the runs

@@ -14,7 +14,7 @@ from metricad.data.batches import normalize
 from metricad.errors import MetricadError
 from metricad.export import export_onnx
 from metricad.model.checkpoint import read_checkpoint, save_checkpoint
-from metricad.model.inference import embed_and_score, fit_patch_memory, network_maps
+from metricad.model.inference import embed_and_score, fit_patch_memory, network_maps, softmax_score
 from metricad.model.patch_memory import REACH, PatchMemory
 from metricad.model.resume import resume_fingerprint
 from metricad.model.torch_model import arch_from_params, build_model
@@ -168,18 +168,31 @@ def test_the_patch_score_and_map_reach_the_head_predict_and_the_exported_module(
 
 
 @pytest.mark.slow
-def test_the_onnx_file_carries_the_patch_score_of_8_views(tmp_path):
+def test_the_onnx_file_carries_the_8_views_of_the_embedding_and_of_the_patch_score(tmp_path):
+    """The ONNX file of a detector that embeds 8 views (embed.views: dihedral) with a memory of
+    8 views: each view's embedding, the kNN score over them, the patch score."""
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     model, images = _trained_like("dihedral")
-    embeddings, _, own = embed_and_score(model, images, BATCH, torch.device("cpu"), False)
+    cpu = torch.device("cpu")
+    embeddings, probabilities, own = embed_and_score(
+        model, images, BATCH, cpu, False, views="dihedral"
+    )
     head = ScoringHead(["knn", "patch"], "patch")
     head.fit_scores(embeddings)
-    detector = Detector(model, head, CAM, torch.device("cpu"), BATCH)
+    expected, _, _ = head(
+        torch.from_numpy(embeddings),
+        torch.from_numpy(softmax_score(probabilities)),
+        {"patch": torch.from_numpy(own["patch"])},
+    )
+    detector = Detector(model, head, CAM, cpu, BATCH, views="dihedral")
     export_onnx(detector, tmp_path / "model.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
     ran = session.run(None, {"image": images.numpy()})
     outputs = dict(zip(output_names(head), ran, strict=True))
+    assert outputs["embedding"].shape == embeddings.shape  # N x 8 x D
+    np.testing.assert_allclose(outputs["embedding"], embeddings, atol=1e-4)
+    np.testing.assert_allclose(outputs["score_knn"], expected[:, 0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(outputs["score_patch"], own["patch"], atol=1e-4)
 
 

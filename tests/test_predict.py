@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,11 @@ import pytest
 import torch
 from conftest import make_mvtec_tree
 from helpers import run_cmd
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from metricad import predict
 from metricad.data.images import load_rgb
 from metricad.errors import run_stage
-from metricad.files import read_csv, write_csv
+from metricad.files import read_csv
 from metricad.model.inference import embed_and_score, softmax_score
 from metricad.scoring.scorer_file import load_scoring, read_scoring, save_scoring
 from metricad.serving.detector import Detector
@@ -41,23 +38,6 @@ def _predict_here(capsys, *args: str) -> str:
         run_stage(lambda: predict.main(args))
     assert exit_.value.code == 1
     return capsys.readouterr().err
-
-
-@settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(values=st.lists(st.floats(allow_nan=False), min_size=1, max_size=40))
-def test_a_written_table_reads_back_every_float_bit_for_bit(tmp_path, values):
-    """predictions.csv's scores are the pipeline's bytes only if the CSV round trip keeps every
-    bit (sign of zero, subnormals, infinities), without pandas' deprecated float_precision."""
-    written = np.array(values, dtype=np.float64)
-    write_csv(tmp_path / "table.csv", pd.DataFrame({"path": "a,b", "score": written}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        table = read_csv(tmp_path / "table.csv")
-    assert (table["path"] == "a,b").all()
-    read = table["score"].to_numpy(dtype=np.float64)
-    np.testing.assert_array_equal(read.view(np.uint64), written.view(np.uint64))
 
 
 def _pipeline_scores(project: Path) -> pd.DataFrame:

@@ -14,9 +14,11 @@ import json
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torchvision
@@ -29,7 +31,7 @@ from PIL import Image
 
 from metricad.data.images import check_image, load_mask, load_rgb
 from metricad.errors import MetricadError
-from metricad.files import atomic_path
+from metricad.files import atomic_path, read_csv, write_csv
 from metricad.model.checkpoint import load_checkpoint
 from metricad.params import Params, load_params, params_from_dict
 
@@ -361,6 +363,21 @@ valid_images = st.builds(
     st.integers(1, 64),
     st.integers(0, 2**16),
 )
+
+
+@PROPERTY
+@given(values=st.lists(st.floats(allow_nan=False), min_size=1, max_size=40))
+def test_a_written_table_reads_back_every_float_bit_for_bit(tmp_path, values):
+    """predictions.csv's scores are the pipeline's bytes only if the CSV round trip keeps every
+    bit (sign of zero, subnormals, infinities), without pandas' deprecated float_precision."""
+    written = np.array(values, dtype=np.float64)
+    write_csv(tmp_path / "table.csv", pd.DataFrame({"path": "a,b", "score": written}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = read_csv(tmp_path / "table.csv")
+    assert (table["path"] == "a,b").all()
+    read = table["score"].to_numpy(dtype=np.float64)
+    np.testing.assert_array_equal(read.view(np.uint64), written.view(np.uint64))
 
 
 @PROPERTY

@@ -136,18 +136,22 @@ def _start_queue_workers(project: Path, log: Path) -> None:
         )
 
 
+def _worker_logs(project: Path) -> list[Path]:
+    """The queue's worker logs (DVC's celery workers write them there)."""
+    return sorted((project / ".dvc" / "tmp" / "exps" / "celery").glob("*.out"))
+
+
 def _queue_report(project: Path, status: str) -> str:
     """The queue's status and every worker's log, for a failure message."""
-    logs = sorted((project / ".dvc" / "tmp" / "exps" / "celery").glob("*.out"))
+    logs = _worker_logs(project)
     return status + "".join(f"\n--- {log.name}:\n{log.read_text()[-3000:]}" for log in logs)
 
 
 def _finished_in_worker_logs(project: Path) -> int:
     """How many tasks the queue's workers have logged as ended (succeeded or raised): read
     between `dvc queue status` calls, which cost about a CPU second each, taken from the runs."""
-    logs = (project / ".dvc" / "tmp" / "exps" / "celery").glob("*.out")
     ended = re.compile(r"run_exp\[[^\]]*\] (?:succeeded|raised)")
-    return sum(len(ended.findall(log.read_text(errors="replace"))) for log in logs)
+    return sum(len(ended.findall(log.read_text(errors="replace"))) for log in _worker_logs(project))
 
 
 def _wait_for_queue(project: Path, count: int, log: Path, timeout_s: float) -> None:
